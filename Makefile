@@ -1,0 +1,44 @@
+# Tracehouse developer commands. `make test` is the CI gate; `make demo` the main job.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PACKAGE_DIRS := tracehouse instrumentation collector storage query dashboard demo
+
+.PHONY: help install test lint typecheck pytest demo serve clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	@echo "==> creating $(VENV) and installing tracehouse[server,dev] (first run takes a few minutes)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --progress-bar off -e '.[server,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create the virtualenv with the server and dev extras
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check $(PACKAGE_DIRS) tests
+
+typecheck: $(STAMP)  ## mypy --strict on the package (through a link tree of the tracehouse.* namespace)
+	@rm -rf build/typecheck && mkdir -p build/typecheck/tracehouse
+	@for f in tracehouse/*; do ln -s "$(CURDIR)/$$f" build/typecheck/tracehouse/; done
+	@for d in $(filter-out tracehouse,$(PACKAGE_DIRS)); do ln -s "$(CURDIR)/$$d" build/typecheck/tracehouse/$$d; done
+	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p tracehouse
+
+pytest: $(STAMP)  ## the whole pytest suite (unit, integration, end-to-end)
+	$(BIN)/pytest
+
+test: lint typecheck pytest  ## lint, type check and every test tier
+
+demo: $(STAMP)  ## the server plus instrumented demo services with traffic; prints the UI address
+	$(BIN)/tracehouse demo
+
+serve: $(STAMP)  ## the all-in-one server on the default ports
+	$(BIN)/tracehouse serve
+
+clean:  ## remove the virtualenv and build output
+	rm -rf $(VENV) build *.egg-info

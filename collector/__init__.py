@@ -1,0 +1,25 @@
+"""The collector: OTLP (HTTP and gRPC) in, columnar batches into the `SpanWriter`.
+
+Never imports the query API; every answer to a sender comes from `IngestError`.
+"""
+
+from tracehouse.collector.config import CollectorConfig
+from tracehouse.collector.errors import IngestError, MalformedPayload, Overloaded, PayloadTooLarge
+from tracehouse.collector.otlp import Decoded, decode_json, decode_protobuf
+from tracehouse.collector.otlp_grpc import build_grpc_server
+from tracehouse.collector.otlp_http import build_otlp_http_app
+from tracehouse.collector.pipeline import Pipeline
+
+__all__ = [
+    "CollectorConfig",
+    "Decoded",
+    "IngestError",
+    "MalformedPayload",
+    "Overloaded",
+    "PayloadTooLarge",
+    "Pipeline",
+    "build_grpc_server",
+    "build_otlp_http_app",
+    "decode_json",
+    "decode_protobuf",
+]

@@ -1,0 +1,41 @@
+"""Collector settings: listening addresses, request limits, batching."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tracehouse.storage import ConfigError
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorConfig:
+    """A port of 0 takes any free port. Flushes happen at `flush_spans` queued spans or
+    `flush_interval` seconds after the oldest queued request, whichever comes first;
+    beyond `max_queued_spans` requests are refused with a retryable 503 / UNAVAILABLE."""
+
+    host: str = "127.0.0.1"
+    otlp_http_port: int = 4318
+    otlp_grpc_port: int = 4317
+    zipkin_port: int = 9411
+    max_body_bytes: int = 16 * MiB
+    flush_spans: int = 50_000
+    flush_interval: float = 0.2
+    max_queued_spans: int = 500_000
+
+    def validate(self) -> None:
+        for key in ("otlp_http_port", "otlp_grpc_port", "zipkin_port"):
+            port = getattr(self, key)
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{key}: {port} is not a TCP port (0-65535; 0 takes any free port)")
+        if self.max_body_bytes < 1024:
+            raise ConfigError(f"max_body_bytes: {self.max_body_bytes} is too small (at least 1024)")
+        if self.flush_spans < 1:
+            raise ConfigError(f"flush_spans: must be at least 1 (got {self.flush_spans})")
+        if not 0 < self.flush_interval <= 60:
+            raise ConfigError(f"flush_interval: must be in (0, 60] seconds (got {self.flush_interval})")
+        if self.max_queued_spans < self.flush_spans:
+            raise ConfigError(
+                f"max_queued_spans: {self.max_queued_spans} must be at least flush_spans ({self.flush_spans})"
+            )

@@ -1,0 +1,51 @@
+"""OTLP/gRPC `TraceService/Export`, answered when durable.
+
+Registered as a generic handler over raw bytes so the same decoder as OTLP/HTTP runs
+(one parse, no second copy of the request). gzip is handled by grpc itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import grpc
+
+from tracehouse.collector.config import CollectorConfig
+from tracehouse.collector.errors import IngestError
+from tracehouse.collector.otlp import decode_protobuf
+from tracehouse.collector.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+def build_grpc_server(pipeline: Pipeline, config: CollectorConfig) -> tuple[grpc.aio.Server, int]:
+    """An unstarted server bound to `config.host:otlp_grpc_port`; returns it and the port."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", config.max_body_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    handler = grpc.unary_unary_rpc_method_handler(
+        _export(pipeline), request_deserializer=None, response_serializer=None
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
+    port = server.add_insecure_port(f"{config.host}:{config.otlp_grpc_port}")
+    if port == 0:
+        raise OSError(f"cannot listen for OTLP/gRPC on {config.host}:{config.otlp_grpc_port}")
+    return server, port
+
+
+def _export(pipeline: Pipeline) -> Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], object]:
+    async def export(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        try:
+            decoded = decode_protobuf(request)
+            await pipeline.submit(decoded.batch)
+        except IngestError as exc:
+            await context.abort(exc.grpc_code, exc.message)
+        return decoded.response().SerializeToString()
+
+    return export

@@ -1,0 +1,68 @@
+"""OTLP/HTTP `POST /v1/traces` (protobuf and JSON, gzip), answered when durable.
+
+Answers follow the OTLP spec: 200 with `ExportTraceServiceResponse` (partial_success when
+spans were refused), 400/413/415 with a `google.rpc.Status` for bad input, 503 with
+`Retry-After` when the collector or the store cannot take the spans now.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request, Response
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc.status_pb2 import Status
+
+from tracehouse.collector.body import decode_content, read_limited
+from tracehouse.collector.config import CollectorConfig
+from tracehouse.collector.errors import IngestError, UnsupportedMediaType
+from tracehouse.collector.otlp import decode_json, decode_protobuf
+from tracehouse.collector.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_PROTOBUF_TYPES = (PROTOBUF, "application/protobuf")
+
+
+def build_otlp_http_app(pipeline: Pipeline, config: CollectorConfig) -> FastAPI:
+    app = FastAPI(title="Tracehouse OTLP/HTTP receiver", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/v1/traces")
+    async def export_traces(request: Request) -> Response:
+        media = _media_type(request)
+        try:
+            if media not in (JSON, PROTOBUF):
+                raise UnsupportedMediaType(
+                    f"Content-Type {media or 'missing'!r} is not supported; send {PROTOBUF} or {JSON}"
+                )
+            body = await read_limited(request.stream(), config.max_body_bytes)
+            body = decode_content(body, request.headers.get("content-encoding"), config.max_body_bytes)
+            decoded = decode_json(body) if media == JSON else decode_protobuf(body)
+            await pipeline.submit(decoded.batch)
+        except IngestError as exc:
+            return _error(exc, media)
+        return _message(decoded.response(), media, 200)
+
+    return app
+
+
+def _media_type(request: Request) -> str:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return JSON if media == JSON else PROTOBUF if media in _PROTOBUF_TYPES else media
+
+
+def _error(exc: IngestError, media: str) -> Response:
+    status = Status(code=exc.grpc_code.value[0], message=exc.message)
+    response = _message(status, media if media == JSON else PROTOBUF, exc.http_status)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return response
+
+
+def _message(message: Message, media: str, status: int) -> Response:
+    if media == JSON:
+        return Response(json_format.MessageToJson(message, indent=None), status, media_type=JSON)
+    return Response(message.SerializeToString(), status, media_type=PROTOBUF)

@@ -1,0 +1,69 @@
+"""The query API (FastAPI): native `/api/v1`, health. Reads only through `TraceReader`.
+
+Never touches SQL or the collector; every failure becomes an `ApiError` answer here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from tracehouse.query.errors import ApiError, NotFound, Unavailable
+from tracehouse.query.ids import normalize_trace_id
+from tracehouse.query.views import operation_json, trace_json
+from tracehouse.storage import StorageError, TraceReader
+
+log = logging.getLogger(__name__)
+
+Health = Callable[[], dict[str, Any]]
+T = TypeVar("T")
+
+
+def build_query_app(reader: TraceReader, health: Health) -> FastAPI:
+    app = FastAPI(title="Tracehouse query API", version="1")
+    _install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, Any]:
+        """Liveness and store status."""
+        return {"status": "ok", **_guarded(health)}
+
+    @app.get("/api/v1/services", tags=["native"])
+    def services() -> dict[str, Any]:
+        """Every service that sent spans still retained, sorted."""
+        return {"services": _guarded(reader.services)}
+
+    @app.get("/api/v1/services/{service}/operations", tags=["native"])
+    def operations(service: str) -> dict[str, Any]:
+        """Span names of one service with their span kinds."""
+        found = _guarded(lambda: reader.operations(service))
+        return {"service": service, "operations": [operation_json(op) for op in found]}
+
+    @app.get("/api/v1/traces/{trace_id}", tags=["native"])
+    def get_trace(trace_id: str) -> dict[str, Any]:
+        """One trace, spans ordered as a tree. 400 for a malformed id, 404 when unknown."""
+        normalized = normalize_trace_id(trace_id)
+        spans = _guarded(lambda: reader.get_trace(normalized))
+        if not spans:
+            raise NotFound(f"trace {normalized} not found")
+        return trace_json(normalized, spans)
+
+    return app
+
+
+def _guarded(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except StorageError as exc:
+        log.warning("store error: %s", exc)
+        raise Unavailable(f"the store cannot answer right now: {exc}") from exc
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": {"status": exc.status, "message": exc.message}}, exc.status)

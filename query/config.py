@@ -1,0 +1,19 @@
+"""Query API settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tracehouse.storage import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class QueryConfig:
+    """The API and the dashboard share `ui_port` on `host`."""
+
+    host: str = "127.0.0.1"
+    ui_port: int = 16686
+
+    def validate(self) -> None:
+        if not 1 <= self.ui_port <= 65535 and self.ui_port != 0:
+            raise ConfigError(f"ui_port: {self.ui_port} is not a TCP port (0-65535)")

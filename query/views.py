@@ -1,0 +1,83 @@
+"""Read-model objects -> native API JSON. Timestamps are nanosecond strings (as OTLP/JSON
+writes int64), durations nanosecond integers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracehouse.storage import Operation, Span
+
+
+def trace_json(trace_id: str, spans: list[Span]) -> dict[str, Any]:
+    """A trace with its spans ordered as a tree (parents before children, siblings by start)."""
+    ordered = tree_order(spans)
+    start = min(s.timestamp_ns for s in spans)
+    end = max(s.timestamp_ns + s.duration_ns for s in spans)
+    return {
+        "traceId": trace_id,
+        "startTimeUnixNano": str(start),
+        "durationNano": end - start,
+        "spanCount": len(spans),
+        "services": sorted({s.service_name for s in spans}),
+        "spans": [span_json(span, depth) for span, depth in ordered],
+    }
+
+
+def tree_order(spans: list[Span]) -> list[tuple[Span, int]]:
+    """Depth-first order with each span's depth. Spans whose parent is missing are roots;
+    spans caught in a parent cycle come last, at depth 0."""
+    by_id = {s.span_id: s for s in spans}
+    children: dict[str, list[Span]] = {}
+    roots: list[Span] = []
+    for span in spans:
+        if span.parent_span_id and span.parent_span_id in by_id and span.parent_span_id != span.span_id:
+            children.setdefault(span.parent_span_id, []).append(span)
+        else:
+            roots.append(span)
+    ordered: list[tuple[Span, int]] = []
+    seen: set[int] = set()
+    stack = [(s, 0) for s in sorted(roots, key=_start, reverse=True)]
+    while stack:
+        span, depth = stack.pop()
+        if id(span) in seen:
+            continue
+        seen.add(id(span))
+        ordered.append((span, depth))
+        kids = sorted(children.get(span.span_id, []), key=_start, reverse=True)
+        stack.extend((kid, depth + 1) for kid in kids)
+    ordered.extend((s, 0) for s in spans if id(s) not in seen)
+    return ordered
+
+
+def _start(span: Span) -> tuple[int, str]:
+    return span.timestamp_ns, span.span_id
+
+
+def span_json(span: Span, depth: int) -> dict[str, Any]:
+    return {
+        "traceId": span.trace_id,
+        "spanId": span.span_id,
+        "parentSpanId": span.parent_span_id or None,
+        "depth": depth,
+        "name": span.name,
+        "kind": span.kind,
+        "serviceName": span.service_name,
+        "startTimeUnixNano": str(span.timestamp_ns),
+        "durationNano": span.duration_ns,
+        "status": {"code": span.status_code, "message": span.status_message},
+        "traceState": span.trace_state,
+        "attributes": span.attributes,
+        "resource": span.resource_attributes,
+        "scope": {"name": span.scope_name, "version": span.scope_version},
+        "events": [
+            {"timeUnixNano": str(e.timestamp_ns), "name": e.name, "attributes": e.attributes} for e in span.events
+        ],
+        "links": [
+            {"traceId": k.trace_id, "spanId": k.span_id, "traceState": k.trace_state, "attributes": k.attributes}
+            for k in span.links
+        ],
+    }
+
+
+def operation_json(operation: Operation) -> dict[str, Any]:
+    return {"name": operation.name, "spanKind": operation.span_kind, "spans": operation.spans}

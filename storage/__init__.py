@@ -1,0 +1,38 @@
+"""Storage: ClickHouse (embedded chDB or a server) behind small seams.
+
+The only package that speaks SQL. Build a store with `open_store(StoreConfig(dsn))`;
+the collector depends on `SpanWriter`, the query API on `TraceReader`.
+"""
+
+from tracehouse.storage.batch import COLUMNS, Attributes, SpanBatch
+from tracehouse.storage.clickhouse import ClickHouseStore
+from tracehouse.storage.config import StoreConfig
+from tracehouse.storage.errors import ConfigError, StorageError, StoreLocked, StoreUnavailable
+from tracehouse.storage.model import Event, Link, Operation, Span
+from tracehouse.storage.seams import SpanWriter, TraceReader
+
+
+def open_store(config: StoreConfig, *, migrate: bool = True) -> ClickHouseStore:
+    """The store for `config`: takes the data-directory lock (embedded), creates the
+    database if needed and applies pending migrations. Close it with `.close()`."""
+    return ClickHouseStore(config, migrate=migrate)
+
+
+__all__ = [
+    "COLUMNS",
+    "Attributes",
+    "ClickHouseStore",
+    "ConfigError",
+    "Event",
+    "Link",
+    "Operation",
+    "Span",
+    "SpanBatch",
+    "SpanWriter",
+    "StorageError",
+    "StoreConfig",
+    "StoreLocked",
+    "StoreUnavailable",
+    "TraceReader",
+    "open_store",
+]

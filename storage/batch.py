@@ -1,0 +1,95 @@
+"""The columnar span batch: what decoders produce and `SpanWriter` inserts.
+
+One list per `otel_traces` column, never a list of per-span dicts (the hot path appends
+to lists and hands them to ClickHouse as columns). Nothing here validates: decoders do.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, fields
+
+Attributes = dict[str, str]
+
+#: Column names of `otel_traces` in insert order; Nested columns use their flattened names.
+COLUMNS: tuple[str, ...] = (
+    "Timestamp",
+    "TraceId",
+    "SpanId",
+    "ParentSpanId",
+    "TraceState",
+    "SpanName",
+    "SpanKind",
+    "ServiceName",
+    "ResourceAttributes",
+    "ScopeName",
+    "ScopeVersion",
+    "SpanAttributes",
+    "Duration",
+    "StatusCode",
+    "StatusMessage",
+    "Events.Timestamp",
+    "Events.Name",
+    "Events.Attributes",
+    "Links.TraceId",
+    "Links.SpanId",
+    "Links.TraceState",
+    "Links.Attributes",
+)
+
+
+@dataclass(slots=True)
+class SpanBatch:
+    """Spans as columns. All lists have the same length; index i is span i.
+
+    `token` identifies the batch for insert deduplication: writing the same batch
+    (same token) twice stores it once.
+    """
+
+    timestamp_ns: list[int] = field(default_factory=list)
+    trace_id: list[str] = field(default_factory=list)
+    span_id: list[str] = field(default_factory=list)
+    parent_span_id: list[str] = field(default_factory=list)
+    trace_state: list[str] = field(default_factory=list)
+    span_name: list[str] = field(default_factory=list)
+    span_kind: list[str] = field(default_factory=list)
+    service_name: list[str] = field(default_factory=list)
+    resource_attributes: list[Attributes] = field(default_factory=list)
+    scope_name: list[str] = field(default_factory=list)
+    scope_version: list[str] = field(default_factory=list)
+    span_attributes: list[Attributes] = field(default_factory=list)
+    duration_ns: list[int] = field(default_factory=list)
+    status_code: list[str] = field(default_factory=list)
+    status_message: list[str] = field(default_factory=list)
+    event_timestamp_ns: list[list[int]] = field(default_factory=list)
+    event_name: list[list[str]] = field(default_factory=list)
+    event_attributes: list[list[Attributes]] = field(default_factory=list)
+    link_trace_id: list[list[str]] = field(default_factory=list)
+    link_span_id: list[list[str]] = field(default_factory=list)
+    link_trace_state: list[list[str]] = field(default_factory=list)
+    link_attributes: list[list[Attributes]] = field(default_factory=list)
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def __len__(self) -> int:
+        return len(self.span_id)
+
+    def columns(self) -> list[list[object]]:
+        """The column lists in `COLUMNS` order (no copies)."""
+        return [getattr(self, f.name) for f in _COLUMN_FIELDS]
+
+    def extend(self, other: SpanBatch) -> None:
+        """Append every span of `other` (its token is not kept)."""
+        for f in _COLUMN_FIELDS:
+            getattr(self, f.name).extend(getattr(other, f.name))
+
+    @classmethod
+    def concat(cls, batches: list[SpanBatch], token: str | None = None) -> SpanBatch:
+        """One batch holding the spans of `batches` in order."""
+        merged = cls() if token is None else cls(token=token)
+        for batch in batches:
+            merged.extend(batch)
+        return merged
+
+
+_COLUMN_FIELDS = tuple(f for f in fields(SpanBatch) if f.name != "token")
+assert len(_COLUMN_FIELDS) == len(COLUMNS)

@@ -1,0 +1,106 @@
+"""The ClickHouse implementation of the storage seams (embedded chDB or a server).
+
+Writes and reads use separate clients so a long query never waits behind an insert's
+client lock. Every value reaches ClickHouse as a bound parameter or as insert data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from tracehouse.storage import sql
+from tracehouse.storage.batch import COLUMNS, SpanBatch
+from tracehouse.storage.client import connect, ensure_database
+from tracehouse.storage.config import StoreConfig
+from tracehouse.storage.errors import StorageError, StoreUnavailable
+from tracehouse.storage.lock import DataDirLock
+from tracehouse.storage.migrate import apply_migrations, schema_version
+from tracehouse.storage.model import Event, Link, Operation, Span
+
+log = logging.getLogger(__name__)
+
+SPAN_TABLE = "otel_traces"
+_INSERT_SETTINGS = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+
+
+class ClickHouseStore:
+    """`SpanWriter` and `TraceReader` over one ClickHouse database. See `tracehouse.storage.seams`."""
+
+    def __init__(self, config: StoreConfig, *, migrate: bool = True) -> None:
+        config.validate()
+        self.config = config
+        self._lock = DataDirLock(config.path) if config.embedded else None
+        try:
+            ensure_database(config)
+            self._writer = connect(config)
+            self._reader = connect(config)
+            if migrate:
+                apply_migrations(self._writer, config.ttl_days)
+        except BaseException:
+            self._release_lock()
+            raise
+
+    # -- SpanWriter -------------------------------------------------------------------
+
+    def write(self, batch: SpanBatch) -> None:
+        if not len(batch):
+            return
+        settings = dict(_INSERT_SETTINGS, insert_deduplication_token=batch.token)
+        try:
+            self._writer.insert(
+                SPAN_TABLE, batch.columns(), column_names=COLUMNS, column_oriented=True, settings=settings
+            )
+        except ClickHouseError as exc:
+            raise StoreUnavailable(f"insert of {len(batch)} spans into {SPAN_TABLE} failed: {exc}") from exc
+
+    # -- TraceReader ------------------------------------------------------------------
+
+    def get_trace(self, trace_id: str) -> list[Span]:
+        rows = self._query("trace_spans", {"trace_id": trace_id})
+        return [_span(row) for row in rows]
+
+    def services(self) -> list[str]:
+        return [row[0] for row in self._query("services", {})]
+
+    def operations(self, service: str) -> list[Operation]:
+        return [Operation(row[0], row[1], int(row[2])) for row in self._query("operations", {"service": service})]
+
+    # -- housekeeping -----------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        return schema_version(self._reader)
+
+    def client(self) -> Client:
+        """A client on the store's database, for tests and admin commands (not the hot path)."""
+        return self._reader
+
+    def close(self) -> None:
+        for client in (self._writer, self._reader):
+            client.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    def _query(self, name: str, parameters: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        try:
+            return self._reader.query(sql.load(name), parameters=parameters).result_rows
+        except ClickHouseError as exc:
+            raise StorageError(f"query {name} failed: {exc}") from exc
+
+
+def _span(row: Sequence[Any]) -> Span:
+    (ts, trace_id, span_id, parent, state, name, kind, service, resource, scope, scope_version,
+     attributes, duration, status, message, ev_ts, ev_name, ev_attrs, l_trace, l_span, l_state, l_attrs) = row
+    events = tuple(Event(int(t), n, dict(a)) for t, n, a in zip(ev_ts, ev_name, ev_attrs, strict=True))
+    links = tuple(Link(t, s, st, dict(a)) for t, s, st, a in zip(l_trace, l_span, l_state, l_attrs, strict=True))
+    return Span(
+        int(ts), trace_id, span_id, parent, state, name, kind, service, dict(resource), scope, scope_version,
+        dict(attributes), int(duration), status, message, events, links,
+    )

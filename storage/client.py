@@ -1,0 +1,48 @@
+"""DSN -> clickhouse-connect client; the only place that knows embedded from server mode."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from tracehouse.storage.config import StoreConfig
+from tracehouse.storage.errors import StoreLocked, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def connect(config: StoreConfig, *, database: str | None = None) -> Client:
+    """A new client for `config` (on `database` if given, else the DSN's database).
+
+    Embedded clients in one process share one engine; a server client is safe to use
+    from one thread at a time (the store keeps one per role).
+    """
+    kwargs: dict[str, Any] = {"dsn": config.dsn}
+    if database is not None:
+        kwargs["database"] = database
+    if not config.embedded:
+        kwargs["autogenerate_session_id"] = False
+    try:
+        return clickhouse_connect.get_client(**kwargs)
+    except ClickHouseError as exc:
+        if "Cannot lock file" in str(exc):
+            raise StoreLocked(
+                f"data directory {config.path} is locked by another ClickHouse/chDB process. "
+                "Stop it, or give this one another --data-dir."
+            ) from exc
+        raise StoreUnavailable(f"cannot connect to ClickHouse at {config.redacted_dsn()}: {exc}") from exc
+
+
+def ensure_database(config: StoreConfig) -> None:
+    """Create the DSN's database if it does not exist yet."""
+    if config.database == "default":
+        return
+    client = connect(config, database="default")
+    try:
+        client.command("CREATE DATABASE IF NOT EXISTS {db:Identifier}", parameters={"db": config.database})
+    finally:
+        client.close()

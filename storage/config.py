@@ -1,0 +1,63 @@
+"""Storage settings: which ClickHouse (embedded or a server) and how long data is kept."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+from tracehouse.storage.errors import ConfigError
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """`dsn`: `chdb:///abs/path[?database=db]` (embedded ClickHouse, one process owns the
+    directory) or `http(s)://user:pass@host:port/db` (a ClickHouse server).
+    `ttl_days`: how long spans and derived tables are kept."""
+
+    dsn: str
+    ttl_days: int = 7
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn.startswith("chdb:")
+
+    @property
+    def path(self) -> Path:
+        """The embedded store's data directory (only for `chdb:` DSNs)."""
+        return Path(urlparse(self.dsn).path)
+
+    @property
+    def database(self) -> str:
+        parsed = urlparse(self.dsn)
+        if self.embedded:
+            return parse_qs(parsed.query).get("database", ["default"])[0]
+        return parsed.path.strip("/").split("/")[0] or "default"
+
+    def redacted_dsn(self) -> str:
+        """The DSN without its password, for logs."""
+        parsed = urlparse(self.dsn)
+        if parsed.password is None:
+            return self.dsn
+        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+        return parsed._replace(netloc=netloc).geturl()
+
+    def validate(self) -> None:
+        """Raise `ConfigError` naming the bad setting."""
+        parsed = urlparse(self.dsn)
+        if parsed.scheme not in ("chdb", "http", "https"):
+            raise ConfigError(
+                f"clickhouse: DSN {self.redacted_dsn()!r} must start with chdb:/// (embedded) "
+                "or http(s):// (a ClickHouse server)"
+            )
+        if self.embedded and (parsed.netloc or not parsed.path.startswith("/")):
+            raise ConfigError(f"clickhouse: embedded DSN needs an absolute path, chdb:///abs/path (got {self.dsn!r})")
+        if not self.embedded and not parsed.hostname:
+            raise ConfigError(f"clickhouse: DSN {self.redacted_dsn()!r} names no host")
+        if not _IDENTIFIER.match(self.database):
+            raise ConfigError(f"clickhouse: database name {self.database!r} is not a plain identifier")
+        if not 1 <= self.ttl_days <= 36500:
+            raise ConfigError(f"ttl_days: must be between 1 and 36500 (got {self.ttl_days})")

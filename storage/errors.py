@@ -1,0 +1,17 @@
+"""Storage errors: one small hierarchy, each carrying enough context to act on."""
+
+
+class StorageError(Exception):
+    """Base of every error raised by `tracehouse.storage`."""
+
+
+class StoreUnavailable(StorageError):
+    """The store could not be reached or refused the operation; retrying later may work."""
+
+
+class StoreLocked(StorageError):
+    """The embedded store's data directory is owned by another process."""
+
+
+class ConfigError(StorageError, ValueError):
+    """A storage setting is wrong; the message names the setting."""

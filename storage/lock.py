@@ -1,0 +1,63 @@
+"""One owner per embedded data directory, with an error that says who the owner is.
+
+chDB refuses a second process with a bare `Cannot lock file .../status`; this lock is
+taken first so the user learns which directory and which process instead.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tracehouse.storage.errors import StoreLocked
+
+LOCK_NAME = "tracehouse.lock"
+
+_held: dict[Path, tuple[int, int]] = {}  # directory -> (fd, references) held by this process
+_guard = threading.Lock()
+
+
+class DataDirLock:
+    """An exclusive, process-wide lock on a data directory (re-entrant within the process)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory.resolve()
+        self._released = False
+        with _guard:
+            fd, refs = _held.get(self.directory) or (self._acquire(), 0)
+            _held[self.directory] = (fd, refs + 1)
+
+    def _acquire(self) -> int:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 4096).decode("utf-8", "replace").strip() or "unknown process"
+            os.close(fd)
+            raise StoreLocked(
+                f"data directory {self.directory} is in use by another Tracehouse process ({owner}). "
+                "Stop that process, or give this one another --data-dir."
+            ) from None
+        os.ftruncate(fd, 0)
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        os.write(fd, f"pid {os.getpid()}: {' '.join(sys.argv)[:300]}, since {started}".encode())
+        return fd
+
+    def release(self) -> None:
+        with _guard:
+            if self._released:
+                return
+            self._released = True
+            fd, refs = _held[self.directory]
+            if refs > 1:
+                _held[self.directory] = (fd, refs - 1)
+                return
+            del _held[self.directory]
+            os.ftruncate(fd, 0)
+            os.close(fd)

@@ -1,0 +1,82 @@
+"""Numbered schema migrations (`migrations/NNNN_name.sql`), applied in order at start-up.
+
+Each statement is idempotent (IF NOT EXISTS), and the versions applied are recorded in
+`tracehouse_schema_migrations`, so applying twice changes nothing. Never edit a
+migration that has shipped: add the next number.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from clickhouse_connect.driver.client import Client
+
+log = logging.getLogger(__name__)
+
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS tracehouse_schema_migrations (
+    Version UInt32,
+    Name String,
+    AppliedAt DateTime64(3) DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree
+ORDER BY Version
+"""
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def migrations(ttl_days: int) -> list[Migration]:
+    """Every migration shipped with this package, in version order."""
+    found = []
+    for entry in resources.files("tracehouse.storage").joinpath("migrations").iterdir():
+        match = _FILE_NAME.match(entry.name)
+        if match:
+            text = entry.read_text(encoding="utf-8")
+            found.append(Migration(int(match[1]), match[2], split_statements(text, ttl_days)))
+    found.sort(key=lambda m: m.version)
+    return found
+
+
+def split_statements(text: str, ttl_days: int) -> tuple[str, ...]:
+    """SQL text -> statements: `--` comment lines dropped, split at a `;` ending a line.
+
+    `{ttl_days}` is the only placeholder; it takes an int from the validated config.
+    """
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    code = code.replace("{ttl_days}", str(int(ttl_days)))
+    return tuple(s.strip() for s in re.split(r";[ \t]*$", code, flags=re.M) if s.strip())
+
+
+def applied_versions(client: Client) -> set[int]:
+    client.command(_VERSION_TABLE)
+    return {row[0] for row in client.query("SELECT DISTINCT Version FROM tracehouse_schema_migrations").result_rows}
+
+
+def schema_version(client: Client) -> int:
+    """The highest migration version recorded in the database (0 for an empty one)."""
+    return max(applied_versions(client), default=0)
+
+
+def apply_migrations(client: Client, ttl_days: int) -> list[Migration]:
+    """Apply the migrations not yet recorded; returns those applied now."""
+    done = applied_versions(client)
+    pending = [m for m in migrations(ttl_days) if m.version not in done]
+    for number, migration in enumerate(pending, 1):
+        log.info("schema: applying migration %04d_%s (%d of %d)", migration.version, migration.name, number, len(pending))
+        for statement in migration.statements:
+            client.command(statement)
+        client.insert(
+            "tracehouse_schema_migrations",
+            [[migration.version, migration.name]],
+            column_names=["Version", "Name"],
+        )
+    return pending

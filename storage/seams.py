@@ -1,0 +1,43 @@
+"""The storage seams: small protocols the collector and query API depend on.
+
+The contract of each lives in its docstrings; `tracehouse.storage.clickhouse` is the
+one implementation. Nothing outside `tracehouse.storage` may speak SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tracehouse.storage.batch import SpanBatch
+from tracehouse.storage.model import Operation, Span
+
+
+class SpanWriter(Protocol):
+    def write(self, batch: SpanBatch) -> None:
+        """Store every span of `batch`; durable when this returns.
+
+        Idempotent per `batch.token`: writing a batch again with the same token (a
+        retry, a spool replay) does not store its spans twice. Raises
+        `StoreUnavailable` when the store cannot take the batch now (nothing of it
+        may be assumed stored), `StorageError` for anything else.
+        """
+        ...
+
+
+class TraceReader(Protocol):
+    def get_trace(self, trace_id: str) -> list[Span]:
+        """All spans of one trace, ordered by start time (ties by span id).
+
+        `trace_id` is 32 lowercase hex characters (callers normalise). No time range
+        is needed: the trace-id lookup table bounds the read. An unknown id gives `[]`.
+        """
+        ...
+
+    def services(self) -> list[str]:
+        """Names of every service that has sent spans still retained, sorted."""
+        ...
+
+    def operations(self, service: str) -> list[Operation]:
+        """Span names of `service` with their span kinds, sorted by name then kind;
+        `[]` for an unknown service."""
+        ...

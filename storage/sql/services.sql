@@ -1,0 +1,1 @@
+SELECT DISTINCT ServiceName FROM tracehouse_operations ORDER BY ServiceName

@@ -1,0 +1,5 @@
+import sys
+
+from tracehouse.cli import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""The all-in-one server's configuration: one object composed of each component's."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tracehouse.collector import CollectorConfig
+from tracehouse.options import Option
+from tracehouse.query import QueryConfig
+from tracehouse.storage import ConfigError, StoreConfig
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def default_data_dir(_: dict[str, Any]) -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "tracehouse"
+
+
+def default_dsn(values: dict[str, Any]) -> str:
+    return f"chdb://{Path(values['data_dir']).resolve() / 'clickhouse'}"
+
+
+SERVE_OPTIONS = (
+    Option("--data-dir", "directory for the embedded store and spool; one process owns it", default_data_dir, Path, "DIR"),
+    Option("--clickhouse", "ClickHouse DSN: chdb:///abs/path (embedded) or http(s)://user:pass@host:8123/db",
+           default_dsn, str, "DSN"),
+    Option("--host", "address every listener binds to", "127.0.0.1", str, "ADDR"),
+    Option("--otlp-grpc-port", "OTLP/gRPC receiver port (0: any free port)", 4317, int, "PORT"),
+    Option("--otlp-http-port", "OTLP/HTTP receiver port, POST /v1/traces (0: any free port)", 4318, int, "PORT"),
+    Option("--zipkin-port", "Zipkin v2 receiver port (reserved: the Zipkin receiver is not built yet)", 9411, int, "PORT"),
+    Option("--ui-port", "query API and dashboard port (0: any free port)", 16686, int, "PORT"),
+    Option("--ttl-days", "days spans are kept", 7, int, "N"),
+    Option("--flush-interval", "seconds a request may wait to be batched with others", 0.2, float, "SECONDS"),
+    Option("--log-level", f"one of {', '.join(LOG_LEVELS)}", "info", str, "LEVEL"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    data_dir: Path
+    store: StoreConfig
+    collector: CollectorConfig
+    query: QueryConfig
+    log_level: str = "info"
+
+    @classmethod
+    def from_values(cls, v: dict[str, Any]) -> ServeConfig:
+        collector = CollectorConfig(
+            host=v["host"], otlp_http_port=v["otlp_http_port"], otlp_grpc_port=v["otlp_grpc_port"],
+            zipkin_port=v["zipkin_port"], flush_interval=v["flush_interval"],
+        )
+        return cls(
+            data_dir=Path(v["data_dir"]).resolve(),
+            store=StoreConfig(dsn=v["clickhouse"], ttl_days=v["ttl_days"]),
+            collector=collector,
+            query=QueryConfig(host=v["host"], ui_port=v["ui_port"]),
+            log_level=v["log_level"],
+        )
+
+    def validate(self) -> None:
+        """Raise `ConfigError` naming the first bad setting."""
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"log_level: {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+        self.store.validate()
+        self.collector.validate()
+        self.query.validate()
+        ports = {
+            "otlp_http_port": self.collector.otlp_http_port,
+            "otlp_grpc_port": self.collector.otlp_grpc_port,
+            "ui_port": self.query.ui_port,
+        }
+        taken = [p for p in ports.values() if p]
+        if len(taken) != len(set(taken)):
+            raise ConfigError(f"ports: two listeners share a port ({ports})")

@@ -1,0 +1,67 @@
+"""Command-line options that are also `TRACEHOUSE_*` environment variables.
+
+Precedence: flag > environment > default. Each option is declared once, with its help
+text, so `--help` and the environment documentation cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    flag: str
+    help: str
+    default: Any
+    parse: Callable[[str], Any] = str
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return "TRACEHOUSE_" + self.dest.upper()
+
+
+def add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
+    for option in options:
+        default = "computed" if callable(option.default) else option.default
+        parser.add_argument(
+            option.flag,
+            dest=option.dest,
+            default=None,
+            type=option.parse,
+            metavar=option.metavar,
+            help=f"{option.help} [env {option.env}; default {default}]",
+        )
+
+
+def resolve(
+    args: argparse.Namespace, options: Sequence[Option], environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Option values by dest: the flag if given, else the environment, else the default.
+    A default that is callable gets the values resolved so far (for derived defaults)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for option in options:
+        value = getattr(args, option.dest, None)
+        if value is None and environ.get(option.env, "") != "":
+            value = _from_env(option, environ[option.env])
+        if value is None:
+            value = option.default(values) if callable(option.default) else option.default
+        values[option.dest] = value
+    return values
+
+
+def _from_env(option: Option, text: str) -> Any:
+    try:
+        return option.parse(text)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{option.env}={text!r} is not valid for {option.flag}: {exc}") from None

@@ -1,0 +1,118 @@
+"""`tracehouse serve`: collector, query API and UI in one process over one store.
+
+The embedded store allows one owner per data directory, so everything that touches it
+lives here. Shutdown (Ctrl-C, SIGTERM) stops the listeners, then flushes the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from tracehouse.collector import Pipeline, build_grpc_server, build_otlp_http_app
+from tracehouse.config import ServeConfig
+from tracehouse.query import build_query_app
+from tracehouse.storage import ClickHouseStore, open_store
+from tracehouse.storage.lock import DataDirLock
+
+log = logging.getLogger("tracehouse")
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to `serve` (several run in one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def serve(config: ServeConfig) -> None:
+    """Run until SIGINT/SIGTERM. Raises `StorageError`/`OSError` with a user-facing message."""
+    lock = DataDirLock(config.data_dir)
+    try:
+        log.info("opening the store %s", config.store.redacted_dsn())
+        store = open_store(config.store)
+        try:
+            log.info("store ready, schema version %d", store.schema_version())
+            http_sock = _bind(config.collector.host, config.collector.otlp_http_port, "--otlp-http-port")
+            ui_sock = _bind(config.query.host, config.query.ui_port, "--ui-port")
+            asyncio.run(_serve(config, store, http_sock, ui_sock))
+        finally:
+            store.close()
+    finally:
+        lock.release()
+
+
+def _bind(host: str, port: int, flag: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port} ({exc.strerror}); free the port or choose another with {flag}") from None
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _serve(config: ServeConfig, store: ClickHouseStore, http_sock: socket.socket, ui_sock: socket.socket) -> None:
+    cc = config.collector
+    pipeline = Pipeline(
+        store, flush_spans=cc.flush_spans, flush_interval=cc.flush_interval, max_queued_spans=cc.max_queued_spans
+    )
+    pipeline_task = asyncio.create_task(pipeline.run(), name="pipeline")
+    grpc_server, grpc_port = build_grpc_server(pipeline, cc)
+    await grpc_server.start()
+
+    def health() -> dict[str, Any]:
+        return {"store": config.store.redacted_dsn(), "schemaVersion": store.schema_version()}
+
+    servers = [
+        _uvicorn(build_otlp_http_app(pipeline, cc)),
+        _uvicorn(build_query_app(store, health)),
+    ]
+    tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, sock in zip(servers, (http_sock, ui_sock), strict=True)]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    _announce(config, http_sock, ui_sock, grpc_port)
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+
+    log.info("shutting down: closing listeners")
+    for server in servers:
+        server.should_exit = True
+    await grpc_server.stop(grace=5)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    log.info("flushing %d queued spans", pipeline.queued_spans)
+    await pipeline.close()
+    await pipeline_task
+    stopped.cancel()
+    log.info("stopped; %d spans stored since start", pipeline.written_spans)
+
+
+def _uvicorn(app: Any) -> _Server:
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5, access_log=False)
+    return _Server(config)
+
+
+def _announce(config: ServeConfig, http_sock: socket.socket, ui_sock: socket.socket, grpc_port: int) -> None:
+    host = config.query.host
+    ui_port = ui_sock.getsockname()[1]
+    lines = [
+        "Tracehouse is ready",
+        f"  UI + API    http://{host}:{ui_port}/   (API docs: http://{host}:{ui_port}/docs)",
+        f"  OTLP/HTTP   http://{host}:{http_sock.getsockname()[1]}/v1/traces",
+        f"  OTLP/gRPC   {host}:{grpc_port}",
+        f"  store       {config.store.redacted_dsn()}",
+    ]
+    print("\n".join(lines), flush=True)
