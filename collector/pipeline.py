@@ -8,6 +8,7 @@ refuses at once with `Overloaded` instead of letting memory grow.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -81,10 +82,8 @@ class Pipeline:
         linger = self._queue[0].queued_at + self._flush_interval - time.monotonic()
         if linger > 0:
             self._wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), linger)
-            except TimeoutError:
-                pass
 
     def _take(self) -> list[_Pending]:
         taken: list[_Pending] = []

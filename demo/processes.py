@@ -10,7 +10,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Sequence
-from types import TracebackType
 from typing import IO, Any
 
 import httpx
@@ -31,7 +30,7 @@ class Children:
         self.stop_all()
 
     def start(self, name: str, command: Sequence[str], **popen: Any) -> subprocess.Popen[Any]:
-        proc = subprocess.Popen(command, **popen)  # noqa: S603 - our own commands
+        proc = subprocess.Popen(command, **popen)
         self._procs.append((name, proc))
         return proc
 

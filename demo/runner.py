@@ -29,7 +29,14 @@ def _default_data_dir(_: dict[str, Any]) -> Path:
 
 
 DEMO_OPTIONS = (
-    Option("--data-dir", "data directory of the demo's server (kept between runs)", _default_data_dir, Path, "DIR"),
+    Option(
+        "--data-dir",
+        "data directory of the demo's server (kept between runs)",
+        _default_data_dir,
+        Path,
+        "DIR",
+        "~/.local/share/tracehouse-demo",
+    ),
     Option("--ui-port", "port of the UI and query API", 16686, int, "PORT"),
     Option("--otlp-http-port", "port of the OTLP/HTTP receiver", 4318, int, "PORT"),
     Option("--otlp-grpc-port", "port of the OTLP/gRPC receiver", 4317, int, "PORT"),
@@ -76,12 +83,20 @@ def _start_server(children: Children, options: dict[str, Any]) -> str:
     server = children.start(
         "tracehouse serve",
         [
-            sys.executable, "-m", "tracehouse", "serve",
-            "--data-dir", str(options["data_dir"]),
-            "--ui-port", str(options["ui_port"]),
-            "--otlp-http-port", str(options["otlp_http_port"]),
-            "--otlp-grpc-port", str(options["otlp_grpc_port"]),
-            "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "tracehouse",
+            "serve",
+            "--data-dir",
+            str(options["data_dir"]),
+            "--ui-port",
+            str(options["ui_port"]),
+            "--otlp-http-port",
+            str(options["otlp_http_port"]),
+            "--otlp-grpc-port",
+            str(options["otlp_grpc_port"]),
+            "--log-level",
+            "warning",
         ],
         stdout=subprocess.PIPE,
     )
@@ -94,14 +109,24 @@ def _start_services(children: Children, otlp_port: int) -> str:
     _step(2, f"starting {len(SERVICES)} demo services through tracehouse-run: {', '.join(ports)}")
     for service in SERVICES:
         command = [
-            sys.executable, "-m", "tracehouse.instrumentation",
-            "--service-name", service.name,
-            "--endpoint", f"http://127.0.0.1:{otlp_port}",
+            sys.executable,
+            "-m",
+            "tracehouse.instrumentation",
+            "--service-name",
+            service.name,
+            "--endpoint",
+            f"http://127.0.0.1:{otlp_port}",
             "--",
-            sys.executable, "-m", "tracehouse.demo.service", service.name,
-            "--port", str(ports[service.name]),
-            "--error-rate", str(service.error_rate),
-            "--latency-ms", str(service.latency_ms),
+            sys.executable,
+            "-m",
+            "tracehouse.demo.service",
+            service.name,
+            "--port",
+            str(ports[service.name]),
+            "--error-rate",
+            str(service.error_rate),
+            "--latency-ms",
+            str(service.latency_ms),
         ]
         for callee in service.calls:
             command += ["--call", f"http://127.0.0.1:{ports[callee]}"]

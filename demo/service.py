@@ -25,7 +25,7 @@ def build_app(name: str, downstream: list[str], error_rate: float, latency_ms: f
 
     @app.get("/work")
     async def work() -> dict[str, object]:
-        await asyncio.sleep(random.expovariate(1 / latency_ms) / 1000)  # noqa: S311 - demo latency
+        await asyncio.sleep(random.expovariate(1 / latency_ms) / 1000)
         results = []
         for url in downstream:
             response = await client.get(f"{url}/work")

@@ -96,11 +96,48 @@ class ClickHouseStore:
 
 
 def _span(row: Sequence[Any]) -> Span:
-    (ts, trace_id, span_id, parent, state, name, kind, service, resource, scope, scope_version,
-     attributes, duration, status, message, ev_ts, ev_name, ev_attrs, l_trace, l_span, l_state, l_attrs) = row
+    (
+        ts,
+        trace_id,
+        span_id,
+        parent,
+        state,
+        name,
+        kind,
+        service,
+        resource,
+        scope,
+        scope_version,
+        attributes,
+        duration,
+        status,
+        message,
+        ev_ts,
+        ev_name,
+        ev_attrs,
+        l_trace,
+        l_span,
+        l_state,
+        l_attrs,
+    ) = row
     events = tuple(Event(int(t), n, dict(a)) for t, n, a in zip(ev_ts, ev_name, ev_attrs, strict=True))
     links = tuple(Link(t, s, st, dict(a)) for t, s, st, a in zip(l_trace, l_span, l_state, l_attrs, strict=True))
     return Span(
-        int(ts), trace_id, span_id, parent, state, name, kind, service, dict(resource), scope, scope_version,
-        dict(attributes), int(duration), status, message, events, links,
+        int(ts),
+        trace_id,
+        span_id,
+        parent,
+        state,
+        name,
+        kind,
+        service,
+        dict(resource),
+        scope,
+        scope_version,
+        dict(attributes),
+        int(duration),
+        status,
+        message,
+        events,
+        links,
     )

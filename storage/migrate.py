@@ -71,7 +71,9 @@ def apply_migrations(client: Client, ttl_days: int) -> list[Migration]:
     done = applied_versions(client)
     pending = [m for m in migrations(ttl_days) if m.version not in done]
     for number, migration in enumerate(pending, 1):
-        log.info("schema: applying migration %04d_%s (%d of %d)", migration.version, migration.name, number, len(pending))
+        log.info(
+            "schema: applying migration %04d_%s (%d of %d)", migration.version, migration.name, number, len(pending)
+        )
         for statement in migration.statements:
             client.command(statement)
         client.insert(

@@ -25,13 +25,28 @@ def default_dsn(values: dict[str, Any]) -> str:
 
 
 SERVE_OPTIONS = (
-    Option("--data-dir", "directory for the embedded store and spool; one process owns it", default_data_dir, Path, "DIR"),
-    Option("--clickhouse", "ClickHouse DSN: chdb:///abs/path (embedded) or http(s)://user:pass@host:8123/db",
-           default_dsn, str, "DSN"),
+    Option(
+        "--data-dir",
+        "directory for the embedded store and spool; one process owns it",
+        default_data_dir,
+        Path,
+        "DIR",
+        "$XDG_DATA_HOME/tracehouse or ~/.local/share/tracehouse",
+    ),
+    Option(
+        "--clickhouse",
+        "ClickHouse DSN: chdb:///abs/path (embedded) or http(s)://user:pass@host:8123/db",
+        default_dsn,
+        str,
+        "DSN",
+        "chdb://<data-dir>/clickhouse, embedded",
+    ),
     Option("--host", "address every listener binds to", "127.0.0.1", str, "ADDR"),
     Option("--otlp-grpc-port", "OTLP/gRPC receiver port (0: any free port)", 4317, int, "PORT"),
     Option("--otlp-http-port", "OTLP/HTTP receiver port, POST /v1/traces (0: any free port)", 4318, int, "PORT"),
-    Option("--zipkin-port", "Zipkin v2 receiver port (reserved: the Zipkin receiver is not built yet)", 9411, int, "PORT"),
+    Option(
+        "--zipkin-port", "Zipkin v2 receiver port (reserved: the Zipkin receiver is not built yet)", 9411, int, "PORT"
+    ),
     Option("--ui-port", "query API and dashboard port (0: any free port)", 16686, int, "PORT"),
     Option("--ttl-days", "days spans are kept", 7, int, "N"),
     Option("--flush-interval", "seconds a request may wait to be batched with others", 0.2, float, "SECONDS"),
@@ -50,8 +65,11 @@ class ServeConfig:
     @classmethod
     def from_values(cls, v: dict[str, Any]) -> ServeConfig:
         collector = CollectorConfig(
-            host=v["host"], otlp_http_port=v["otlp_http_port"], otlp_grpc_port=v["otlp_grpc_port"],
-            zipkin_port=v["zipkin_port"], flush_interval=v["flush_interval"],
+            host=v["host"],
+            otlp_http_port=v["otlp_http_port"],
+            otlp_grpc_port=v["otlp_grpc_port"],
+            zipkin_port=v["zipkin_port"],
+            flush_interval=v["flush_interval"],
         )
         return cls(
             data_dir=Path(v["data_dir"]).resolve(),

@@ -20,6 +20,7 @@ class Option:
     default: Any
     parse: Callable[[str], Any] = str
     metavar: str | None = None
+    default_text: str | None = None  # how --help describes a computed default
 
     @property
     def dest(self) -> str:
@@ -32,7 +33,7 @@ class Option:
 
 def add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
     for option in options:
-        default = "computed" if callable(option.default) else option.default
+        default = option.default_text or option.default
         parser.add_argument(
             option.flag,
             dest=option.dest,

@@ -57,7 +57,9 @@ def _bind(host: str, port: int, flag: str) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise OSError(f"cannot listen on {host}:{port} ({exc.strerror}); free the port or choose another with {flag}") from None
+        raise OSError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); free the port or choose another with {flag}"
+        ) from None
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock
@@ -73,13 +75,20 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, http_sock: socket.
     await grpc_server.start()
 
     def health() -> dict[str, Any]:
-        return {"store": config.store.redacted_dsn(), "schemaVersion": store.schema_version()}
+        return {
+            "store": config.store.redacted_dsn(),
+            "schemaVersion": store.schema_version(),
+            "queuedSpans": pipeline.queued_spans,
+            "storedSpans": pipeline.written_spans,
+        }
 
     servers = [
         _uvicorn(build_otlp_http_app(pipeline, cc)),
         _uvicorn(build_query_app(store, health)),
     ]
-    tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, sock in zip(servers, (http_sock, ui_sock), strict=True)]
+    tasks = [
+        asyncio.create_task(s.serve(sockets=[sock])) for s, sock in zip(servers, (http_sock, ui_sock), strict=True)
+    ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -88,13 +97,14 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, http_sock: socket.
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
 
-    log.info("shutting down: closing listeners")
+    # Refuse new spans and flush the queued ones first, so requests in flight get their
+    # answer before the listeners wait for them to finish.
+    log.info("shutting down: flushing %d queued spans, closing listeners", pipeline.queued_spans)
+    await pipeline.close()
     for server in servers:
         server.should_exit = True
     await grpc_server.stop(grace=5)
     await asyncio.gather(*tasks, return_exceptions=True)
-    log.info("flushing %d queued spans", pipeline.queued_spans)
-    await pipeline.close()
     await pipeline_task
     stopped.cancel()
     log.info("stopped; %d spans stored since start", pipeline.written_spans)

@@ -1,0 +1,143 @@
+"""Builds the OpenTelemetry SDK pieces from an :class:`InstrumentationConfig` and installs them.
+
+One small builder per piece (resource, sampler, exporter, provider, propagator), so later work
+can swap one without touching the rest. :func:`install` must never raise: a tracing set-up that
+fails is logged and the service runs untraced.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import weakref
+
+from opentelemetry import propagate, trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import (
+    DEPLOYMENT_ENVIRONMENT,
+    HOST_NAME,
+    PROCESS_PID,
+    SERVICE_INSTANCE_ID,
+    SERVICE_NAME,
+    SERVICE_VERSION,
+    Resource,
+)
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+
+from tracehouse.instrumentation._handle import TracingHandle
+from tracehouse.instrumentation.config import InstrumentationConfig
+from tracehouse.instrumentation.propagation import build_propagator
+
+__all__ = ["build", "build_exporter", "build_provider", "build_resource", "build_sampler", "install"]
+
+_log = logging.getLogger("tracehouse.instrumentation")
+
+# Semantic conventions renamed deployment.environment; both are set so old and new queries match.
+DEPLOYMENT_ENVIRONMENT_NAME = "deployment.environment.name"
+
+_lock = threading.Lock()
+_installed: TracingHandle | None = None
+
+
+def build_resource(config: InstrumentationConfig) -> Resource:
+    """The resource of every span: service identity, host and process.
+
+    ``Resource.create`` also merges ``OTEL_RESOURCE_ATTRIBUTES``; the values set here win.
+    """
+    return Resource.create({**_service_attributes(config), **_process_attributes(config)})
+
+
+def _service_attributes(config: InstrumentationConfig) -> dict[str, str]:
+    attributes = {SERVICE_NAME: config.service_name}
+    if config.service_version:
+        attributes[SERVICE_VERSION] = config.service_version
+    if config.environment:
+        attributes[DEPLOYMENT_ENVIRONMENT] = config.environment
+        attributes[DEPLOYMENT_ENVIRONMENT_NAME] = config.environment
+    return attributes
+
+
+def _process_attributes(config: InstrumentationConfig) -> dict[str, str | int]:
+    host, pid = socket.gethostname(), os.getpid()
+    return {
+        HOST_NAME: host,
+        PROCESS_PID: pid,
+        SERVICE_INSTANCE_ID: config.service_instance_id or f"{host}:{pid}",
+    }
+
+
+def build_sampler(config: InstrumentationConfig) -> Sampler:
+    """Follow the caller's decision when there is one, else keep ``sampler_ratio`` of new traces."""
+    return ParentBased(TraceIdRatioBased(config.sampler_ratio))
+
+
+def build_exporter(config: InstrumentationConfig) -> SpanExporter:
+    """OTLP/HTTP protobuf to ``config.traces_url``; timeout and compression come from ``OTEL_*``."""
+    return OTLPSpanExporter(endpoint=config.traces_url, headers=config.export_headers or None)
+
+
+def build_provider(config: InstrumentationConfig, exporter: SpanExporter | None = None) -> TracerProvider:
+    """A tracer provider exporting through a batch processor; it is not made global here."""
+    provider = TracerProvider(resource=build_resource(config), sampler=build_sampler(config))
+    provider.add_span_processor(BatchSpanProcessor(exporter or build_exporter(config)))
+    if not config.service_instance_id:
+        _renew_instance_after_fork(provider, config)
+    return provider
+
+
+def _renew_instance_after_fork(provider: TracerProvider, config: InstrumentationConfig) -> None:
+    """Give each forked worker (gunicorn, uWSGI) its own pid and instance id, not its parent's."""
+    ref = weakref.ref(provider)
+
+    def after_in_child() -> None:
+        child = ref()
+        if child is not None:
+            # The SDK refreshes the resource after fork itself through this same private method.
+            child._update_resource(Resource(_process_attributes(config)))
+
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=after_in_child)
+
+
+def build(config: InstrumentationConfig, exporter: SpanExporter | None = None) -> TracingHandle:
+    """Provider and propagator for ``config``, not installed globally. May raise."""
+    propagator = build_propagator(config.propagators)  # first: it can fail without leaking a thread
+    return TracingHandle(config=config, provider=build_provider(config, exporter), propagator=propagator)
+
+
+def install(config: InstrumentationConfig, exporter: SpanExporter | None = None) -> TracingHandle:
+    """Build and install as the process-wide provider and propagator. Never raises.
+
+    The global tracer provider can be set once per process: a second call returns the first
+    handle, and a provider installed by someone else is left in place (ours is shut down).
+    """
+    global _installed
+    with _lock:
+        if _installed is not None:
+            _log.warning("tracehouse: tracing is already configured in this process; keeping it")
+            return _installed
+        try:
+            handle = _make_global(build(config, exporter))
+        except Exception:
+            _log.exception("tracehouse: tracing set-up failed; the service runs untraced")
+            return TracingHandle(config=config)
+        if handle.installed:
+            _installed = handle
+        return handle
+
+
+def _make_global(handle: TracingHandle) -> TracingHandle:
+    provider, propagator = handle.provider, handle.propagator
+    if provider is None or propagator is None:
+        return handle
+    trace.set_tracer_provider(provider)
+    if trace.get_tracer_provider() is not provider:
+        _log.warning("tracehouse: another tracer provider is already installed; not replacing it")
+        handle.shutdown()
+        return TracingHandle(config=handle.config)
+    propagate.set_global_textmap(propagator)
+    return TracingHandle(handle.config, provider, propagator, installed=True)

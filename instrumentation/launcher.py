@@ -1,0 +1,145 @@
+"""``tracehouse-run``: run any Python command with zero-code tracing to Tracehouse.
+
+Like ``opentelemetry-instrument``, it puts OpenTelemetry's ``sitecustomize`` first on
+``PYTHONPATH`` and replaces itself with the command; the child then loads the ``tracehouse``
+distro and configurator and every installed instrumentor. It must never import the SDK or run
+user code itself: all it does is prepare the environment and ``exec``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from importlib.util import find_spec
+from pathlib import Path
+
+from tracehouse.instrumentation.config import DEFAULT_ENDPOINT, DEFAULT_PROPAGATORS, InstrumentationConfig
+
+__all__ = ["auto_instrumentation_dir", "build_parser", "child_environment", "main"]
+
+PROG = "tracehouse-run"
+EXIT_USAGE = 2
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+
+# Flag destination -> variable set for the child; TRACEHOUSE_* wins over inherited OTEL_*.
+_FLAG_ENV = {
+    "service_name": "TRACEHOUSE_SERVICE_NAME",
+    "service_version": "TRACEHOUSE_SERVICE_VERSION",
+    "environment": "TRACEHOUSE_ENVIRONMENT",
+    "endpoint": "TRACEHOUSE_ENDPOINT",
+    "sampler_ratio": "TRACEHOUSE_SAMPLER_RATIO",
+    "propagators": "TRACEHOUSE_PROPAGATORS",
+}
+
+_BOOT_PACKAGE = "opentelemetry.instrumentation.auto_instrumentation"
+
+# Picks our entry points even when other distros or configurators are installed.
+_SELECTORS = {"OTEL_PYTHON_DISTRO": "tracehouse", "OTEL_PYTHON_CONFIGURATOR": "tracehouse"}
+
+_EPILOG = f"""\
+examples:
+  {PROG} --service-name orders -- python app.py
+  {PROG} --service-name api --endpoint http://collector:4318 -- gunicorn app:wsgi
+  python -m tracehouse.instrumentation --service-name worker -- celery -A tasks worker
+
+Flags override TRACEHOUSE_* variables, which override the standard OTEL_* ones
+(OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_PROPAGATORS, OTEL_TRACES_SAMPLER_ARG ...).
+Every installed opentelemetry-instrumentation-* package instruments its library;
+OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=name,... turns some off.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: a few tracing flags, then the command (``--`` before it is optional)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        usage="%(prog)s [options] [--] command [args ...]",
+        description="Run a Python program with OpenTelemetry tracing exported to Tracehouse, without code changes.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--service-name", metavar="NAME", help="service.name of every span")
+    parser.add_argument("--service-version", metavar="VERSION", help="service.version resource attribute")
+    parser.add_argument("--environment", metavar="ENV", help="deployment.environment, e.g. prod or staging")
+    parser.add_argument(
+        "--endpoint", metavar="URL", help=f"OTLP/HTTP base URL; spans go to URL/v1/traces (default {DEFAULT_ENDPOINT})"
+    )
+    parser.add_argument(
+        "--sampler-ratio",
+        metavar="R",
+        type=float,
+        help="fraction of new traces to keep, 0..1; a caller's decision is always followed (default 1)",
+    )
+    parser.add_argument(
+        "--propagators",
+        metavar="LIST",
+        help=f"comma-separated propagators: tracecontext, baggage, b3, b3multi, none ... "
+        f"(default {','.join(DEFAULT_PROPAGATORS)})",
+    )
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="the program to run and its arguments")
+    return parser
+
+
+def auto_instrumentation_dir() -> str:
+    """The directory holding OpenTelemetry's ``sitecustomize.py``, which boots instrumentation."""
+    # find_spec locates the package without running it (running it would load entry points).
+    spec = find_spec(_BOOT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"{_BOOT_PACKAGE} is not installed; install opentelemetry-instrumentation")
+    return str(Path(spec.submodule_search_locations[0]).resolve())
+
+
+def child_environment(args: argparse.Namespace, environ: Mapping[str, str], cwd: str) -> dict[str, str]:
+    """The environment of the command: tracing flags, entry-point selectors, ``PYTHONPATH``."""
+    env = dict(environ)
+    for dest, name in _FLAG_ENV.items():
+        value = getattr(args, dest)
+        if value is not None:
+            env[name] = str(value)
+    env.update(_SELECTORS)
+    env["PYTHONPATH"] = _python_path(env.get("PYTHONPATH", ""), auto_instrumentation_dir(), cwd)
+    return env
+
+
+def _python_path(current: str, boot_dir: str, cwd: str) -> str:
+    """``boot_dir`` first, then ``cwd`` if absent (for apps started by their own executable), exactly
+    as ``opentelemetry-instrument`` does."""
+    paths = [path for path in current.split(os.pathsep) if path]
+    if cwd not in paths:
+        paths.insert(0, cwd)
+    return os.pathsep.join([boot_dir, *(path for path in paths if path != boot_dir)])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, prepare the environment and ``exec`` the command; returns only on error."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = _command(args.command)
+    if not command:
+        parser.error("no command given")
+    env = child_environment(args, os.environ, os.getcwd())
+    try:
+        InstrumentationConfig.from_env(env).validate()
+    except ValueError as exc:
+        parser.error(str(exc))
+    return _exec(command, env)
+
+
+def _command(remainder: Sequence[str]) -> list[str]:
+    return list(remainder[1:] if remainder[:1] == ["--"] else remainder)
+
+
+def _exec(command: Sequence[str], env: Mapping[str, str]) -> int:
+    executable = shutil.which(command[0], path=env.get("PATH", os.defpath))
+    if executable is None:
+        print(f"{PROG}: command not found: {command[0]}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    try:
+        os.execve(executable, [executable, *command[1:]], env)  # noqa: S606 - exec without a shell is the point
+    except OSError as exc:
+        print(f"{PROG}: cannot run {executable}: {exc.strerror}", file=sys.stderr)
+        return EXIT_NOT_EXECUTABLE

@@ -1,0 +1,204 @@
+"""End to end: `tracehouse serve` as a subprocess, spans exported by the real OpenTelemetry
+SDK exporters (OTLP/HTTP protobuf, gzip, OTLP/gRPC), read back over the query API."""
+
+from __future__ import annotations
+
+import gzip
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from google.rpc.status_pb2 import Status
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tests.e2e.server import Server, start_server
+
+pytestmark = pytest.mark.e2e
+
+
+def make_trace(exporter: SpanExporter, service: str) -> str:
+    """A three-span trace through the real SDK and `exporter`; returns its trace id."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service, "service.version": "1.2.3"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("e2e", "0.1")
+    with tracer.start_as_current_span(
+        "GET /checkout", kind=trace.SpanKind.SERVER, attributes={"http.status": 200}
+    ) as root:
+        root.add_event("validated", {"items": 3})
+        with tracer.start_as_current_span("charge", kind=trace.SpanKind.CLIENT) as charge:
+            charge.set_status(trace.Status(trace.StatusCode.ERROR, "card declined"))
+        with tracer.start_as_current_span("persist", links=[trace.Link(charge.get_span_context())]):
+            pass
+    provider.shutdown()
+    return format(root.get_span_context().trace_id, "032x")
+
+
+def assert_trace(server: Server, trace_id: str, service: str) -> None:
+    response = server.api(f"/api/v1/traces/{trace_id}")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["spanCount"] == 3
+    spans = {s["name"]: s for s in body["spans"]}
+    assert body["spans"][0]["name"] == "GET /checkout"
+    root, charge, persist = spans["GET /checkout"], spans["charge"], spans["persist"]
+    assert root["parentSpanId"] is None
+    assert charge["parentSpanId"] == root["spanId"] == persist["parentSpanId"]
+    assert {s["serviceName"] for s in body["spans"]} == {service}
+    assert root["resource"]["service.version"] == "1.2.3"
+    assert (root["kind"], charge["kind"], persist["kind"]) == ("Server", "Client", "Internal")
+    assert root["attributes"] == {"http.status": "200"}
+    assert root["events"][0]["name"] == "validated"
+    assert charge["status"] == {"code": "Error", "message": "card declined"}
+    assert persist["links"][0]["spanId"] == charge["spanId"]
+    assert root["scope"] == {"name": "e2e", "version": "0.1"}
+
+
+@pytest.mark.parametrize("compression", [Compression.NoCompression, Compression.Gzip])
+def test_otlp_http_exporter_round_trip(server: Server, compression: Compression) -> None:
+    exporter = HttpExporter(endpoint=f"{server.otlp_http}/v1/traces", compression=compression)
+    trace_id = make_trace(exporter, "web")
+    assert_trace(server, trace_id, "web")
+    assert "web" in server.api("/api/v1/services").json()["services"]
+    operations = server.api("/api/v1/services/web/operations").json()["operations"]
+    assert {"name": "GET /checkout", "spanKind": "Server", "spans": 1} in operations
+
+
+def test_otlp_grpc_exporter_round_trip(server: Server) -> None:
+    exporter = GrpcExporter(endpoint=server.otlp_grpc, insecure=True)
+    trace_id = make_trace(exporter, "grpc-svc")
+    assert_trace(server, trace_id, "grpc-svc")
+
+
+def sdk_request_body() -> tuple[bytes, str]:
+    memory = InMemorySpanExporter()
+    trace_id = make_trace(memory, "raw")
+    return encode_spans(memory.get_finished_spans()).SerializeToString(), trace_id
+
+
+def post(server: Server, body: bytes, **headers: str) -> httpx.Response:
+    headers.setdefault("content-type", "application/x-protobuf")
+    return httpx.post(f"{server.otlp_http}/v1/traces", content=body, headers=headers, timeout=30)
+
+
+def status_message(response: httpx.Response) -> str:
+    status = Status()
+    status.ParseFromString(response.content)
+    return status.message
+
+
+def test_bad_requests_get_precise_answers(server: Server) -> None:
+    garbage = post(server, b"\xff\xfe\xfd")
+    assert garbage.status_code == 400
+    assert "not a protobuf ExportTraceServiceRequest" in status_message(garbage)
+
+    wrong_type = post(server, b"hello", **{"content-type": "text/plain"})
+    assert wrong_type.status_code == 415
+    assert "'text/plain' is not supported" in status_message(wrong_type)
+
+    bomb = post(server, gzip.compress(bytes(64 * 1024 * 1024)), **{"content-encoding": "gzip"})
+    assert bomb.status_code == 413
+    assert "decompressed body is larger" in status_message(bomb)
+
+    bad_json = post(server, b"{nope", **{"content-type": "application/json"})
+    assert bad_json.status_code == 400
+    assert "not valid JSON" in bad_json.json()["message"]
+
+    # the server is still fine and takes good spans after all that
+    body, trace_id = sdk_request_body()
+    assert post(server, body).status_code == 200
+    assert server.api(f"/api/v1/traces/{trace_id}").json()["spanCount"] == 3
+
+
+def test_partial_success_keeps_the_good_spans(server: Server) -> None:
+    body, trace_id = sdk_request_body()
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(body)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    broken = spans.add()
+    broken.CopyFrom(spans[0])
+    broken.span_id = bytes(8)
+    response = post(server, request.SerializeToString())
+    assert response.status_code == 200
+    answer = ExportTraceServiceResponse()
+    answer.ParseFromString(response.content)
+    assert answer.partial_success.rejected_spans == 1
+    assert "span_id must be 8 bytes" in answer.partial_success.error_message
+    assert server.api(f"/api/v1/traces/{trace_id}").json()["spanCount"] == 3
+
+
+def test_query_api_errors(server: Server) -> None:
+    malformed = server.api("/api/v1/traces/not-a-trace-id")
+    assert malformed.status_code == 400
+    assert "malformed" in malformed.json()["error"]["message"]
+    unknown = server.api("/api/v1/traces/" + "ab" * 16)
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["message"] == f"trace {'ab' * 16} not found"
+    health = server.api("/healthz").json()
+    assert health["status"] == "ok"
+    assert health["schemaVersion"] >= 3
+
+
+def test_second_serve_on_the_same_directory_fails_clearly(server: Server, tmp_path: Path) -> None:
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracehouse",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--ui-port",
+            "0",
+            "--otlp-http-port",
+            "0",
+            "--otlp-grpc-port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert second.returncode == 1
+    assert str((tmp_path / "data").resolve()) in second.stderr
+    assert f"pid {server.proc.pid}" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert "Cannot lock file" not in second.stderr
+
+
+def test_sigterm_flushes_queued_spans(tmp_path: Path) -> None:
+    """A request waiting in the queue (long flush interval) is stored and answered when
+    the server is told to stop; after a restart on the same directory the trace is there."""
+    data = tmp_path / "data"
+    server = start_server(data, "--flush-interval", "60")
+    body, trace_id = sdk_request_body()
+    answers: list[Any] = []
+    sender = threading.Thread(target=lambda: answers.append(post(server, body)))
+    sender.start()
+    while server.api("/healthz").json()["queuedSpans"] == 0:
+        assert sender.is_alive(), "the request was answered before it could be queued"
+    assert server.stop(signal.SIGTERM) == 0
+    sender.join(60)
+    assert answers[0].status_code == 200
+    assert "stopped; 3 spans stored" in server.text()
+
+    restarted = start_server(data)
+    try:
+        assert restarted.api(f"/api/v1/traces/{trace_id}").json()["spanCount"] == 3
+    finally:
+        restarted.stop()

@@ -1,0 +1,42 @@
+"""One owner per embedded data directory: a second process gets a clear error naming the
+directory and the owner, never chDB's `Cannot lock file`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tracehouse.storage import StoreConfig, StoreLocked, open_store
+
+pytestmark = pytest.mark.integration
+
+HOLDER = """
+import sys
+from tracehouse.storage import StoreConfig, open_store
+store = open_store(StoreConfig(dsn="chdb://" + sys.argv[1]))
+print("holding", flush=True)
+sys.stdin.read()
+store.close()
+"""
+
+
+def test_second_process_gets_a_clear_error(tmp_path: Path) -> None:
+    data = tmp_path / "store"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(data)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(StoreLocked) as caught:
+            open_store(StoreConfig(dsn=f"chdb://{data}"))
+        message = str(caught.value)
+        assert str(data.resolve()) in message
+        assert f"pid {holder.pid}" in message
+        assert "Cannot lock file" not in message
+    finally:
+        holder.communicate("", timeout=60)
+    assert holder.returncode == 0

@@ -1,0 +1,55 @@
+"""Body limits: raw size, inflated size (gzip bombs are refused without inflating them)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tracehouse.collector import MalformedPayload, PayloadTooLarge
+from tracehouse.collector.body import decode_content, read_limited
+from tracehouse.collector.errors import UnsupportedMediaType
+
+
+async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+def test_read_limited_takes_a_body_at_the_limit() -> None:
+    assert asyncio.run(read_limited(chunks(b"ab", b"cd"), 4)) == b"abcd"
+
+
+def test_read_limited_refuses_past_the_limit() -> None:
+    with pytest.raises(PayloadTooLarge, match="larger than the limit of 3 bytes"):
+        asyncio.run(read_limited(chunks(b"ab", b"cd"), 3))
+
+
+def test_gzip_round_trip() -> None:
+    assert decode_content(gzip.compress(b"x" * 1000), "gzip", 1000) == b"x" * 1000
+
+
+def test_gzip_bomb_is_refused() -> None:
+    bomb = gzip.compress(bytes(200 * 1024 * 1024), compresslevel=9)
+    assert len(bomb) < 1024 * 1024
+    with pytest.raises(PayloadTooLarge, match="decompressed body is larger than the limit"):
+        decode_content(bomb, "gzip", 16 * 1024 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "message"),
+    [
+        (b"not gzip at all", MalformedPayload, "not valid gzip"),
+        (gzip.compress(b"y" * 5000)[:-12], MalformedPayload, "truncated"),
+    ],
+)
+def test_bad_gzip(body: bytes, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        decode_content(body, "gzip", 10_000)
+
+
+def test_unknown_encoding_is_unsupported() -> None:
+    with pytest.raises(UnsupportedMediaType, match="'br' is not supported"):
+        decode_content(b"x", "br", 10)

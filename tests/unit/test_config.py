@@ -1,0 +1,83 @@
+"""Configuration: flags > TRACEHOUSE_* > defaults, and validate() naming the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tracehouse.cli import build_parser
+from tracehouse.config import SERVE_OPTIONS, ServeConfig
+from tracehouse.options import resolve
+from tracehouse.storage import ConfigError, StoreConfig
+
+
+def config_for(argv: list[str], env: dict[str, str] | None = None) -> ServeConfig:
+    args = build_parser().parse_args(["serve", *argv])
+    return ServeConfig.from_values(resolve(args, SERVE_OPTIONS, env or {}))
+
+
+def test_defaults() -> None:
+    config = config_for([], {})
+    assert config.collector.host == "127.0.0.1"
+    assert (config.collector.otlp_http_port, config.collector.otlp_grpc_port, config.query.ui_port) == (
+        4318,
+        4317,
+        16686,
+    )
+    assert config.store.dsn == f"chdb://{config.data_dir / 'clickhouse'}"
+    config.validate()
+
+
+def test_flag_beats_environment_beats_default(tmp_path: Path) -> None:
+    env = {"TRACEHOUSE_UI_PORT": "17000", "TRACEHOUSE_OTLP_HTTP_PORT": "5318", "TRACEHOUSE_DATA_DIR": str(tmp_path)}
+    config = config_for(["--ui-port", "18000"], env)
+    assert config.query.ui_port == 18000
+    assert config.collector.otlp_http_port == 5318
+    assert config.data_dir == tmp_path
+    assert config.store.dsn == f"chdb://{tmp_path / 'clickhouse'}"
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ValueError, match="TRACEHOUSE_UI_PORT='abc' is not valid for --ui-port"):
+        config_for([], {"TRACEHOUSE_UI_PORT": "abc"})
+
+
+@pytest.mark.parametrize(
+    ("argv", "key"),
+    [
+        (["--ui-port", "70000"], "ui_port"),
+        (["--otlp-http-port", "-1"], "otlp_http_port"),
+        (["--ttl-days", "0"], "ttl_days"),
+        (["--log-level", "loud"], "log_level"),
+        (["--flush-interval", "0"], "flush_interval"),
+        (["--clickhouse", "mysql://x"], "clickhouse"),
+        (["--clickhouse", "chdb://relative/path"], "clickhouse"),
+        (["--ui-port", "4318"], "ports"),
+    ],
+)
+def test_validate_names_the_bad_key(argv: list[str], key: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{key}"):
+        config_for(argv).validate()
+
+
+def test_dsn_password_is_redacted() -> None:
+    config = StoreConfig(dsn="https://alice:s3cret@ch.example:8443/otel")
+    assert "s3cret" not in config.redacted_dsn()
+    assert config.database == "otel"
+    config.validate()
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in (["--help"], ["serve", "--help"], ["demo", "--help"]):
+        with pytest.raises(SystemExit) as exited:
+            build_parser().parse_args(command)
+        assert exited.value.code == 0
+        out = capsys.readouterr().out
+        assert "usage: tracehouse" in out
+    # each serve flag documents its environment variable
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    out = capsys.readouterr().out
+    for option in SERVE_OPTIONS:
+        assert option.env in out.replace("\n", " ").replace("  ", " ").replace(" ", "") or option.env in out
