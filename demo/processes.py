@@ -35,13 +35,13 @@ class Children:
         return proc
 
     def stop_all(self, timeout: float = 15.0) -> None:
+        """Stop children newest first, each before the next, so services flush their last
+        spans into a server that is still running."""
         for _, proc in reversed(self._procs):
             if proc.poll() is None:
                 proc.terminate()
-        deadline = time.monotonic() + timeout
-        for _, proc in reversed(self._procs):
             try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
+                proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from tracehouse.demo.processes import Children, wait_for_http, wait_for_line
+from tracehouse.demo.processes import ChildFailed, Children, wait_for_http, wait_for_line
 from tracehouse.options import Option, resolve
 
 
@@ -37,9 +38,9 @@ DEMO_OPTIONS = (
         "DIR",
         "~/.local/share/tracehouse-demo",
     ),
-    Option("--ui-port", "port of the UI and query API", 16686, int, "PORT"),
-    Option("--otlp-http-port", "port of the OTLP/HTTP receiver", 4318, int, "PORT"),
-    Option("--otlp-grpc-port", "port of the OTLP/gRPC receiver", 4317, int, "PORT"),
+    Option("--ui-port", "port of the UI and query API (0: any free port)", 16686, int, "PORT"),
+    Option("--otlp-http-port", "port of the OTLP/HTTP receiver (0: any free port)", 4318, int, "PORT"),
+    Option("--otlp-grpc-port", "port of the OTLP/gRPC receiver (0: any free port)", 4317, int, "PORT"),
     Option("--rate", "requests per second sent to the gateway", 5.0, float, "N"),
     Option("--duration", "seconds to run; 0 runs until Ctrl-C", 0.0, float, "SECONDS"),
 )
@@ -68,8 +69,8 @@ def run_demo(args: argparse.Namespace) -> int:
         raise ValueError(f"--rate must be positive (got {options['rate']})")
     signal.signal(signal.SIGTERM, _raise_interrupt)
     with Children() as children:
-        ui = _start_server(children, options)
-        gateway = _start_services(children, options["otlp_http_port"])
+        ui, otlp = _start_server(children, options)
+        gateway = _start_services(children, otlp)
         _traffic(gateway, ui, options["rate"], options["duration"])
     return 0
 
@@ -78,33 +79,22 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _start_server(children: Children, options: dict[str, Any]) -> str:
+def _start_server(children: Children, options: dict[str, Any]) -> tuple[str, str]:
+    """Start `tracehouse serve`; returns the base URLs of its UI/API and OTLP/HTTP receiver."""
     _step(1, "starting tracehouse serve (embedded ClickHouse, first start takes a few seconds)")
-    server = children.start(
-        "tracehouse serve",
-        [
-            sys.executable,
-            "-m",
-            "tracehouse",
-            "serve",
-            "--data-dir",
-            str(options["data_dir"]),
-            "--ui-port",
-            str(options["ui_port"]),
-            "--otlp-http-port",
-            str(options["otlp_http_port"]),
-            "--otlp-grpc-port",
-            str(options["otlp_grpc_port"]),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-    )
-    wait_for_line(server, "Tracehouse is ready", timeout=180)
-    return f"http://127.0.0.1:{options['ui_port']}"
+    command = [sys.executable, "-m", "tracehouse", "serve", "--data-dir", str(options["data_dir"])]
+    for flag in ("ui_port", "otlp_http_port", "otlp_grpc_port"):
+        command += [f"--{flag.replace('_', '-')}", str(options[flag])]
+    server = children.start("tracehouse serve", [*command, "--log-level", "warning"], stdout=subprocess.PIPE)
+    announced = "\n".join(wait_for_line(server, "  store ", timeout=180))
+    ui = re.search(r"UI \+ API\s+(http://\S+?)/ ", announced)
+    otlp = re.search(r"OTLP/HTTP\s+(http://\S+)/v1/traces", announced)
+    if not ui or not otlp:
+        raise ChildFailed(f"could not read the server's addresses from:\n{announced}")
+    return ui[1], otlp[1]
 
 
-def _start_services(children: Children, otlp_port: int) -> str:
+def _start_services(children: Children, otlp_endpoint: str) -> str:
     ports = {s.name: _free_port() for s in SERVICES}
     _step(2, f"starting {len(SERVICES)} demo services through tracehouse-run: {', '.join(ports)}")
     for service in SERVICES:
@@ -115,7 +105,7 @@ def _start_services(children: Children, otlp_port: int) -> str:
             "--service-name",
             service.name,
             "--endpoint",
-            f"http://127.0.0.1:{otlp_port}",
+            otlp_endpoint,
             "--",
             sys.executable,
             "-m",
