@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 
+from tracehouse.instrumentation._exit import flush_on_sigterm
 from tracehouse.instrumentation._handle import TracingHandle
 from tracehouse.instrumentation.config import InstrumentationConfig
 from tracehouse.instrumentation.propagation import build_propagator
@@ -127,6 +128,7 @@ def install(config: InstrumentationConfig, exporter: SpanExporter | None = None)
             return TracingHandle(config=config)
         if handle.installed:
             _installed = handle
+            flush_on_sigterm(handle)
         return handle
 
 

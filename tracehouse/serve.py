@@ -12,12 +12,13 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
 from tracehouse.collector import Pipeline, build_grpc_server, build_otlp_http_app
 from tracehouse.config import ServeConfig
+from tracehouse.dashboard import mount_dashboard
 from tracehouse.query import build_query_app
 from tracehouse.storage import ClickHouseStore, open_store
 from tracehouse.storage.lock import DataDirLock
@@ -82,10 +83,10 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, http_sock: socket.
             "storedSpans": pipeline.written_spans,
         }
 
-    servers = [
-        _uvicorn(build_otlp_http_app(pipeline, cc)),
-        _uvicorn(build_query_app(store, health)),
-    ]
+    query_app = build_query_app(store, health)
+    mount_dashboard(query_app, _self_url(config.query.host, ui_sock))
+    # The UI app needs its lifespan: Dash registers its catch-all page route at start-up.
+    servers = [_uvicorn(build_otlp_http_app(pipeline, cc)), _uvicorn(query_app, lifespan="on")]
     tasks = [
         asyncio.create_task(s.serve(sockets=[sock])) for s, sock in zip(servers, (http_sock, ui_sock), strict=True)
     ]
@@ -110,8 +111,16 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, http_sock: socket.
     log.info("stopped; %d spans stored since start", pipeline.written_spans)
 
 
-def _uvicorn(app: Any) -> _Server:
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5, access_log=False)
+def _self_url(host: str, sock: socket.socket) -> str:
+    """How this process reaches its own API (a wildcard bind is reached on loopback)."""
+    reachable = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in reachable:
+        reachable = f"[{reachable}]"
+    return f"http://{reachable}:{sock.getsockname()[1]}"
+
+
+def _uvicorn(app: Any, lifespan: Literal["on", "off"] = "off") -> _Server:
+    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=5, access_log=False)
     return _Server(config)
 
 

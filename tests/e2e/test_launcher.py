@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -182,3 +183,25 @@ def test_unknown_command_exits_127() -> None:
     )
     assert result.returncode == 127
     assert "command not found" in result.stderr
+
+
+# Ends by SIGTERM before the batch processor's 5 s schedule: only a flush on SIGTERM saves the span.
+SIGTERM_SCRIPT = f"""
+import os, signal, time
+from opentelemetry import trace
+with trace.get_tracer("e2e").start_as_current_span({SPAN_NAME!r}):
+    pass
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(60)
+"""
+
+
+def test_spans_are_flushed_when_the_program_gets_sigterm(collector: Collector, tmp_path: Path) -> None:
+    script = tmp_path / "terminated.py"
+    script.write_text(SIGTERM_SCRIPT)
+    command = [*launcher_command(), "--service-name", "k8s-pod", "--endpoint", collector.url, "--"]
+    result = subprocess.run(
+        [*command, sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == -signal.SIGTERM, result.stderr
+    assert collector.received.span_arrived.is_set(), result.stderr

@@ -1,0 +1,96 @@
+"""A small typed async client of the native query API (used by the dashboard).
+
+It speaks HTTP only, so the dashboard works the same against a remote query service.
+Errors come back as `QueryApiError` carrying the API's own message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict, cast
+from urllib.parse import quote
+
+import httpx
+
+
+class SpanStatusJson(TypedDict):
+    code: str
+    message: str
+
+
+class SpanJson(TypedDict):
+    traceId: str
+    spanId: str
+    parentSpanId: str | None
+    depth: int
+    name: str
+    kind: str
+    serviceName: str
+    startTimeUnixNano: str
+    durationNano: int
+    status: SpanStatusJson
+    attributes: dict[str, str]
+    resource: dict[str, str]
+    events: list[dict[str, Any]]
+    links: list[dict[str, Any]]
+
+
+class TraceJson(TypedDict):
+    traceId: str
+    startTimeUnixNano: str
+    durationNano: int
+    spanCount: int
+    services: list[str]
+    spans: list[SpanJson]
+
+
+class OperationJson(TypedDict):
+    name: str
+    spanKind: str
+    spans: int
+
+
+class QueryApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class QueryClient:
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
+
+    async def services(self) -> list[str]:
+        return cast(list[str], (await self._get("/api/v1/services"))["services"])
+
+    async def operations(self, service: str) -> list[OperationJson]:
+        body = await self._get(f"/api/v1/services/{quote(service, safe='')}/operations")
+        return cast(list[OperationJson], body["operations"])
+
+    async def trace(self, trace_id: str) -> TraceJson | None:
+        """The trace, or None when the API does not know it (404)."""
+        try:
+            return cast(TraceJson, await self._get(f"/api/v1/traces/{quote(trace_id, safe='')}"))
+        except QueryApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _get(self, path: str) -> dict[str, Any]:
+        try:
+            response = await self._http.get(path)
+        except httpx.TransportError as exc:
+            raise QueryApiError(503, f"query API unreachable: {exc}") from exc
+        if response.status_code != 200:
+            raise QueryApiError(response.status_code, _error_message(response))
+        return cast(dict[str, Any], response.json())
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]

@@ -1,0 +1,74 @@
+"""The dashboard in a real headless Chromium against a real `tracehouse serve`: the
+service list, a trace opened from the lookup box, its waterfall and summary."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from tests.e2e.server import Server
+from tests.e2e.test_serve import make_trace
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's chromium; Playwright never downloads a browser here
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def test_trace_page_from_the_lookup_box(server: Server, browser: Browser, tmp_path: Path) -> None:
+    screenshots = tmp_path
+    trace_id = make_trace(OTLPSpanExporter(endpoint=f"{server.otlp_http}/v1/traces"), "storefront")
+    page = browser.new_page()
+    try:
+        page.goto(f"{server.ui}/")
+        expect(page.locator("li.service")).to_have_text(["storefront"])
+
+        page.fill("#lookup-id", trace_id)
+        page.press("#lookup-id", "Enter")
+        page.wait_for_url(f"{server.ui}/trace/{trace_id}")
+        expect(page.locator("#trace-summary")).to_have_text(re.compile(r"^3 spans, 1 service, [\d.]+ ms, 1 error$"))
+        expect(page.locator("#waterfall g.point")).to_have_count(3)
+        ticks = page.locator("#waterfall .ytick text").all()
+        top_to_bottom = sorted(ticks, key=lambda tick: (tick.bounding_box() or {"y": 0.0})["y"])
+        labels = [tick.text_content() or "" for tick in top_to_bottom]
+        page.screenshot(path=str(screenshots / "trace.png"), full_page=True)
+        assert [label.split("#")[0].replace("\u00a0", " ").strip() for label in labels] == [
+            "storefront: GET /checkout",
+            "storefront: charge",
+            "storefront: persist",
+        ]
+        assert [label.startswith("\u00a0") for label in labels] == [False, True, True]  # children indented
+    finally:
+        page.close()
+
+
+def test_unknown_trace_says_not_found(server: Server, browser: Browser) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(f"{server.ui}/trace/{'ab' * 16}")
+        expect(page.locator("main")).to_contain_text("Not found.")
+        page.goto(f"{server.ui}/trace/nothex")
+        expect(page.locator("main")).to_contain_text("The query API answered 400")
+    finally:
+        page.close()
