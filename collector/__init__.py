@@ -9,6 +9,7 @@ from tracehouse.collector.otlp import Decoded, decode_json, decode_protobuf
 from tracehouse.collector.otlp_grpc import build_grpc_server
 from tracehouse.collector.otlp_http import build_otlp_http_app
 from tracehouse.collector.pipeline import Pipeline
+from tracehouse.collector.spool import Spool, SpoolFull
 
 __all__ = [
     "CollectorConfig",
@@ -18,6 +19,8 @@ __all__ = [
     "Overloaded",
     "PayloadTooLarge",
     "Pipeline",
+    "Spool",
+    "SpoolFull",
     "build_grpc_server",
     "build_otlp_http_app",
     "decode_json",

@@ -13,7 +13,9 @@ MiB = 1024 * 1024
 class CollectorConfig:
     """A port of 0 takes any free port. Flushes happen at `flush_spans` queued spans or
     `flush_interval` seconds after the oldest queued request, whichever comes first;
-    beyond `max_queued_spans` requests are refused with a retryable 503 / UNAVAILABLE."""
+    beyond `max_queued_spans` requests are refused with a retryable 503 / UNAVAILABLE.
+    Batches the store refuses go to an on-disk spool of at most `spool_max_bytes`, replayed
+    every `spool_retry_interval` seconds until the store takes them."""
 
     host: str = "127.0.0.1"
     otlp_http_port: int = 4318
@@ -23,6 +25,8 @@ class CollectorConfig:
     flush_spans: int = 50_000
     flush_interval: float = 0.2
     max_queued_spans: int = 500_000
+    spool_max_bytes: int = 1024 * MiB
+    spool_retry_interval: float = 1.0
 
     def validate(self) -> None:
         for key in ("otlp_http_port", "otlp_grpc_port", "zipkin_port"):
@@ -35,6 +39,10 @@ class CollectorConfig:
             raise ConfigError(f"flush_spans: must be at least 1 (got {self.flush_spans})")
         if not 0 < self.flush_interval <= 60:
             raise ConfigError(f"flush_interval: must be in (0, 60] seconds (got {self.flush_interval})")
+        if self.spool_max_bytes < MiB:
+            raise ConfigError(f"spool_max_bytes: {self.spool_max_bytes} is too small (at least 1 MiB)")
+        if not 0 < self.spool_retry_interval <= 300:
+            raise ConfigError(f"spool_retry_interval: must be in (0, 300] seconds (got {self.spool_retry_interval})")
         if self.max_queued_spans < self.flush_spans:
             raise ConfigError(
                 f"max_queued_spans: {self.max_queued_spans} must be at least flush_spans ({self.flush_spans})"

@@ -1,8 +1,9 @@
-"""The ingest pipeline: one bounded queue, group commit into the `SpanWriter`.
+"""The ingest pipeline: one bounded queue, group commit into the `SpanWriter`, and the spool.
 
-A request's spans are queued and its sender is answered only when the insert holding
-them returned (durable). The queue is bounded in spans; past the bound, `submit`
-refuses at once with `Overloaded` instead of letting memory grow.
+A request's spans are queued and its sender is answered only when they are durable: written
+by the store, or — when the store refuses — appended to the on-disk spool, which is replayed
+in order once the store is back. Past its bound the queue refuses at once (`Overloaded`), and
+so does a full spool, so memory and disk stay bounded whatever senders do.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.errors import Overloaded, StoreDown
+from tracehouse.collector.spool import Spool, SpoolFull
 from tracehouse.storage import SpanBatch, SpanWriter, StorageError
 
 log = logging.getLogger(__name__)
@@ -28,48 +31,55 @@ class _Pending:
 
 
 class Pipeline:
-    """Group commit: flush at `flush_spans` queued spans or `flush_interval` seconds
-    after the oldest queued request. Run `run()` as a task; `close()` drains it."""
+    """Group commit: flush at `flush_spans` queued spans or `flush_interval` seconds after the
+    oldest queued request. Run `run()` as a task; `close()` makes it flush what is queued and end
+    (spooled batches stay on disk for the next start)."""
 
-    def __init__(self, writer: SpanWriter, *, flush_spans: int, flush_interval: float, max_queued_spans: int) -> None:
+    def __init__(self, writer: SpanWriter, config: CollectorConfig, spool: Spool | None = None) -> None:
         self._writer = writer
-        self._flush_spans = flush_spans
-        self._flush_interval = flush_interval
-        self._max_queued = max_queued_spans
+        self._config = config
+        self._spool = spool
         self._queue: deque[_Pending] = deque()
         self._queued_spans = 0
         self._wakeup = asyncio.Event()
+        self._replay_wakeup = asyncio.Event()
         self._closing = False
         self.written_spans = 0
+        self.spooled_spans = 0
 
     @property
     def queued_spans(self) -> int:
         return self._queued_spans
 
     async def submit(self, batch: SpanBatch) -> None:
-        """Return once `batch` is durable; raise `Overloaded` (queue full, closing) or
-        `StoreDown` (the insert failed; nothing of the batch is assumed stored)."""
+        """Return once `batch` is durable. Raises `Overloaded` (queue full, spool full, closing)
+        or `StoreDown` (store refused and no spool: nothing of the batch is assumed stored)."""
         if not len(batch):
             return
         if self._closing:
-            raise Overloaded("the collector is shutting down; retry against another instance or later")
-        if self._queued_spans + len(batch) > self._max_queued:
+            raise Overloaded("the collector is shutting down; retry later")
+        if self._queued_spans + len(batch) > self._config.max_queued_spans:
             raise Overloaded(f"ingest queue is full ({self._queued_spans} spans waiting); retry later")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(batch, done, time.monotonic()))
         self._queued_spans += len(batch)
-        if self._queued_spans >= self._flush_spans or len(self._queue) == 1:
+        if self._queued_spans >= self._config.flush_spans or len(self._queue) == 1:
             self._wakeup.set()
         await asyncio.shield(done)
 
     async def run(self) -> None:
-        """Flush until `close()` was called and the queue is empty."""
-        while not (self._closing and not self._queue):
-            await self._wait_for_work()
-            await self._flush(self._take())
+        """Flush (and replay the spool) until `close()` was called and the queue is empty."""
+        replay = asyncio.create_task(self._replay(), name="spool-replay")
+        try:
+            while not (self._closing and not self._queue):
+                await self._wait_for_work()
+                await self._flush(self._take())
+        finally:
+            self._replay_wakeup.set()
+            await replay
 
     async def close(self) -> None:
-        """Refuse new batches; the `run()` task then flushes what is queued and ends."""
+        """Refuse new batches; `run()` then flushes what is queued and ends."""
         self._closing = True
         self._wakeup.set()
 
@@ -77,9 +87,9 @@ class Pipeline:
         while not self._queue and not self._closing:
             self._wakeup.clear()
             await self._wakeup.wait()
-        if self._closing or self._queued_spans >= self._flush_spans:
+        if self._closing or self._queued_spans >= self._config.flush_spans:
             return
-        linger = self._queue[0].queued_at + self._flush_interval - time.monotonic()
+        linger = self._queue[0].queued_at + self._config.flush_interval - time.monotonic()
         if linger > 0:
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
@@ -88,7 +98,7 @@ class Pipeline:
     def _take(self) -> list[_Pending]:
         taken: list[_Pending] = []
         spans = 0
-        while self._queue and (not taken or spans + len(self._queue[0].batch) <= self._flush_spans):
+        while self._queue and (not taken or spans + len(self._queue[0].batch) <= self._config.flush_spans):
             item = self._queue.popleft()
             taken.append(item)
             spans += len(item.batch)
@@ -99,18 +109,60 @@ class Pipeline:
         if not items:
             return
         merged = SpanBatch.concat([item.batch for item in items])
+        _settle(items, await self._store_or_spool(merged))
+
+    async def _store_or_spool(self, batch: SpanBatch) -> Exception | None:
+        """Make `batch` durable; the error to answer with, or None."""
+        # While older batches wait in the spool, newer ones queue behind them (order is kept).
+        if self._spool is None or not len(self._spool):
+            try:
+                await asyncio.to_thread(self._writer.write, batch)
+                self.written_spans += len(batch)
+                return None
+            except StorageError as exc:
+                log.warning("the store refused %d spans: %s", len(batch), exc)
+                if self._spool is None:
+                    return StoreDown(f"the store refused the spans, retry later: {exc}")
+            except Exception as exc:
+                log.exception("unexpected error storing %d spans", len(batch))
+                return StoreDown(f"internal error storing the spans, retry later: {type(exc).__name__}")
+        return await self._to_spool(batch)
+
+    async def _to_spool(self, batch: SpanBatch) -> Exception | None:
+        assert self._spool is not None
         try:
-            await asyncio.to_thread(self._writer.write, merged)
-        except StorageError as exc:
-            log.warning("could not store %d spans: %s", len(merged), exc)
-            _settle(items, StoreDown(f"the store refused the spans, retry later: {exc}"))
+            await asyncio.to_thread(self._spool.append, batch)
+        except SpoolFull as exc:
+            return Overloaded(f"the store is unavailable and the spool is full ({exc}); retry later")
+        except OSError as exc:
+            log.error("cannot write the spool: %s", exc)
+            return StoreDown(f"the store is unavailable and the spool cannot be written ({exc}); retry later")
+        self.spooled_spans += len(batch)
+        self._replay_wakeup.set()
+        return None
+
+    async def _replay(self) -> None:
+        """Write spooled batches, oldest first, with their original tokens (no doubles)."""
+        spool = self._spool
+        if spool is None:
             return
-        except Exception as exc:
-            log.exception("unexpected error storing %d spans", len(merged))
-            _settle(items, StoreDown(f"internal error storing the spans, retry later: {type(exc).__name__}"))
-            return
-        self.written_spans += len(merged)
-        _settle(items, None)
+        while not self._closing:
+            spooled = await asyncio.to_thread(spool.oldest)
+            if spooled is None:
+                self._replay_wakeup.clear()
+                await self._replay_wakeup.wait()
+                continue
+            try:
+                await asyncio.to_thread(self._writer.write, spooled.batch)
+            except Exception as exc:
+                log.info("spool replay waits for the store (%d batches spooled): %s", len(spool), exc)
+                self._replay_wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._replay_wakeup.wait(), self._config.spool_retry_interval)
+                continue
+            await asyncio.to_thread(spool.remove, spooled)
+            self.written_spans += len(spooled.batch)
+            log.info("replayed %d spooled spans (%d batches left)", len(spooled.batch), len(spool))
 
 
 def _settle(items: list[_Pending], error: Exception | None) -> None:

@@ -24,6 +24,8 @@ def connect(config: StoreConfig, *, database: str | None = None) -> Client:
     kwargs: dict[str, Any] = {"dsn": config.dsn}
     if database is not None:
         kwargs["database"] = database
+        if config.embedded:  # the DSN's ?database= would be reported as an ignored argument
+            kwargs["dsn"] = config.dsn.split("?", 1)[0]
     if not config.embedded:
         kwargs["autogenerate_session_id"] = False
     try:

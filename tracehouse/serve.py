@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import uvicorn
 
-from tracehouse.collector import Pipeline, build_grpc_server, build_otlp_http_app
+from tracehouse.collector import Pipeline, Spool, build_grpc_server, build_otlp_http_app
 from tracehouse.config import ServeConfig
 from tracehouse.dashboard import mount_dashboard
 from tracehouse.query import build_query_app
@@ -68,9 +68,10 @@ def _bind(host: str, port: int, flag: str) -> socket.socket:
 
 async def _serve(config: ServeConfig, store: ClickHouseStore, http_sock: socket.socket, ui_sock: socket.socket) -> None:
     cc = config.collector
-    pipeline = Pipeline(
-        store, flush_spans=cc.flush_spans, flush_interval=cc.flush_interval, max_queued_spans=cc.max_queued_spans
-    )
+    spool = Spool(config.data_dir / "spool", cc.spool_max_bytes)
+    if len(spool):
+        log.info("spool: %d batches (%d bytes) from an earlier run will be replayed", len(spool), spool.bytes)
+    pipeline = Pipeline(store, cc, spool)
     pipeline_task = asyncio.create_task(pipeline.run(), name="pipeline")
     grpc_server, grpc_port = build_grpc_server(pipeline, cc)
     await grpc_server.start()
@@ -81,6 +82,7 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, http_sock: socket.
             "schemaVersion": store.schema_version(),
             "queuedSpans": pipeline.queued_spans,
             "storedSpans": pipeline.written_spans,
+            "spooledBatches": len(spool),
         }
 
     query_app = build_query_app(store, health)

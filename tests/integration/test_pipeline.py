@@ -1,0 +1,159 @@
+"""The ingest pipeline over the real embedded store, with faults injected at the
+`SpanWriter` seam: refused batches are spooled and acknowledged, then replayed exactly once;
+a full spool and a full queue refuse with a retryable answer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.spans import full_batch
+from tracehouse.collector import CollectorConfig, Overloaded, Pipeline, Spool
+from tracehouse.collector.errors import StoreDown
+from tracehouse.collector.spool import encode
+from tracehouse.storage import ClickHouseStore, SpanBatch, StoreUnavailable
+
+pytestmark = pytest.mark.integration
+
+CONFIG = CollectorConfig(flush_interval=0.01, flush_spans=1000, max_queued_spans=2000, spool_retry_interval=0.05)
+
+
+class FaultyWriter:
+    """The real store behind a switch: while `down` is set, every write fails as an
+    unreachable store would. `written` is set after each successful write."""
+
+    def __init__(self, store: ClickHouseStore) -> None:
+        self.store = store
+        self.down = threading.Event()
+        self.written = threading.Event()
+
+    def write(self, batch: SpanBatch) -> None:
+        if self.down.is_set():
+            raise StoreUnavailable("injected fault: store unreachable")
+        self.store.write(batch)
+        self.written.set()
+
+
+def stored(store: ClickHouseStore, batch: SpanBatch) -> int:
+    return int(
+        store.client().command(
+            "SELECT count() FROM otel_traces WHERE TraceId = {t:String}", parameters={"t": batch.trace_id[0]}
+        )
+    )
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait (at most 30 s) for state another task changes."""
+    async with asyncio.timeout(30):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+async def run_pipeline(pipeline: Pipeline, scenario: object) -> None:
+    task = asyncio.create_task(pipeline.run())
+    try:
+        await scenario  # type: ignore[misc]
+    finally:
+        await pipeline.close()
+        await task
+
+
+def test_refused_batches_are_spooled_then_replayed_once(store: ClickHouseStore, tmp_path: Path) -> None:
+    writer = FaultyWriter(store)
+    spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
+    pipeline = Pipeline(writer, CONFIG, spool)
+    batches = [full_batch(spans=3), full_batch(spans=4)]
+
+    async def scenario() -> None:
+        writer.down.set()
+        for batch in batches:
+            await pipeline.submit(batch)  # acknowledged although the store is down
+        assert len(spool) == 2
+        assert [stored(store, b) for b in batches] == [0, 0]
+        writer.down.clear()
+        await until(lambda: len(spool) == 0)
+        late = full_batch(spans=2)
+        await pipeline.submit(late)
+        assert stored(store, late) == 2
+
+    asyncio.run(run_pipeline(pipeline, scenario()))
+    assert [stored(store, b) for b in batches] == [3, 4]
+
+
+def test_a_replay_repeated_after_a_crash_stores_once(store: ClickHouseStore, tmp_path: Path) -> None:
+    """Crash between the insert and the spool file's removal: the next start replays the
+    same batch (same token) and the store keeps one copy."""
+    batch = full_batch(spans=5)
+    spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
+    spool.append(batch)
+    store.write(batch)  # the replay that happened before the crash
+    restarted = Spool(tmp_path / "spool", max_bytes=100_000_000)
+    writer = FaultyWriter(store)
+    pipeline = Pipeline(writer, CONFIG, restarted)
+
+    async def scenario() -> None:
+        await asyncio.to_thread(writer.written.wait, 10)
+
+    asyncio.run(run_pipeline(pipeline, scenario()))
+    assert len(restarted) == 0
+    assert stored(store, batch) == 5
+
+
+def test_a_full_spool_refuses_with_a_retryable_answer(store: ClickHouseStore, tmp_path: Path) -> None:
+    writer = FaultyWriter(store)
+    first = full_batch()
+    spool = Spool(tmp_path / "spool", max_bytes=len(encode(first)) + 100)
+    pipeline = Pipeline(writer, CONFIG, spool)
+
+    async def scenario() -> None:
+        writer.down.set()
+        await pipeline.submit(first)
+        with pytest.raises(Overloaded, match="spool is full"):
+            await pipeline.submit(full_batch())
+
+    asyncio.run(run_pipeline(pipeline, scenario()))
+    assert len(spool) == 1
+
+
+def test_without_a_spool_a_refusal_reaches_the_sender(store: ClickHouseStore) -> None:
+    writer = FaultyWriter(store)
+    pipeline = Pipeline(writer, CONFIG)
+
+    async def scenario() -> None:
+        writer.down.set()
+        with pytest.raises(StoreDown, match="injected fault"):
+            await pipeline.submit(full_batch())
+
+    asyncio.run(run_pipeline(pipeline, scenario()))
+
+
+def test_a_full_queue_refuses_at_once(store: ClickHouseStore) -> None:
+    class BlockedWriter:
+        def __init__(self) -> None:
+            self.entered = threading.Event()
+            self.release = threading.Event()
+
+        def write(self, batch: SpanBatch) -> None:
+            self.entered.set()
+            self.release.wait(30)
+
+    writer = BlockedWriter()
+    config = CollectorConfig(flush_interval=0.01, flush_spans=10, max_queued_spans=10)
+    pipeline = Pipeline(writer, config)
+
+    async def scenario() -> None:
+        first = asyncio.create_task(pipeline.submit(full_batch(spans=10)))
+        await asyncio.to_thread(writer.entered.wait, 10)  # taken by the writer, which blocks
+        assert pipeline.queued_spans == 0
+        second = asyncio.create_task(pipeline.submit(full_batch(spans=10)))
+        await until(lambda: pipeline.queued_spans == 10)
+        with pytest.raises(Overloaded, match="queue is full"):
+            await pipeline.submit(full_batch(spans=1))
+        writer.release.set()
+        await asyncio.gather(first, second)
+
+    asyncio.run(run_pipeline(pipeline, scenario()))

@@ -1,0 +1,77 @@
+"""The on-disk spool: order, persistence across restarts, the byte bound, bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.spans import full_batch
+from tracehouse.collector import Spool, SpoolFull
+from tracehouse.collector.spool import encode
+
+
+def test_batches_come_back_in_order_with_their_tokens(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10_000_000)
+    first, second = full_batch(spans=2), full_batch(spans=3)
+    spool.append(first)
+    spool.append(second)
+    assert len(spool) == 2
+    oldest = spool.oldest()
+    assert oldest is not None
+    assert oldest.batch == first  # every column and the token
+    spool.remove(oldest)
+    following = spool.oldest()
+    assert following is not None
+    assert following.batch == second
+    spool.remove(following)
+    assert spool.oldest() is None
+    assert spool.bytes == 0
+
+
+def test_spooled_batches_survive_a_restart(tmp_path: Path) -> None:
+    batch = full_batch()
+    Spool(tmp_path, max_bytes=10_000_000).append(batch)
+    (tmp_path / "000000000099.tmp").write_bytes(b"half written")  # a crash mid-append
+    reopened = Spool(tmp_path, max_bytes=10_000_000)
+    assert len(reopened) == 1
+    assert reopened.bytes == len(encode(batch))
+    assert not list(tmp_path.glob("*.tmp"))
+    oldest = reopened.oldest()
+    assert oldest is not None
+    assert oldest.batch == batch
+    reopened.append(full_batch())
+    assert [p.name for p in sorted(tmp_path.glob("*.batch"))] == ["000000000001.batch", "000000000002.batch"]
+
+
+def test_the_bound_is_respected(tmp_path: Path) -> None:
+    batch = full_batch()
+    size = len(encode(batch))
+    spool = Spool(tmp_path, max_bytes=size * 2 + 10)
+    spool.append(batch)
+    spool.append(batch)
+    with pytest.raises(SpoolFull, match="would pass"):
+        spool.append(batch)
+    assert len(spool) == 2
+
+
+def test_an_unreadable_file_is_moved_aside_not_lost(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10_000_000)
+    spool.append(full_batch())
+    good = full_batch()
+    spool.append(good)
+    (tmp_path / "000000000001.batch").write_bytes(b"{not json")
+    oldest = spool.oldest()
+    assert oldest is not None
+    assert oldest.batch == good
+    assert (tmp_path / "000000000001.corrupt").exists()
+
+
+def test_hostile_strings_round_trip(tmp_path: Path) -> None:
+    batch = full_batch()
+    batch.span_name[0] = "nul\x00 and \udcff lone surrogate"
+    spool = Spool(tmp_path, max_bytes=10_000_000)
+    spool.append(batch)
+    oldest = spool.oldest()
+    assert oldest is not None
+    assert oldest.batch.span_name[0] == batch.span_name[0]
