@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tracehouse.storage import ConfigError
 
@@ -15,7 +15,8 @@ class CollectorConfig:
     `flush_interval` seconds after the oldest queued request, whichever comes first;
     beyond `max_queued_spans` requests are refused with a retryable 503 / UNAVAILABLE.
     Batches the store refuses go to an on-disk spool of at most `spool_max_bytes`, replayed
-    every `spool_retry_interval` seconds until the store takes them."""
+    every `spool_retry_interval` seconds until the store takes them. With `ingest_token` set,
+    every ingest request must carry `Authorization: Bearer <token>`."""
 
     host: str = "127.0.0.1"
     otlp_http_port: int = 4318
@@ -27,6 +28,7 @@ class CollectorConfig:
     max_queued_spans: int = 500_000
     spool_max_bytes: int = 1024 * MiB
     spool_retry_interval: float = 1.0
+    ingest_token: str | None = field(default=None, repr=False)
 
     def validate(self) -> None:
         for key in ("otlp_http_port", "otlp_grpc_port", "zipkin_port"):

@@ -34,6 +34,13 @@ class PayloadTooLarge(IngestError):
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class Unauthorized(IngestError):
+    """The collector wants an ingest token and the request did not carry the right one."""
+
+    http_status = 401
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+
+
 class Overloaded(IngestError):
     """The collector cannot take more right now; the sender should retry later."""
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import grpc
 
+from tracehouse.collector.auth import check_bearer
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.errors import IngestError
 from tracehouse.collector.otlp import decode_protobuf
@@ -30,7 +31,7 @@ def build_grpc_server(pipeline: Pipeline, config: CollectorConfig) -> tuple[grpc
         ]
     )
     handler = grpc.unary_unary_rpc_method_handler(
-        _export(pipeline), request_deserializer=None, response_serializer=None
+        _export(pipeline, config.ingest_token), request_deserializer=None, response_serializer=None
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
     port = server.add_insecure_port(f"{config.host}:{config.otlp_grpc_port}")
@@ -39,9 +40,10 @@ def build_grpc_server(pipeline: Pipeline, config: CollectorConfig) -> tuple[grpc
     return server, port
 
 
-def _export(pipeline: Pipeline) -> Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], object]:
+def _export(pipeline: Pipeline, token: str | None) -> Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], object]:
     async def export(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         try:
+            check_bearer(_metadata(context, "authorization"), token)
             decoded = decode_protobuf(request)
             await pipeline.submit(decoded.batch)
         except IngestError as exc:
@@ -49,3 +51,10 @@ def _export(pipeline: Pipeline) -> Callable[[bytes, grpc.aio.ServicerContext[byt
         return decoded.response().SerializeToString()
 
     return export
+
+
+def _metadata(context: grpc.aio.ServicerContext[bytes, bytes], key: str) -> str | None:
+    for name, value in context.invocation_metadata() or ():
+        if name == key:
+            return value if isinstance(value, str) else value.decode("latin-1")
+    return None

@@ -14,6 +14,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
 
+from tracehouse.collector.auth import check_bearer
 from tracehouse.collector.body import decode_content, read_limited
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.errors import IngestError, UnsupportedMediaType
@@ -34,6 +35,7 @@ def build_otlp_http_app(pipeline: Pipeline, config: CollectorConfig) -> FastAPI:
     async def export_traces(request: Request) -> Response:
         media = _media_type(request)
         try:
+            check_bearer(request.headers.get("authorization"), config.ingest_token)
             if media not in (JSON, PROTOBUF):
                 raise UnsupportedMediaType(
                     f"Content-Type {media or 'missing'!r} is not supported; send {PROTOBUF} or {JSON}"

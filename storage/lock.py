@@ -46,7 +46,9 @@ class DataDirLock:
             ) from None
         os.ftruncate(fd, 0)
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        os.write(fd, f"pid {os.getpid()}: {' '.join(sys.argv)[:300]}, since {started}".encode())
+        # Only the program name: the full command line may hold secrets (tokens, DSN passwords).
+        program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+        os.write(fd, f"pid {os.getpid()} ({program}), since {started}".encode())
         return fd
 
     def release(self) -> None:

@@ -50,6 +50,14 @@ SERVE_OPTIONS = (
     Option("--ui-port", "query API and dashboard port (0: any free port)", 16686, int, "PORT"),
     Option("--ttl-days", "days spans are kept", 7, int, "N"),
     Option("--flush-interval", "seconds a request may wait to be batched with others", 0.2, float, "SECONDS"),
+    Option(
+        "--ingest-token",
+        "require 'Authorization: Bearer TOKEN' on every ingest request",
+        None,
+        str,
+        "TOKEN",
+        "none (ingest open to whoever reaches the ports)",
+    ),
     Option("--log-level", f"one of {', '.join(LOG_LEVELS)}", "info", str, "LEVEL"),
 )
 
@@ -70,6 +78,7 @@ class ServeConfig:
             otlp_grpc_port=v["otlp_grpc_port"],
             zipkin_port=v["zipkin_port"],
             flush_interval=v["flush_interval"],
+            ingest_token=v["ingest_token"],
         )
         return cls(
             data_dir=Path(v["data_dir"]).resolve(),

@@ -202,3 +202,31 @@ def test_sigterm_flushes_queued_spans(tmp_path: Path) -> None:
         assert restarted.api(f"/api/v1/traces/{trace_id}").json()["spanCount"] == 3
     finally:
         restarted.stop()
+
+
+def test_ingest_token_is_required_when_set(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", "--ingest-token", "s3cret-token")
+    try:
+        body, trace_id = sdk_request_body()
+        missing = post(server, body)
+        assert missing.status_code == 401
+        assert "requires an ingest token" in status_message(missing)
+        wrong = post(server, body, authorization="Bearer nope")
+        assert wrong.status_code == 401
+        assert "s3cret" not in wrong.text
+        assert post(server, body, authorization="Bearer s3cret-token").status_code == 200
+
+        # the real exporters with the token as a header
+        http = HttpExporter(endpoint=f"{server.otlp_http}/v1/traces", headers={"Authorization": "Bearer s3cret-token"})
+        assert_trace(server, make_trace(http, "with-token"), "with-token")
+        grpc_ok = GrpcExporter(
+            endpoint=server.otlp_grpc, insecure=True, headers={"authorization": "Bearer s3cret-token"}
+        )
+        assert_trace(server, make_trace(grpc_ok, "grpc-token"), "grpc-token")
+        grpc_denied = GrpcExporter(endpoint=server.otlp_grpc, insecure=True, timeout=5)
+        denied_id = make_trace(grpc_denied, "grpc-denied")
+        assert server.api(f"/api/v1/traces/{denied_id}").status_code == 404
+        assert server.api(f"/api/v1/traces/{trace_id}").json()["spanCount"] == 3
+    finally:
+        server.stop()
+    assert "s3cret-token" not in server.text()
