@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGE_DIRS := tracehouse instrumentation collector storage query dashboard demo
 
-.PHONY: help install test lint typecheck pytest demo serve clean
+.PHONY: help install test lint typecheck pytest demo serve bench-ingest clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,6 +39,9 @@ demo: $(STAMP)  ## the server plus instrumented demo services with traffic; prin
 
 serve: $(STAMP)  ## the all-in-one server on the default ports
 	$(BIN)/tracehouse serve
+
+bench-ingest: $(STAMP)  ## sustained OTLP/HTTP ingest into tracehouse serve vs the in-process limit (~2 min)
+	$(BIN)/python -m benchmarks.ingest --seconds 60
 
 clean:  ## remove the virtualenv and build output
 	rm -rf $(VENV) build *.egg-info

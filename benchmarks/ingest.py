@@ -1,0 +1,141 @@
+"""`make bench-ingest`: sustained OTLP/HTTP ingest into `tracehouse serve` (embedded store),
+and, in the same run, the in-process limit (decode + columnar insert, no HTTP).
+
+Prints spans/s, the ratio between the two, server CPU and peak RSS, bytes per span on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from benchmarks.dataset import SPANS_PER_TRACE, payloads
+from tests.e2e.server import start_server
+
+TRACES_PER_REQUEST = 100  # 1,000 spans per request, a typical SDK batch size is 512
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the end-to-end run")
+    parser.add_argument("--senders", type=int, default=4, help="concurrent sending threads")
+    parser.add_argument("--in-process-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    data = payloads(200, TRACES_PER_REQUEST)
+    spans_per_request = TRACES_PER_REQUEST * SPANS_PER_TRACE
+    if args.in_process_only:
+        print(f"{in_process(data, spans_per_request):.0f}")
+        return
+    print(
+        f"data set: {len(data)} distinct requests of {spans_per_request} spans "
+        f"({statistics.mean(map(len, data)) / spans_per_request:.0f} B/span as OTLP protobuf)",
+        flush=True,
+    )
+    print("[1/2] in-process limit (decode + columnar insert, separate process) ...", flush=True)
+    limit = float(
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks.ingest", "--in-process-only"], capture_output=True, text=True, check=True
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    print(f"      {limit:,.0f} spans/s", flush=True)
+    print(f"[2/2] end to end: {args.senders} senders -> tracehouse serve for {args.seconds:g} s ...", flush=True)
+    end_to_end(data, spans_per_request, args.seconds, args.senders, limit)
+
+
+def in_process(data: list[bytes], spans_per_request: int) -> float:
+    from tracehouse.collector import decode_protobuf
+    from tracehouse.storage import SpanBatch, StoreConfig, open_store
+
+    with tempfile.TemporaryDirectory() as directory:
+        store = open_store(StoreConfig(dsn=f"chdb://{directory}"))
+        try:
+            rounds = 2
+            started = time.perf_counter()
+            for _ in range(rounds):
+                for group in range(0, len(data), 20):  # 20 requests per insert, as the pipeline merges them
+                    store.write(SpanBatch.concat([decode_protobuf(body).batch for body in data[group : group + 20]]))
+            elapsed = time.perf_counter() - started
+        finally:
+            store.close()
+    return rounds * len(data) * spans_per_request / elapsed
+
+
+def end_to_end(data: list[bytes], spans_per_request: int, seconds: float, senders: int, limit: float) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        server = start_server(Path(directory) / "data", "--log-level", "warning")
+        url = f"{server.otlp_http}/v1/traces"
+        accepted = refused = 0
+        lock = threading.Lock()
+        deadline = time.monotonic() + seconds
+        cpu_before = _cpu_seconds(server.proc.pid)
+
+        def send(worker: int) -> None:
+            nonlocal accepted, refused
+            with httpx.Client(timeout=60) as client:
+                i = worker
+                while time.monotonic() < deadline:
+                    response = client.post(
+                        url, content=data[i % len(data)], headers={"content-type": "application/x-protobuf"}
+                    )
+                    with lock:
+                        if response.status_code == 200:
+                            accepted += spans_per_request
+                        else:
+                            refused += spans_per_request
+                    i += senders
+
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(senders) as pool:
+            list(pool.map(send, range(senders)))
+        elapsed = time.monotonic() - started
+        cpu = _cpu_seconds(server.proc.pid) - cpu_before
+        rss = _peak_rss_mib(server.proc.pid)
+        server.stop()
+        disk = _bytes_per_span(Path(directory) / "data" / "clickhouse")
+    rate = accepted / elapsed
+    print(f"      {rate:,.0f} spans/s sustained over {elapsed:.0f} s ({accepted:,} accepted, {refused:,} refused)")
+    print(f"      ratio to the in-process limit: {rate / limit:.2f}")
+    print(f"      server CPU {cpu / elapsed:.2f} cores, peak RSS {rss:,.0f} MiB, {disk:.1f} bytes/span on disk")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks (100 Hz)
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _bytes_per_span(path: Path) -> float:
+    from tracehouse.storage import StoreConfig, open_store
+
+    store = open_store(StoreConfig(dsn=f"chdb://{path}"))
+    try:
+        client = store.client()
+        client.command("OPTIMIZE TABLE otel_traces FINAL")
+        size, rows = client.query(
+            "SELECT sum(bytes_on_disk), sum(rows) FROM system.parts "
+            "WHERE active AND database = currentDatabase() AND table = 'otel_traces'"
+        ).result_rows[0]
+    finally:
+        store.close()
+    return float(size) / max(1, int(rows))
+
+
+if __name__ == "__main__":
+    main()
