@@ -1,21 +1,25 @@
-"""The collector: OTLP (HTTP and gRPC) in, columnar batches into the `SpanWriter`.
+"""The collector: OTLP (HTTP and gRPC) and Zipkin v2 in, columnar batches into the `SpanWriter`.
 
 Never imports the query API; every answer to a sender comes from `IngestError`.
 """
 
 from tracehouse.collector.config import CollectorConfig
+from tracehouse.collector.decoded import Decoded
 from tracehouse.collector.errors import IngestError, MalformedPayload, Overloaded, PayloadTooLarge
-from tracehouse.collector.otlp import Decoded, decode_json, decode_protobuf
+from tracehouse.collector.otlp import OtlpDecoded, decode_json, decode_protobuf
 from tracehouse.collector.otlp_grpc import build_grpc_server
 from tracehouse.collector.otlp_http import build_otlp_http_app
 from tracehouse.collector.pipeline import Pipeline
 from tracehouse.collector.spool import Spool, SpoolFull
+from tracehouse.collector.zipkin import decode_zipkin_json, decode_zipkin_proto
+from tracehouse.collector.zipkin_http import build_zipkin_app
 
 __all__ = [
     "CollectorConfig",
     "Decoded",
     "IngestError",
     "MalformedPayload",
+    "OtlpDecoded",
     "Overloaded",
     "PayloadTooLarge",
     "Pipeline",
@@ -23,6 +27,9 @@ __all__ = [
     "SpoolFull",
     "build_grpc_server",
     "build_otlp_http_app",
+    "build_zipkin_app",
     "decode_json",
     "decode_protobuf",
+    "decode_zipkin_json",
+    "decode_zipkin_proto",
 ]

@@ -25,6 +25,7 @@ class CollectorConfig:
     max_body_bytes: int = 16 * MiB
     flush_spans: int = 50_000
     flush_interval: float = 0.2
+    flush_workers: int = 2
     max_queued_spans: int = 500_000
     spool_max_bytes: int = 1024 * MiB
     spool_retry_interval: float = 1.0
@@ -39,6 +40,8 @@ class CollectorConfig:
             raise ConfigError(f"max_body_bytes: {self.max_body_bytes} is too small (at least 1024)")
         if self.flush_spans < 1:
             raise ConfigError(f"flush_spans: must be at least 1 (got {self.flush_spans})")
+        if not 1 <= self.flush_workers <= 64:
+            raise ConfigError(f"flush_workers: must be between 1 and 64 (got {self.flush_workers})")
         if not 0 < self.flush_interval <= 60:
             raise ConfigError(f"flush_interval: must be in (0, 60] seconds (got {self.flush_interval})")
         if self.spool_max_bytes < MiB:

@@ -45,7 +45,7 @@ def _export(pipeline: Pipeline, token: str | None) -> Callable[[bytes, grpc.aio.
         try:
             check_bearer(_metadata(context, "authorization"), token)
             decoded = decode_protobuf(request)
-            await pipeline.submit(decoded.batch)
+            await pipeline.submit(decoded.payload)
         except IngestError as exc:
             await context.abort(exc.grpc_code, exc.message)
         return decoded.response().SerializeToString()

@@ -18,22 +18,26 @@ from dataclasses import dataclass
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.errors import Overloaded, StoreDown
 from tracehouse.collector.spool import Spool, SpoolFull
-from tracehouse.storage import SpanBatch, SpanWriter, StorageError
+from tracehouse.storage import OtlpPayload, SpanBatch, SpanWriter, StorageError
 
 log = logging.getLogger(__name__)
+
+#: What decoders hand to the pipeline: columns (Zipkin) or validated OTLP bytes.
+Batch = SpanBatch | OtlpPayload
 
 
 @dataclass(slots=True)
 class _Pending:
-    batch: SpanBatch
+    batch: Batch
     done: asyncio.Future[None]
     queued_at: float
 
 
 class Pipeline:
     """Group commit: flush at `flush_spans` queued spans or `flush_interval` seconds after the
-    oldest queued request. Run `run()` as a task; `close()` makes it flush what is queued and end
-    (spooled batches stay on disk for the next start)."""
+    oldest queued request, with up to `flush_workers` inserts running at once. Run `run()` as a
+    task; `close()` makes it flush what is queued and end (spooled batches stay on disk for the
+    next start)."""
 
     def __init__(self, writer: SpanWriter, config: CollectorConfig, spool: Spool | None = None) -> None:
         self._writer = writer
@@ -51,7 +55,7 @@ class Pipeline:
     def queued_spans(self) -> int:
         return self._queued_spans
 
-    async def submit(self, batch: SpanBatch) -> None:
+    async def submit(self, batch: Batch) -> None:
         """Return once `batch` is durable. Raises `Overloaded` (queue full, spool full, closing)
         or `StoreDown` (store refused and no spool: nothing of the batch is assumed stored)."""
         if not len(batch):
@@ -70,10 +74,21 @@ class Pipeline:
     async def run(self) -> None:
         """Flush (and replay the spool) until `close()` was called and the queue is empty."""
         replay = asyncio.create_task(self._replay(), name="spool-replay")
+        workers = asyncio.Semaphore(self._config.flush_workers)
+        flushes: set[asyncio.Task[None]] = set()
         try:
             while not (self._closing and not self._queue):
+                await workers.acquire()  # take from the queue only when an insert can start
                 await self._wait_for_work()
-                await self._flush(self._take())
+                items = self._take()
+                if not items:
+                    workers.release()
+                    continue
+                flush = asyncio.create_task(self._flush(items))
+                flushes.add(flush)
+                flush.add_done_callback(flushes.discard)
+                flush.add_done_callback(lambda _: workers.release())
+            await asyncio.gather(*flushes)
         finally:
             self._replay_wakeup.set()
             await replay
@@ -106,17 +121,21 @@ class Pipeline:
         return taken
 
     async def _flush(self, items: list[_Pending]) -> None:
-        if not items:
-            return
-        merged = SpanBatch.concat([item.batch for item in items])
-        _settle(items, await self._store_or_spool(merged))
+        columns = [item for item in items if isinstance(item.batch, SpanBatch)]
+        otlp = [item for item in items if isinstance(item.batch, OtlpPayload)]
+        if columns:
+            merged = SpanBatch.concat([item.batch for item in columns if isinstance(item.batch, SpanBatch)])
+            _settle(columns, await self._store_or_spool(merged))
+        if otlp:
+            payload = OtlpPayload.concat([item.batch for item in otlp if isinstance(item.batch, OtlpPayload)])
+            _settle(otlp, await self._store_or_spool(payload))
 
-    async def _store_or_spool(self, batch: SpanBatch) -> Exception | None:
+    async def _store_or_spool(self, batch: Batch) -> Exception | None:
         """Make `batch` durable; the error to answer with, or None."""
         # While older batches wait in the spool, newer ones queue behind them (order is kept).
         if self._spool is None or not len(self._spool):
             try:
-                await asyncio.to_thread(self._writer.write, batch)
+                await asyncio.to_thread(self._write, batch)
                 self.written_spans += len(batch)
                 return None
             except StorageError as exc:
@@ -128,7 +147,13 @@ class Pipeline:
                 return StoreDown(f"internal error storing the spans, retry later: {type(exc).__name__}")
         return await self._to_spool(batch)
 
-    async def _to_spool(self, batch: SpanBatch) -> Exception | None:
+    def _write(self, batch: Batch) -> None:
+        if isinstance(batch, OtlpPayload):
+            self._writer.write_otlp(batch)
+        else:
+            self._writer.write(batch)
+
+    async def _to_spool(self, batch: Batch) -> Exception | None:
         assert self._spool is not None
         try:
             await asyncio.to_thread(self._spool.append, batch)
@@ -153,7 +178,7 @@ class Pipeline:
                 await self._replay_wakeup.wait()
                 continue
             try:
-                await asyncio.to_thread(self._writer.write, spooled.batch)
+                await asyncio.to_thread(self._write, spooled.batch)
             except Exception as exc:
                 log.info("spool replay waits for the store (%d batches spooled): %s", len(spool), exc)
                 self._replay_wakeup.clear()

@@ -14,11 +14,12 @@ import threading
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from tracehouse.storage import SpanBatch
+from tracehouse.storage import OtlpPayload, SpanBatch
 
 log = logging.getLogger(__name__)
 
-_SUFFIX = ".batch"
+_SUFFIXES = (".batch", ".otlp")  # SpanBatch as JSON; OtlpPayload as a header line + the raw bytes
+_OTLP_MAGIC = b"TRACEHOUSE-OTLP-1"
 _COLUMN_NAMES = tuple(f.name for f in fields(SpanBatch) if f.name != "token")
 
 
@@ -29,7 +30,7 @@ class SpoolFull(Exception):
 @dataclass(frozen=True, slots=True)
 class Spooled:
     path: Path
-    batch: SpanBatch
+    batch: SpanBatch | OtlpPayload
 
 
 class Spool:
@@ -53,13 +54,14 @@ class Spool:
     def bytes(self) -> int:
         return self._bytes
 
-    def append(self, batch: SpanBatch) -> None:
+    def append(self, batch: SpanBatch | OtlpPayload) -> None:
         """Durably store `batch` after every batch already spooled, or raise `SpoolFull`."""
         data = encode(batch)
+        suffix = ".otlp" if isinstance(batch, OtlpPayload) else ".batch"
         with self._lock:
             if self._bytes + len(data) > self.max_bytes:
                 raise SpoolFull(f"spool holds {self._bytes} bytes; {len(data)} more would pass {self.max_bytes}")
-            path = self.directory / f"{self._next:012d}{_SUFFIX}"
+            path = self.directory / f"{self._next:012d}{suffix}"
             _write_durably(path, data)  # under the lock: files appear in sequence order
             self._next += 1
             self._bytes += len(data)
@@ -69,7 +71,7 @@ class Spool:
         read is moved aside (`.corrupt`) and logged, never silently dropped."""
         for path in self._files():
             try:
-                return Spooled(path, decode(path.read_bytes()))
+                return Spooled(path, decode(path.read_bytes(), path.suffix))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.error("spool file %s is unreadable (%s); moved aside as .corrupt", path, exc)
                 self._forget(path, path.with_suffix(".corrupt"))
@@ -88,15 +90,23 @@ class Spool:
             self._bytes -= size
 
     def _files(self) -> list[Path]:
-        return sorted(self.directory.glob(f"*{_SUFFIX}"))
+        return sorted(p for p in self.directory.iterdir() if p.suffix in _SUFFIXES)
 
 
-def encode(batch: SpanBatch) -> bytes:
+def encode(batch: SpanBatch | OtlpPayload) -> bytes:
+    if isinstance(batch, OtlpPayload):
+        return b"%s %s %d\n" % (_OTLP_MAGIC, batch.token.encode("ascii"), batch.spans) + batch.data
     document = {"token": batch.token, "columns": {name: getattr(batch, name) for name in _COLUMN_NAMES}}
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
-def decode(data: bytes) -> SpanBatch:
+def decode(data: bytes, suffix: str = ".batch") -> SpanBatch | OtlpPayload:
+    if suffix == ".otlp":
+        header, _, body = data.partition(b"\n")
+        magic, token, spans = header.split(b" ")
+        if magic != _OTLP_MAGIC:
+            raise ValueError(f"not a spooled OTLP payload (header {header[:40]!r})")
+        return OtlpPayload(body, int(spans), token.decode("ascii"))
     document = json.loads(data.decode("utf-8", "surrogatepass"))
     columns = document["columns"]
     return SpanBatch(token=document["token"], **{name: columns[name] for name in _COLUMN_NAMES})

@@ -41,6 +41,7 @@ DEMO_OPTIONS = (
     Option("--ui-port", "port of the UI and query API (0: any free port)", 16686, int, "PORT"),
     Option("--otlp-http-port", "port of the OTLP/HTTP receiver (0: any free port)", 4318, int, "PORT"),
     Option("--otlp-grpc-port", "port of the OTLP/gRPC receiver (0: any free port)", 4317, int, "PORT"),
+    Option("--zipkin-port", "port of the Zipkin v2 receiver (0: any free port)", 9411, int, "PORT"),
     Option("--rate", "requests per second sent to the gateway", 5.0, float, "N"),
     Option("--duration", "seconds to run; 0 runs until Ctrl-C", 0.0, float, "SECONDS"),
 )
@@ -83,7 +84,7 @@ def _start_server(children: Children, options: dict[str, Any]) -> tuple[str, str
     """Start `tracehouse serve`; returns the base URLs of its UI/API and OTLP/HTTP receiver."""
     _step(1, "starting tracehouse serve (embedded ClickHouse, first start takes a few seconds)")
     command = [sys.executable, "-m", "tracehouse", "serve", "--data-dir", str(options["data_dir"])]
-    for flag in ("ui_port", "otlp_http_port", "otlp_grpc_port"):
+    for flag in ("ui_port", "otlp_http_port", "otlp_grpc_port", "zipkin_port"):
         command += [f"--{flag.replace('_', '-')}", str(options[flag])]
     server = children.start("tracehouse serve", [*command, "--log-level", "warning"], stdout=subprocess.PIPE)
     announced = "\n".join(wait_for_line(server, "  store ", timeout=180))

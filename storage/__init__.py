@@ -4,7 +4,7 @@ The only package that speaks SQL. Build a store with `open_store(StoreConfig(dsn
 the collector depends on `SpanWriter`, the query API on `TraceReader`.
 """
 
-from tracehouse.storage.batch import COLUMNS, Attributes, SpanBatch
+from tracehouse.storage.batch import COLUMNS, Attributes, OtlpPayload, SpanBatch
 from tracehouse.storage.clickhouse import ClickHouseStore
 from tracehouse.storage.config import StoreConfig
 from tracehouse.storage.errors import ConfigError, StorageError, StoreLocked, StoreUnavailable
@@ -26,6 +26,7 @@ __all__ = [
     "Event",
     "Link",
     "Operation",
+    "OtlpPayload",
     "Span",
     "SpanBatch",
     "SpanWriter",

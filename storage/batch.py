@@ -93,3 +93,37 @@ class SpanBatch:
 
 _COLUMN_FIELDS = tuple(f for f in fields(SpanBatch) if f.name != "token")
 assert len(_COLUMN_FIELDS) == len(COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpPayload:
+    """Validated OTLP `ExportTraceServiceRequest` messages, each prefixed by its varint length
+    (ClickHouse's Protobuf input format), decoded and flattened inside ClickHouse.
+
+    `spans` counts the spans inside; `token` identifies the payload for insert deduplication.
+    """
+
+    data: bytes
+    spans: int
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def __len__(self) -> int:
+        return self.spans
+
+    @classmethod
+    def frame(cls, message: bytes, spans: int) -> OtlpPayload:
+        """A payload holding one serialized `ExportTraceServiceRequest` of `spans` spans."""
+        return cls(_varint(len(message)) + message if spans else b"", spans)
+
+    @classmethod
+    def concat(cls, payloads: list[OtlpPayload]) -> OtlpPayload:
+        return cls(b"".join(p.data for p in payloads), sum(p.spans for p in payloads))
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from tracehouse.storage import sql
-from tracehouse.storage.batch import COLUMNS, SpanBatch
+from tracehouse.storage.batch import COLUMNS, OtlpPayload, SpanBatch
 from tracehouse.storage.client import connect, ensure_database
 from tracehouse.storage.config import StoreConfig
 from tracehouse.storage.errors import StorageError, StoreUnavailable
@@ -24,8 +25,15 @@ from tracehouse.storage.model import Event, Link, Operation, Span
 
 log = logging.getLogger(__name__)
 
+OTLP_SCHEMA = str(resources.files("tracehouse.storage").joinpath("schema", "otlp_trace.proto"))
+
 SPAN_TABLE = "otel_traces"
+OTLP_TABLE = "otel_traces_otlp"
 _INSERT_SETTINGS = {"deduplicate_blocks_in_dependent_materialized_views": 1}
+_OTLP_SETTINGS = {
+    "format_schema": f"{OTLP_SCHEMA}:ExportTraceServiceRequest",
+    "input_format_protobuf_oneof_presence": 1,
+}
 
 
 class ClickHouseStore:
@@ -57,6 +65,15 @@ class ClickHouseStore:
             )
         except ClickHouseError as exc:
             raise StoreUnavailable(f"insert of {len(batch)} spans into {SPAN_TABLE} failed: {exc}") from exc
+
+    def write_otlp(self, payload: OtlpPayload) -> None:
+        if not payload.spans:
+            return
+        settings = dict(_INSERT_SETTINGS, **_OTLP_SETTINGS, insert_deduplication_token=payload.token)
+        try:
+            self._writer.raw_insert(OTLP_TABLE, insert_block=payload.data, fmt="Protobuf", settings=settings)
+        except ClickHouseError as exc:
+            raise StoreUnavailable(f"insert of {payload.spans} OTLP spans failed: {exc}") from exc
 
     # -- TraceReader ------------------------------------------------------------------
 

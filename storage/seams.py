@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from tracehouse.storage.batch import SpanBatch
+from tracehouse.storage.batch import OtlpPayload, SpanBatch
 from tracehouse.storage.model import Operation, Span
 
 
@@ -20,6 +20,14 @@ class SpanWriter(Protocol):
         retry, a spool replay) does not store its spans twice. Raises
         `StoreUnavailable` when the store cannot take the batch now (nothing of it
         may be assumed stored), `StorageError` for anything else.
+        """
+        ...
+
+    def write_otlp(self, payload: OtlpPayload) -> None:
+        """Store the spans of validated OTLP requests, decoded by the store itself.
+
+        Same contract as `write`: durable on return, idempotent per `payload.token`.
+        Ids must have been checked by the caller (the collector's OTLP decoder).
         """
         ...
 

@@ -44,9 +44,7 @@ SERVE_OPTIONS = (
     Option("--host", "address every listener binds to", "127.0.0.1", str, "ADDR"),
     Option("--otlp-grpc-port", "OTLP/gRPC receiver port (0: any free port)", 4317, int, "PORT"),
     Option("--otlp-http-port", "OTLP/HTTP receiver port, POST /v1/traces (0: any free port)", 4318, int, "PORT"),
-    Option(
-        "--zipkin-port", "Zipkin v2 receiver port (reserved: the Zipkin receiver is not built yet)", 9411, int, "PORT"
-    ),
+    Option("--zipkin-port", "Zipkin v2 receiver port, POST /api/v2/spans (0: any free port)", 9411, int, "PORT"),
     Option("--ui-port", "query API and dashboard port (0: any free port)", 16686, int, "PORT"),
     Option("--ttl-days", "days spans are kept", 7, int, "N"),
     Option("--flush-interval", "seconds a request may wait to be batched with others", 0.2, float, "SECONDS"),

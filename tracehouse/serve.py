@@ -12,11 +12,12 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import uvicorn
 
-from tracehouse.collector import Pipeline, Spool, build_grpc_server, build_otlp_http_app
+from tracehouse.collector import Pipeline, Spool, build_grpc_server, build_otlp_http_app, build_zipkin_app
 from tracehouse.config import ServeConfig
 from tracehouse.dashboard import mount_dashboard
 from tracehouse.query import build_query_app
@@ -42,13 +43,30 @@ def serve(config: ServeConfig) -> None:
         store = open_store(config.store)
         try:
             log.info("store ready, schema version %d", store.schema_version())
-            http_sock = _bind(config.collector.host, config.collector.otlp_http_port, "--otlp-http-port")
-            ui_sock = _bind(config.query.host, config.query.ui_port, "--ui-port")
-            asyncio.run(_serve(config, store, http_sock, ui_sock))
+            cc = config.collector
+            sockets = Sockets(
+                otlp_http=_bind(cc.host, cc.otlp_http_port, "--otlp-http-port"),
+                zipkin=_bind(cc.host, cc.zipkin_port, "--zipkin-port"),
+                ui=_bind(config.query.host, config.query.ui_port, "--ui-port"),
+            )
+            asyncio.run(_serve(config, store, sockets))
         finally:
             store.close()
     finally:
         lock.release()
+
+
+@dataclass(frozen=True, slots=True)
+class Sockets:
+    """The HTTP listeners, bound before start-up so a busy port fails with a clear message."""
+
+    otlp_http: socket.socket
+    zipkin: socket.socket
+    ui: socket.socket
+
+    def port(self, name: str) -> int:
+        port: int = getattr(self, name).getsockname()[1]
+        return port
 
 
 def _bind(host: str, port: int, flag: str) -> socket.socket:
@@ -66,7 +84,7 @@ def _bind(host: str, port: int, flag: str) -> socket.socket:
     return sock
 
 
-async def _serve(config: ServeConfig, store: ClickHouseStore, http_sock: socket.socket, ui_sock: socket.socket) -> None:
+async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) -> None:
     cc = config.collector
     spool = Spool(config.data_dir / "spool", cc.spool_max_bytes)
     if len(spool):
@@ -86,17 +104,20 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, http_sock: socket.
         }
 
     query_app = build_query_app(store, health)
-    mount_dashboard(query_app, _self_url(config.query.host, ui_sock))
+    mount_dashboard(query_app, _self_url(config.query.host, sockets.port("ui")))
     # The UI app needs its lifespan: Dash registers its catch-all page route at start-up.
-    servers = [_uvicorn(build_otlp_http_app(pipeline, cc)), _uvicorn(query_app, lifespan="on")]
-    tasks = [
-        asyncio.create_task(s.serve(sockets=[sock])) for s, sock in zip(servers, (http_sock, ui_sock), strict=True)
+    apps = [
+        (_uvicorn(build_otlp_http_app(pipeline, cc)), sockets.otlp_http),
+        (_uvicorn(build_zipkin_app(pipeline, cc)), sockets.zipkin),
+        (_uvicorn(query_app, lifespan="on"), sockets.ui),
     ]
+    servers = [server for server, _ in apps]
+    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in apps]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    _announce(config, http_sock, ui_sock, grpc_port)
+    _announce(config, sockets, grpc_port)
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
 
@@ -113,12 +134,12 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, http_sock: socket.
     log.info("stopped; %d spans stored since start", pipeline.written_spans)
 
 
-def _self_url(host: str, sock: socket.socket) -> str:
+def _self_url(host: str, port: int) -> str:
     """How this process reaches its own API (a wildcard bind is reached on loopback)."""
     reachable = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     if ":" in reachable:
         reachable = f"[{reachable}]"
-    return f"http://{reachable}:{sock.getsockname()[1]}"
+    return f"http://{reachable}:{port}"
 
 
 def _uvicorn(app: Any, lifespan: Literal["on", "off"] = "off") -> _Server:
@@ -126,14 +147,15 @@ def _uvicorn(app: Any, lifespan: Literal["on", "off"] = "off") -> _Server:
     return _Server(config)
 
 
-def _announce(config: ServeConfig, http_sock: socket.socket, ui_sock: socket.socket, grpc_port: int) -> None:
+def _announce(config: ServeConfig, sockets: Sockets, grpc_port: int) -> None:
     host = config.query.host
-    ui_port = ui_sock.getsockname()[1]
+    ui_port = sockets.port("ui")
     lines = [
         "Tracehouse is ready",
         f"  UI + API    http://{host}:{ui_port}/   (API docs: http://{host}:{ui_port}/docs)",
-        f"  OTLP/HTTP   http://{host}:{http_sock.getsockname()[1]}/v1/traces",
+        f"  OTLP/HTTP   http://{host}:{sockets.port('otlp_http')}/v1/traces",
         f"  OTLP/gRPC   {host}:{grpc_port}",
+        f"  Zipkin      http://{host}:{sockets.port('zipkin')}/api/v2/spans",
         f"  store       {config.store.redacted_dsn()}",
     ]
     print("\n".join(lines), flush=True)

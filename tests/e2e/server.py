@@ -22,6 +22,7 @@ class Server:
     ui: str = ""
     otlp_http: str = ""
     otlp_grpc: str = ""
+    zipkin: str = ""
     output: list[str] = field(default_factory=list)
     pump: threading.Thread | None = None
 
@@ -62,6 +63,8 @@ def start_server(data_dir: Path, *extra: str) -> Server:
         "0",
         "--otlp-grpc-port",
         "0",
+        "--zipkin-port",
+        "0",
         "--flush-interval",
         "0.05",
         *extra,
@@ -85,6 +88,8 @@ def start_server(data_dir: Path, *extra: str) -> Server:
             server.otlp_http = match[1]
         elif match := re.search(r"OTLP/gRPC\s+(\S+)", line):
             server.otlp_grpc = match[1]
+        elif match := re.search(r"Zipkin\s+(http://\S+)/api/v2/spans", line):
+            server.zipkin = match[1]
         elif line.strip().startswith("store "):
             return server
 

@@ -20,7 +20,7 @@ def test_demo_traces_a_request_across_services(tmp_path: Path) -> None:
     data = tmp_path / "demo"
     demo = subprocess.run(
         [sys.executable, "-m", "tracehouse", "demo", "--data-dir", str(data), "--duration", "4", "--rate", "10",
-         "--ui-port", "0", "--otlp-http-port", "0", "--otlp-grpc-port", "0"],
+         "--ui-port", "0", "--otlp-http-port", "0", "--otlp-grpc-port", "0", "--zipkin-port", "0"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert demo.returncode == 0, demo.stdout + demo.stderr

@@ -167,6 +167,8 @@ def test_second_serve_on_the_same_directory_fails_clearly(server: Server, tmp_pa
             "0",
             "--otlp-http-port",
             "0",
+            "--zipkin-port",
+            "0",
             "--otlp-grpc-port",
             "0",
         ],
@@ -230,3 +232,21 @@ def test_ingest_token_is_required_when_set(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert "s3cret-token" not in server.text()
+
+
+def test_zipkin_exporter_round_trip(server: Server) -> None:
+    """OpenTelemetry's own Zipkin v2 JSON exporter (what a Zipkin-speaking service sends)."""
+    from opentelemetry.exporter.zipkin.json import ZipkinExporter
+
+    trace_id = make_trace(ZipkinExporter(endpoint=f"{server.zipkin}/api/v2/spans"), "zipkin-svc")
+    body = server.api(f"/api/v1/traces/{trace_id}").json()
+    spans = {s["name"]: s for s in body["spans"]}
+    assert body["spanCount"] == 3
+    assert {s["serviceName"] for s in body["spans"]} == {"zipkin-svc"}
+    root, charge = spans["GET /checkout"], spans["charge"]
+    assert root["parentSpanId"] is None
+    assert charge["parentSpanId"] == root["spanId"] == spans["persist"]["parentSpanId"]
+    assert (root["kind"], charge["kind"]) == ("Server", "Client")
+    assert charge["status"]["code"] == "Error"
+    # OTel encodes an event as the annotation value {"name": {attributes}}; it arrives as is
+    assert root["events"][0]["name"] == '{"validated": {"items": 3}}'

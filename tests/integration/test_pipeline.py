@@ -10,12 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from tests.spans import full_batch
-from tracehouse.collector import CollectorConfig, Overloaded, Pipeline, Spool
+from tests.unit.test_otlp_decode import sdk_spans
+from tracehouse.collector import CollectorConfig, Overloaded, Pipeline, Spool, decode_protobuf
 from tracehouse.collector.errors import StoreDown
 from tracehouse.collector.spool import encode
-from tracehouse.storage import ClickHouseStore, SpanBatch, StoreUnavailable
+from tracehouse.storage import ClickHouseStore, OtlpPayload, SpanBatch, StoreUnavailable
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +37,12 @@ class FaultyWriter:
         if self.down.is_set():
             raise StoreUnavailable("injected fault: store unreachable")
         self.store.write(batch)
+        self.written.set()
+
+    def write_otlp(self, payload: OtlpPayload) -> None:
+        if self.down.is_set():
+            raise StoreUnavailable("injected fault: store unreachable")
+        self.store.write_otlp(payload)
         self.written.set()
 
 
@@ -82,6 +90,24 @@ def test_refused_batches_are_spooled_then_replayed_once(store: ClickHouseStore, 
 
     asyncio.run(run_pipeline(pipeline, scenario()))
     assert [stored(store, b) for b in batches] == [3, 4]
+
+
+def test_otlp_payloads_are_spooled_and_replayed_too(store: ClickHouseStore, tmp_path: Path) -> None:
+    writer = FaultyWriter(store)
+    spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
+    pipeline = Pipeline(writer, CONFIG, spool)
+    decoded = decode_protobuf(encode_spans(sdk_spans()).SerializeToString())
+    columns = full_batch(spans=2)
+
+    async def scenario() -> None:
+        writer.down.set()
+        await asyncio.gather(pipeline.submit(decoded.payload), pipeline.submit(columns))
+        assert sorted(p.suffix for p in (tmp_path / "spool").iterdir()) == [".batch", ".otlp"]
+        writer.down.clear()
+        await until(lambda: len(spool) == 0)
+
+    asyncio.run(run_pipeline(pipeline, scenario()))
+    assert int(store.client().command("SELECT count() FROM otel_traces")) == 4
 
 
 def test_a_replay_repeated_after_a_crash_stores_once(store: ClickHouseStore, tmp_path: Path) -> None:
@@ -141,8 +167,11 @@ def test_a_full_queue_refuses_at_once(store: ClickHouseStore) -> None:
             self.entered.set()
             self.release.wait(30)
 
+        def write_otlp(self, payload: OtlpPayload) -> None:
+            raise AssertionError("not used")
+
     writer = BlockedWriter()
-    config = CollectorConfig(flush_interval=0.01, flush_spans=10, max_queued_spans=10)
+    config = CollectorConfig(flush_interval=0.01, flush_spans=10, max_queued_spans=10, flush_workers=1)
     pipeline = Pipeline(writer, config)
 
     async def scenario() -> None:

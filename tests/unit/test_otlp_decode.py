@@ -1,4 +1,6 @@
-"""OTLP decoding into columns, fed by the real OpenTelemetry SDK and its OTLP encoder."""
+"""OTLP request validation (protobuf and JSON), fed by the real OpenTelemetry SDK and its
+OTLP encoder. How spans become `otel_traces` rows is tested on the real store
+(tests/integration/test_otlp_ingest.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,17 @@ import pytest
 from google.protobuf import json_format
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tracehouse.collector import MalformedPayload, decode_json, decode_protobuf
+from tracehouse.storage import OtlpPayload
 
 
 def sdk_spans() -> list[ReadableSpan]:
@@ -34,37 +40,28 @@ def sdk_spans() -> list[ReadableSpan]:
     return list(exporter.get_finished_spans())
 
 
-def test_sdk_spans_become_columns() -> None:
-    spans = sdk_spans()
-    decoded = decode_protobuf(encode_spans(spans).SerializeToString())
-    batch = decoded.batch
+def parse(payload: OtlpPayload) -> ExportTraceServiceRequest:
+    """The single framed request inside `payload` (varint length + message)."""
+    data = payload.data
+    length, shift, offset = 0, 0, 0
+    while True:
+        byte = data[offset]
+        length |= (byte & 0x7F) << shift
+        offset += 1
+        shift += 7
+        if byte < 0x80:
+            break
+    assert len(data) == offset + length
+    return ExportTraceServiceRequest.FromString(data[offset:])
+
+
+def test_a_valid_request_passes_unchanged() -> None:
+    body = encode_spans(sdk_spans()).SerializeToString()
+    decoded = decode_protobuf(body)
     assert decoded.rejected == 0
-    assert len(batch) == 2
-    child, root = (0, 1) if batch.span_name[0] == "SELECT" else (1, 0)
-    sdk_root = next(s for s in spans if s.name == "GET /cart")
-    assert batch.trace_id[root] == format(sdk_root.context.trace_id, "032x")
-    assert batch.span_id[root] == format(sdk_root.context.span_id, "016x")
-    assert batch.parent_span_id[root] == ""
-    assert batch.parent_span_id[child] == batch.span_id[root]
-    assert batch.timestamp_ns[root] == sdk_root.start_time
-    assert batch.duration_ns[root] == sdk_root.end_time - sdk_root.start_time
-    assert (batch.span_kind[root], batch.span_kind[child]) == ("Server", "Client")
-    assert (batch.status_code[root], batch.status_code[child]) == ("Unset", "Error")
-    assert batch.status_message[child] == "timeout"
-    assert batch.service_name[root] == "shop"
-    assert batch.resource_attributes[root]["deployment.environment"] == "test"
-    assert (batch.scope_name[root], batch.scope_version[root]) == ("shop.instrumentation", "2.0")
-    assert batch.span_attributes[root] == {
-        "http.method": "GET",
-        "retries": "3",
-        "ratio": "0.5",
-        "cached": "true",
-        "tags": '["a","b"]',
-    }
-    assert batch.event_name[root] == ["cache miss"]
-    assert batch.event_attributes[root] == [{"key": "cart:1"}]
-    assert batch.link_span_id[child] == [batch.span_id[root]]
-    assert batch.link_attributes[child] == [{"why": "follows"}]
+    assert decoded.payload.spans == 2
+    assert parse(decoded.payload).SerializeToString() == body
+    assert decoded.response() == ExportTraceServiceResponse()
 
 
 def test_invalid_spans_are_rejected_alone() -> None:
@@ -77,19 +74,23 @@ def test_invalid_spans_are_rejected_alone() -> None:
     short.CopyFrom(spans[0])
     short.span_id = b"\x01\x02"
     decoded = decode_protobuf(request.SerializeToString())
-    assert len(decoded.batch) == 2
+    assert decoded.payload.spans == 2
     assert decoded.rejected == 2
+    kept = parse(decoded.payload).resource_spans[0].scope_spans[0].spans
+    assert [len(s.trace_id) for s in kept] == [16, 16]
+    assert all(s.span_id != bytes(8) and len(s.span_id) == 8 for s in kept)
     response = decoded.response()
     assert response.partial_success.rejected_spans == 2
     assert "trace_id must be 16 bytes" in response.partial_success.error_message
     assert "span_id must be 8 bytes" in response.partial_success.error_message
 
 
-def test_end_before_start_is_clamped_to_zero_duration() -> None:
+def test_a_request_without_valid_spans_has_an_empty_payload() -> None:
     request = encode_spans(sdk_spans())
-    span = request.resource_spans[0].scope_spans[0].spans[0]
-    span.end_time_unix_nano = span.start_time_unix_nano - 10
-    assert decode_protobuf(request.SerializeToString()).batch.duration_ns[0] == 0
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        span.trace_id = b"short"
+    decoded = decode_protobuf(request.SerializeToString())
+    assert (decoded.payload.spans, decoded.payload.data, decoded.rejected) == (0, b"", 2)
 
 
 @pytest.mark.parametrize("body", [b"\xff\xff\xff", b"\x0a\x05abc"])
@@ -119,16 +120,16 @@ def _b64_to_hex(text: str) -> str:
 
 def test_json_decodes_like_protobuf() -> None:
     request = encode_spans(sdk_spans())
-    from_json = decode_json(otlp_json(request)).batch
-    from_proto = decode_protobuf(request.SerializeToString()).batch
-    assert from_json.columns() == from_proto.columns()
+    from_json = decode_json(otlp_json(request)).payload
+    assert from_json.spans == 2
+    assert parse(from_json) == request
 
 
 def test_json_with_a_bad_hex_id_rejects_that_span_only() -> None:
     document = json.loads(otlp_json(encode_spans(sdk_spans())))
     document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["spanId"] = "not-hex"
     decoded = decode_json(json.dumps(document).encode())
-    assert (len(decoded.batch), decoded.rejected) == (1, 1)
+    assert (decoded.payload.spans, decoded.rejected) == (1, 1)
 
 
 @pytest.mark.parametrize(

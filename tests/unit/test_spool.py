@@ -9,6 +9,7 @@ import pytest
 from tests.spans import full_batch
 from tracehouse.collector import Spool, SpoolFull
 from tracehouse.collector.spool import encode
+from tracehouse.storage import OtlpPayload
 
 
 def test_batches_come_back_in_order_with_their_tokens(tmp_path: Path) -> None:
@@ -75,3 +76,15 @@ def test_hostile_strings_round_trip(tmp_path: Path) -> None:
     oldest = spool.oldest()
     assert oldest is not None
     assert oldest.batch.span_name[0] == batch.span_name[0]
+
+
+def test_otlp_payloads_are_spooled_as_raw_bytes(tmp_path: Path) -> None:
+    payload = OtlpPayload.frame(b"\x0a\x00 raw request bytes \xff", 7)
+    spool = Spool(tmp_path, max_bytes=10_000_000)
+    spool.append(payload)
+    spool.append(full_batch())
+    reopened = Spool(tmp_path, max_bytes=10_000_000)
+    oldest = reopened.oldest()
+    assert oldest is not None
+    assert oldest.batch == payload  # data, span count and token
+    assert oldest.path.suffix == ".otlp"

@@ -1,0 +1,23 @@
+"""What a columnar decoder (Zipkin) returns: the accepted spans as a `SpanBatch`, and how
+many spans were rejected and why (the first few distinct reasons)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tracehouse.storage import SpanBatch
+
+
+@dataclass(slots=True)
+class Decoded:
+    batch: SpanBatch
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    def reject(self, reason: str) -> None:
+        self.rejected += 1
+        if len(self.reasons) < 5 and reason not in self.reasons:
+            self.reasons.append(reason)
+
+    def message(self) -> str:
+        return "; ".join(self.reasons)

@@ -1,0 +1,90 @@
+"""Zipkin v2 ingest over HTTP: `POST /api/v2/spans` (JSON or protobuf, gzip), answered when durable.
+
+Answers as a Zipkin server does: 202 with an empty body once the spans are durable, plain text
+400/401/413/415 for bad input, 503 with `Retry-After` when overloaded. Never 202 before durability.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from tracehouse.collector.auth import check_bearer
+from tracehouse.collector.body import decode_content, read_limited
+from tracehouse.collector.config import CollectorConfig
+from tracehouse.collector.decoded import Decoded
+from tracehouse.collector.errors import IngestError, MalformedPayload, UnsupportedMediaType
+from tracehouse.collector.pipeline import Pipeline
+from tracehouse.collector.zipkin import decode_zipkin_json, decode_zipkin_proto
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
+_DECODERS: dict[str, Callable[[bytes], Decoded]] = {
+    # Zipkin servers read a body without Content-Type as JSON; so do we.
+    "": decode_zipkin_json,
+    JSON: decode_zipkin_json,
+    PROTOBUF: decode_zipkin_proto,
+    "application/protobuf": decode_zipkin_proto,
+}
+V1_REFUSED = (
+    "Zipkin v1 spans are not accepted: POST Zipkin v2 spans to /api/v2/spans "
+    "(Content-Type application/json or application/x-protobuf)\n"
+)
+
+
+def build_zipkin_app(pipeline: Pipeline, config: CollectorConfig) -> FastAPI:
+    app = FastAPI(title="Tracehouse Zipkin receiver", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/api/v2/spans")
+    async def post_spans(request: Request) -> Response:
+        try:
+            check_bearer(request.headers.get("authorization"), config.ingest_token)
+            decode = _decoder(request.headers.get("content-type", ""))
+            body = await read_limited(request.stream(), config.max_body_bytes)
+            body = decode_content(body, request.headers.get("content-encoding"), config.max_body_bytes)
+            decoded = _kept(decode(body))
+            await pipeline.submit(decoded.batch)
+        except IngestError as exc:
+            return _error(exc)
+        return Response(status_code=202)
+
+    # A Zipkin server with v1 disabled answers 404 here too; the message says what to do.
+    @app.post("/api/v1/spans")
+    async def post_v1_spans() -> Response:
+        return PlainTextResponse(V1_REFUSED, status_code=404)
+
+    return app
+
+
+def _decoder(content_type: str) -> Callable[[bytes], Decoded]:
+    media = content_type.split(";")[0].strip().lower()
+    decoder = _DECODERS.get(media)
+    if decoder is None:
+        raise UnsupportedMediaType(
+            f"Content-Type {media!r} is not supported; send {JSON} (Zipkin v2 JSON) or {PROTOBUF} (ListOfSpans)"
+        )
+    return decoder
+
+
+def _kept(decoded: Decoded) -> Decoded:
+    """Zipkin has no partial success: some spans kept is a 202 (and a warning here), none
+    kept out of several is a 400 that says why."""
+    if decoded.rejected and not len(decoded.batch):
+        raise MalformedPayload(f"all {decoded.rejected} spans were rejected: {'; '.join(decoded.reasons)}")
+    if decoded.rejected:
+        log.warning(
+            "Zipkin spans: kept %d, rejected %d: %s", len(decoded.batch), decoded.rejected, "; ".join(decoded.reasons)
+        )
+    return decoded
+
+
+def _error(exc: IngestError) -> Response:
+    response = PlainTextResponse(exc.message + "\n", status_code=exc.http_status)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return response

@@ -1,0 +1,105 @@
+"""OTLP spans decoded and flattened inside ClickHouse (Protobuf input format + view) land in
+`otel_traces` with every field mapped as the OTel Collector's exporter maps it."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from tests.unit.test_otlp_decode import sdk_spans
+from tracehouse.collector import decode_protobuf
+from tracehouse.storage import ClickHouseStore, OtlpPayload
+
+pytestmark = pytest.mark.integration
+
+
+def test_sdk_spans_land_with_every_field(store: ClickHouseStore) -> None:
+    spans = sdk_spans()
+    store.write_otlp(decode_protobuf(encode_spans(spans).SerializeToString()).payload)
+    sdk_root = next(s for s in spans if s.name == "GET /cart")
+    sdk_child = next(s for s in spans if s.name == "SELECT")
+    trace_id = format(sdk_root.context.trace_id, "032x")
+    root, child = store.get_trace(trace_id)
+    assert root.span_id == format(sdk_root.context.span_id, "016x")
+    assert (root.parent_span_id, child.parent_span_id) == ("", root.span_id)
+    assert root.timestamp_ns == sdk_root.start_time  # nanoseconds kept
+    assert root.duration_ns == sdk_root.end_time - sdk_root.start_time
+    assert child.timestamp_ns == sdk_child.start_time
+    assert (root.kind, child.kind) == ("Server", "Client")
+    assert (root.status_code, child.status_code, child.status_message) == ("Unset", "Error", "timeout")
+    assert root.service_name == "shop"
+    assert root.resource_attributes["deployment.environment"] == "test"
+    assert (root.scope_name, root.scope_version) == ("shop.instrumentation", "2.0")
+    assert root.attributes == {
+        "http.method": "GET", "retries": "3", "ratio": "0.5", "cached": "true", "tags": '["a","b"]'
+    }  # fmt: skip
+    assert [(e.name, e.attributes) for e in root.events] == [("cache miss", {"key": "cart:1"})]
+    assert root.events[0].timestamp_ns == sdk_root.events[0].timestamp
+    assert [(k.trace_id, k.span_id, k.attributes) for k in child.links] == [
+        (trace_id, root.span_id, {"why": "follows"})
+    ]
+
+
+def any_value(**kind: object) -> AnyValue:
+    return AnyValue(**kind)  # type: ignore[arg-type]
+
+
+def test_attribute_values_are_stringified_like_the_exporter(store: ClickHouseStore) -> None:
+    nested = AnyValue()
+    nested.kvlist_value.values.append(KeyValue(key="k", value=AnyValue(string_value='q"uote')))
+    nested.kvlist_value.values.append(KeyValue(key="n", value=AnyValue(int_value=-7)))
+    array = AnyValue()
+    array.array_value.values.extend([AnyValue(int_value=1), AnyValue(bool_value=False), AnyValue(double_value=2.5)])
+    values = {
+        "str": AnyValue(string_value="Grüße ✓"),
+        "int": AnyValue(int_value=-9_000_000_000),
+        "double": AnyValue(double_value=0.25),
+        "bool": AnyValue(bool_value=False),
+        "bytes": AnyValue(bytes_value=b"\x00\x01\xff"),
+        "array": array,
+        "kvlist": nested,
+        "empty": AnyValue(),
+    }
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="attrs")))
+    span = resource_spans.scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = os.urandom(16), os.urandom(8), "values"
+    span.start_time_unix_nano = time.time_ns()  # older than the TTL would be dropped at insert
+    span.end_time_unix_nano = span.start_time_unix_nano - 1
+    for key, value in values.items():
+        span.attributes.append(KeyValue(key=key, value=value))
+    store.write_otlp(OtlpPayload.frame(request.SerializeToString(), 1))
+    (stored,) = store.get_trace(span.trace_id.hex())
+    assert stored.attributes == {
+        "str": "Grüße ✓",
+        "int": "-9000000000",
+        "double": "0.25",
+        "bool": "false",
+        "bytes": "AAH/",
+        "array": "[1,false,2.5]",
+        "kvlist": '{"k":"q\\"uote","n":-7}',
+        "empty": "",
+    }
+    assert stored.duration_ns == 0  # end before start: clamped, documented
+    assert stored.kind == "Unspecified"
+
+
+def test_the_same_payload_twice_is_stored_once(store: ClickHouseStore) -> None:
+    payload = decode_protobuf(encode_spans(sdk_spans()).SerializeToString()).payload
+    store.write_otlp(payload)
+    store.write_otlp(payload)
+    count = store.client().command("SELECT count() FROM otel_traces")
+    assert int(count) == 2
+
+
+def test_several_requests_in_one_payload(store: ClickHouseStore) -> None:
+    payloads = [decode_protobuf(encode_spans(sdk_spans()).SerializeToString()).payload for _ in range(3)]
+    store.write_otlp(OtlpPayload.concat(payloads))
+    assert int(store.client().command("SELECT count() FROM otel_traces")) == 6
+    assert int(store.client().command("SELECT uniqExact(TraceId) FROM otel_traces_trace_id_ts")) == 3
