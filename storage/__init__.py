@@ -12,10 +12,11 @@ from tracehouse.storage.model import Event, Link, Operation, Span
 from tracehouse.storage.seams import SpanWriter, TraceReader
 
 
-def open_store(config: StoreConfig, *, migrate: bool = True) -> ClickHouseStore:
+def open_store(config: StoreConfig, *, migrate: bool = True, writers: int = 2) -> ClickHouseStore:
     """The store for `config`: takes the data-directory lock (embedded), creates the
-    database if needed and applies pending migrations. Close it with `.close()`."""
-    return ClickHouseStore(config, migrate=migrate)
+    database if needed and applies pending migrations; `writers` inserts may run at once.
+    Close it with `.close()`."""
+    return ClickHouseStore(config, migrate=migrate, writers=writers)
 
 
 __all__ = [

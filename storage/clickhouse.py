@@ -6,8 +6,10 @@ client lock. Every value reaches ClickHouse as a bound parameter or as insert da
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+import queue
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from typing import Any
 
@@ -37,18 +39,24 @@ _OTLP_SETTINGS = {
 
 
 class ClickHouseStore:
-    """`SpanWriter` and `TraceReader` over one ClickHouse database. See `tracehouse.storage.seams`."""
+    """`SpanWriter` and `TraceReader` over one ClickHouse database. See `tracehouse.storage.seams`.
 
-    def __init__(self, config: StoreConfig, *, migrate: bool = True) -> None:
+    `writers` clients insert concurrently (one insert each at a time); one more client reads.
+    """
+
+    def __init__(self, config: StoreConfig, *, migrate: bool = True, writers: int = 2) -> None:
         config.validate()
         self.config = config
         self._lock = DataDirLock(config.path) if config.embedded else None
         try:
             ensure_database(config)
-            self._writer = connect(config)
             self._reader = connect(config)
             if migrate:
-                apply_migrations(self._writer, config.ttl_days)
+                apply_migrations(self._reader, config.ttl_days)
+            self._writers: queue.SimpleQueue[Client] = queue.SimpleQueue()
+            self._all_writers = [connect(config) for _ in range(writers)]
+            for client in self._all_writers:
+                self._writers.put(client)
         except BaseException:
             self._release_lock()
             raise
@@ -60,9 +68,10 @@ class ClickHouseStore:
             return
         settings = dict(_INSERT_SETTINGS, insert_deduplication_token=batch.token)
         try:
-            self._writer.insert(
-                SPAN_TABLE, batch.columns(), column_names=COLUMNS, column_oriented=True, settings=settings
-            )
+            with self._writer() as client:
+                client.insert(
+                    SPAN_TABLE, batch.columns(), column_names=COLUMNS, column_oriented=True, settings=settings
+                )
         except ClickHouseError as exc:
             raise StoreUnavailable(f"insert of {len(batch)} spans into {SPAN_TABLE} failed: {exc}") from exc
 
@@ -71,7 +80,8 @@ class ClickHouseStore:
             return
         settings = dict(_INSERT_SETTINGS, **_OTLP_SETTINGS, insert_deduplication_token=payload.token)
         try:
-            self._writer.raw_insert(OTLP_TABLE, insert_block=payload.data, fmt="Protobuf", settings=settings)
+            with self._writer() as client:
+                client.raw_insert(OTLP_TABLE, insert_block=payload.data, fmt="Protobuf", settings=settings)
         except ClickHouseError as exc:
             raise StoreUnavailable(f"insert of {payload.spans} OTLP spans failed: {exc}") from exc
 
@@ -97,9 +107,19 @@ class ClickHouseStore:
         return self._reader
 
     def close(self) -> None:
-        for client in (self._writer, self._reader):
+        for client in (*self._all_writers, self._reader):
             client.close()
         self._release_lock()
+
+    @contextlib.contextmanager
+    def _writer(self) -> Iterator[Client]:
+        """A writer client of its own for the duration of one insert: inserts on different
+        clients run in parallel (the engine releases the GIL), on one client they queue."""
+        client = self._writers.get()
+        try:
+            yield client
+        finally:
+            self._writers.put(client)
 
     def _release_lock(self) -> None:
         if self._lock is not None:

@@ -40,7 +40,7 @@ def serve(config: ServeConfig) -> None:
     lock = DataDirLock(config.data_dir)
     try:
         log.info("opening the store %s", config.store.redacted_dsn())
-        store = open_store(config.store)
+        store = open_store(config.store, writers=config.collector.flush_workers)
         try:
             log.info("store ready, schema version %d", store.schema_version())
             cc = config.collector
