@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tracehouse.collector.window import TimeWindow
 from tracehouse.storage import ConfigError
 
 MiB = 1024 * 1024
@@ -30,6 +31,13 @@ class CollectorConfig:
     spool_max_bytes: int = 1024 * MiB
     spool_retry_interval: float = 1.0
     ingest_token: str | None = field(default=None, repr=False)
+    max_span_age: float = 7 * 86400.0
+    max_span_ahead: float = 86400.0
+
+    @property
+    def window(self) -> TimeWindow:
+        """Accepted span start times (older spans would fall to the store's TTL at insert)."""
+        return TimeWindow(self.max_span_age, self.max_span_ahead)
 
     def validate(self) -> None:
         for key in ("otlp_http_port", "otlp_grpc_port", "zipkin_port"):
@@ -48,6 +56,8 @@ class CollectorConfig:
             raise ConfigError(f"spool_max_bytes: {self.spool_max_bytes} is too small (at least 1 MiB)")
         if not 0 < self.spool_retry_interval <= 300:
             raise ConfigError(f"spool_retry_interval: must be in (0, 300] seconds (got {self.spool_retry_interval})")
+        if self.max_span_age <= 0 or self.max_span_ahead <= 0:
+            raise ConfigError("max_span_age/max_span_ahead: must be positive seconds")
         if self.max_queued_spans < self.flush_spans:
             raise ConfigError(
                 f"max_queued_spans: {self.max_queued_spans} must be at least flush_spans ({self.flush_spans})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tracehouse.collector.window import TimeWindow
 from tracehouse.storage import SpanBatch
 
 
@@ -21,3 +22,13 @@ class Decoded:
 
     def message(self) -> str:
         return "; ".join(self.reasons)
+
+    def within(self, window: TimeWindow) -> Decoded:
+        """Reject (and count) the spans starting outside `window`."""
+        bounds = window.bounds()
+        late = {i: r for i, ts in enumerate(self.batch.timestamp_ns) if (r := window.reason(ts, bounds))}
+        for i, reason in late.items():
+            self.reject(f"span {self.batch.span_name[i][:100]!r} {reason}")
+        if late:
+            self.batch = self.batch.without(set(late))
+        return self

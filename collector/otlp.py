@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 
 from tracehouse.collector.errors import MalformedPayload
+from tracehouse.collector.window import DEFAULT_WINDOW, TimeWindow
 from tracehouse.storage import OtlpPayload
 
 _ZERO_TRACE = bytes(16)
@@ -46,16 +47,16 @@ class OtlpDecoded:
         return response
 
 
-def decode_protobuf(body: bytes) -> OtlpDecoded:
+def decode_protobuf(body: bytes, window: TimeWindow = DEFAULT_WINDOW) -> OtlpDecoded:
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
     except DecodeError as exc:
         raise MalformedPayload(f"body is not a protobuf ExportTraceServiceRequest: {exc}") from None
-    return validate(request, body)
+    return validate(request, body, window)
 
 
-def decode_json(body: bytes) -> OtlpDecoded:
+def decode_json(body: bytes, window: TimeWindow = DEFAULT_WINDOW) -> OtlpDecoded:
     """OTLP/JSON: lowerCamelCase names, hex ids, enums as ints, int64 as strings."""
     try:
         document = json.loads(body)
@@ -72,17 +73,18 @@ def decode_json(body: bytes) -> OtlpDecoded:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except (json_format.ParseError, RecursionError, TypeError, ValueError) as exc:
         raise MalformedPayload(f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
-    return validate(request, None)
+    return validate(request, None, window)
 
 
-def validate(request: ExportTraceServiceRequest, body: bytes | None) -> OtlpDecoded:
-    """Drop spans with invalid ids (counted); `body` is the request's encoding if it has one."""
+def validate(request: ExportTraceServiceRequest, body: bytes | None, window: TimeWindow) -> OtlpDecoded:
+    """Drop spans with invalid ids or start times outside `window` (counted); `body` is the
+    request's encoding if it has one."""
     rejected: list[str] = []
     spans = 0
+    check = _Check(window)
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
-            kept = _drop_invalid(scope_spans.spans, rejected)
-            spans += kept
+            spans += check.drop_invalid(scope_spans.spans, rejected)
     if rejected or body is None:
         body = request.SerializeToString()
     decoded = OtlpDecoded(OtlpPayload.frame(body, spans), len(rejected))
@@ -90,22 +92,28 @@ def validate(request: ExportTraceServiceRequest, body: bytes | None) -> OtlpDeco
     return decoded
 
 
-def _drop_invalid(spans: Any, rejected: list[str]) -> int:
-    invalid = [i for i, span in enumerate(spans) if _invalid(span)]
-    for i in reversed(invalid):
-        rejected.append(_invalid(spans[i]) or "")
-        del spans[i]
-    return len(spans)
+class _Check:
+    def __init__(self, window: TimeWindow) -> None:
+        self.window = window
+        self.bounds = window.bounds()
 
+    def drop_invalid(self, spans: Any, rejected: list[str]) -> int:
+        """Remove the invalid spans of a repeated field, recording why; returns how many stay."""
+        invalid = [i for i, span in enumerate(spans) if self.problem(span)]
+        for i in reversed(invalid):
+            rejected.append(self.problem(spans[i]) or "")
+            del spans[i]
+        return len(spans)
 
-def _invalid(span: PbSpan) -> str | None:
-    if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE:
-        return f"span {span.name[:100]!r}: trace_id must be 16 bytes, not all zero"
-    if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN:
-        return f"span {span.name[:100]!r}: span_id must be 8 bytes, not all zero"
-    if span.parent_span_id and len(span.parent_span_id) != 8:
-        return f"span {span.name[:100]!r}: parent_span_id must be empty or 8 bytes"
-    return None
+    def problem(self, span: PbSpan) -> str | None:
+        if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE:
+            return f"span {span.name[:100]!r}: trace_id must be 16 bytes, not all zero"
+        if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN:
+            return f"span {span.name[:100]!r}: span_id must be 8 bytes, not all zero"
+        if span.parent_span_id and len(span.parent_span_id) != 8:
+            return f"span {span.name[:100]!r}: parent_span_id must be empty or 8 bytes"
+        late = self.window.reason(span.start_time_unix_nano, self.bounds)
+        return f"span {span.name[:100]!r} {late}" if late else None
 
 
 def _json_spans(document: dict[str, Any]) -> Iterable[dict[str, Any]]:

@@ -31,7 +31,7 @@ def build_grpc_server(pipeline: Pipeline, config: CollectorConfig) -> tuple[grpc
         ]
     )
     handler = grpc.unary_unary_rpc_method_handler(
-        _export(pipeline, config.ingest_token), request_deserializer=None, response_serializer=None
+        _export(pipeline, config), request_deserializer=None, response_serializer=None
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
     port = server.add_insecure_port(f"{config.host}:{config.otlp_grpc_port}")
@@ -40,11 +40,13 @@ def build_grpc_server(pipeline: Pipeline, config: CollectorConfig) -> tuple[grpc
     return server, port
 
 
-def _export(pipeline: Pipeline, token: str | None) -> Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], object]:
+def _export(
+    pipeline: Pipeline, config: CollectorConfig
+) -> Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], object]:
     async def export(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         try:
-            check_bearer(_metadata(context, "authorization"), token)
-            decoded = decode_protobuf(request)
+            check_bearer(_metadata(context, "authorization"), config.ingest_token)
+            decoded = decode_protobuf(request, config.window)
             await pipeline.submit(decoded.payload)
         except IngestError as exc:
             await context.abort(exc.grpc_code, exc.message)

@@ -42,7 +42,7 @@ def build_otlp_http_app(pipeline: Pipeline, config: CollectorConfig) -> FastAPI:
                 )
             body = await read_limited(request.stream(), config.max_body_bytes)
             body = decode_content(body, request.headers.get("content-encoding"), config.max_body_bytes)
-            decoded = decode_json(body) if media == JSON else decode_protobuf(body)
+            decoded = decode_json(body, config.window) if media == JSON else decode_protobuf(body, config.window)
             await pipeline.submit(decoded.payload)
         except IngestError as exc:
             return _error(exc, media)

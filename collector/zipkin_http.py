@@ -47,7 +47,7 @@ def build_zipkin_app(pipeline: Pipeline, config: CollectorConfig) -> FastAPI:
             decode = _decoder(request.headers.get("content-type", ""))
             body = await read_limited(request.stream(), config.max_body_bytes)
             body = decode_content(body, request.headers.get("content-encoding"), config.max_body_bytes)
-            decoded = _kept(decode(body))
+            decoded = _kept(decode(body).within(config.window))
             await pipeline.submit(decoded.batch)
         except IngestError as exc:
             return _error(exc)

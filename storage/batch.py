@@ -82,6 +82,13 @@ class SpanBatch:
         for f in _COLUMN_FIELDS:
             getattr(self, f.name).extend(getattr(other, f.name))
 
+    def without(self, indexes: set[int]) -> SpanBatch:
+        """A batch (same token) of the spans whose index is not in `indexes`."""
+        kept = SpanBatch(token=self.token)
+        for f in _COLUMN_FIELDS:
+            getattr(kept, f.name).extend(v for i, v in enumerate(getattr(self, f.name)) if i not in indexes)
+        return kept
+
     @classmethod
     def concat(cls, batches: list[SpanBatch], token: str | None = None) -> SpanBatch:
         """One batch holding the spans of `batches` in order."""

@@ -77,6 +77,7 @@ class ServeConfig:
             zipkin_port=v["zipkin_port"],
             flush_interval=v["flush_interval"],
             ingest_token=v["ingest_token"],
+            max_span_age=v["ttl_days"] * 86400.0,  # older spans would fall to the TTL at insert
         )
         return cls(
             data_dir=Path(v["data_dir"]).resolve(),

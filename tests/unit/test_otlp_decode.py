@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tracehouse.collector import MalformedPayload, decode_json, decode_protobuf
+from tracehouse.collector.window import TimeWindow
 from tracehouse.storage import OtlpPayload
 
 
@@ -145,3 +146,17 @@ def test_json_with_a_bad_hex_id_rejects_that_span_only() -> None:
 def test_bad_json_is_malformed(body: bytes, message: str) -> None:
     with pytest.raises(MalformedPayload, match=message):
         decode_json(body)
+
+
+def test_spans_outside_the_time_window_are_rejected() -> None:
+    """Older than retention would vanish at insert (TTL) after a 200; far future is a broken clock."""
+    request = encode_spans(sdk_spans())
+    old, future = request.resource_spans[0].scope_spans[0].spans
+    old.start_time_unix_nano -= 3 * 86400 * 10**9
+    future.start_time_unix_nano += 2 * 86400 * 10**9
+    decoded = decode_protobuf(request.SerializeToString(), TimeWindow(max_age=2 * 86400, max_ahead=86400))
+    assert (decoded.payload.spans, decoded.rejected) == (0, 2)
+    message = decoded.response().partial_success.error_message
+    assert "starts more than 2 days ago (outside retention)" in message
+    assert "starts more than 24 hours in the future" in message
+    assert decode_protobuf(request.SerializeToString(), TimeWindow(5 * 86400, 3 * 86400)).rejected == 0

@@ -632,3 +632,16 @@ def test_fuzz_protobuf_keeps_valid_spans(items: list[pb.Span]) -> None:
     assert len(decoded.batch) + decoded.rejected == len(items) + 2
     assert len(decoded.batch) >= 2
     assert_consistent(decoded.batch)
+
+
+def test_spans_outside_the_time_window_are_rejected_and_counted() -> None:
+    from tracehouse.collector.window import TimeWindow
+
+    decoded = decode_zipkin_json(fixture("sleuth_64bit_shared_rpc.json"))  # fixed 2025 timestamps
+    total = len(decoded.batch)
+    assert total > 0
+    kept = decoded.within(TimeWindow(max_age=7 * 86400, max_ahead=86400))
+    assert (len(kept.batch), kept.rejected) == (0, total)
+    assert "outside retention" in kept.message()
+    fresh = decode_zipkin_json(fixture("sleuth_64bit_shared_rpc.json")).within(TimeWindow(50 * 365 * 86400, 86400))
+    assert (len(fresh.batch), fresh.rejected) == (total, 0)
