@@ -6,6 +6,7 @@ Never imports the query API; every answer to a sender comes from `IngestError`.
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.decoded import Decoded
 from tracehouse.collector.errors import IngestError, MalformedPayload, Overloaded, PayloadTooLarge
+from tracehouse.collector.metrics import IngestMetrics
 from tracehouse.collector.otlp import OtlpDecoded, decode_json, decode_protobuf
 from tracehouse.collector.otlp_grpc import build_grpc_server
 from tracehouse.collector.otlp_http import build_otlp_http_app
@@ -18,6 +19,7 @@ __all__ = [
     "CollectorConfig",
     "Decoded",
     "IngestError",
+    "IngestMetrics",
     "MalformedPayload",
     "OtlpDecoded",
     "Overloaded",

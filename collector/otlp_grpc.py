@@ -14,6 +14,7 @@ import grpc
 from tracehouse.collector.auth import check_bearer
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.errors import IngestError
+from tracehouse.collector.metrics import IngestMetrics
 from tracehouse.collector.otlp import decode_protobuf
 from tracehouse.collector.pipeline import Pipeline
 
@@ -22,7 +23,9 @@ log = logging.getLogger(__name__)
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
-def build_grpc_server(pipeline: Pipeline, config: CollectorConfig) -> tuple[grpc.aio.Server, int]:
+def build_grpc_server(
+    pipeline: Pipeline, config: CollectorConfig, metrics: IngestMetrics
+) -> tuple[grpc.aio.Server, int]:
     """An unstarted server bound to `config.host:otlp_grpc_port`; returns it and the port."""
     server = grpc.aio.server(
         options=[
@@ -31,7 +34,7 @@ def build_grpc_server(pipeline: Pipeline, config: CollectorConfig) -> tuple[grpc
         ]
     )
     handler = grpc.unary_unary_rpc_method_handler(
-        _export(pipeline, config), request_deserializer=None, response_serializer=None
+        _export(pipeline, config, metrics), request_deserializer=None, response_serializer=None
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
     port = server.add_insecure_port(f"{config.host}:{config.otlp_grpc_port}")
@@ -41,15 +44,18 @@ def build_grpc_server(pipeline: Pipeline, config: CollectorConfig) -> tuple[grpc
 
 
 def _export(
-    pipeline: Pipeline, config: CollectorConfig
+    pipeline: Pipeline, config: CollectorConfig, metrics: IngestMetrics
 ) -> Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], object]:
     async def export(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         try:
             check_bearer(_metadata(context, "authorization"), config.ingest_token)
             decoded = decode_protobuf(request, config.window)
+            metrics.rejected.labels("otlp_grpc").inc(decoded.rejected)
             await pipeline.submit(decoded.payload)
         except IngestError as exc:
+            metrics.refused.labels("otlp_grpc", exc.grpc_code.name).inc()
             await context.abort(exc.grpc_code, exc.message)
+        metrics.accepted.labels("otlp_grpc").inc(decoded.payload.spans)
         return decoded.response().SerializeToString()
 
     return export

@@ -18,6 +18,7 @@ from tracehouse.collector.auth import check_bearer
 from tracehouse.collector.body import decode_content, read_limited
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.errors import IngestError, UnsupportedMediaType
+from tracehouse.collector.metrics import CONTENT_TYPE, IngestMetrics
 from tracehouse.collector.otlp import decode_json, decode_protobuf
 from tracehouse.collector.pipeline import Pipeline
 
@@ -28,8 +29,13 @@ JSON = "application/json"
 _PROTOBUF_TYPES = (PROTOBUF, "application/protobuf")
 
 
-def build_otlp_http_app(pipeline: Pipeline, config: CollectorConfig) -> FastAPI:
+def build_otlp_http_app(pipeline: Pipeline, config: CollectorConfig, metrics: IngestMetrics) -> FastAPI:
     app = FastAPI(title="Tracehouse OTLP/HTTP receiver", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        """The collector's own metrics, Prometheus text format."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.post("/v1/traces")
     async def export_traces(request: Request) -> Response:
@@ -43,9 +49,12 @@ def build_otlp_http_app(pipeline: Pipeline, config: CollectorConfig) -> FastAPI:
             body = await read_limited(request.stream(), config.max_body_bytes)
             body = decode_content(body, request.headers.get("content-encoding"), config.max_body_bytes)
             decoded = decode_json(body, config.window) if media == JSON else decode_protobuf(body, config.window)
+            metrics.rejected.labels("otlp_http").inc(decoded.rejected)
             await pipeline.submit(decoded.payload)
         except IngestError as exc:
+            metrics.refused.labels("otlp_http", str(exc.http_status)).inc()
             return _error(exc, media)
+        metrics.accepted.labels("otlp_http").inc(decoded.payload.spans)
         return _message(decoded.response(), media, 200)
 
     return app

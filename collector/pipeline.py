@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tracehouse.collector.config import CollectorConfig
@@ -50,6 +51,7 @@ class Pipeline:
         self._closing = False
         self.written_spans = 0
         self.spooled_spans = 0
+        self.flush_observer: Callable[[float], None] | None = None  # seconds per durable flush
 
     @property
     def queued_spans(self) -> int:
@@ -121,6 +123,12 @@ class Pipeline:
         return taken
 
     async def _flush(self, items: list[_Pending]) -> None:
+        started = time.monotonic()
+        await self._flush_items(items)
+        if self.flush_observer is not None:
+            self.flush_observer(time.monotonic() - started)
+
+    async def _flush_items(self, items: list[_Pending]) -> None:
         columns = [item for item in items if isinstance(item.batch, SpanBatch)]
         otlp = [item for item in items if isinstance(item.batch, OtlpPayload)]
         if columns:

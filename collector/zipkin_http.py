@@ -17,6 +17,7 @@ from tracehouse.collector.body import decode_content, read_limited
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.decoded import Decoded
 from tracehouse.collector.errors import IngestError, MalformedPayload, UnsupportedMediaType
+from tracehouse.collector.metrics import IngestMetrics
 from tracehouse.collector.pipeline import Pipeline
 from tracehouse.collector.zipkin import decode_zipkin_json, decode_zipkin_proto
 
@@ -37,7 +38,8 @@ V1_REFUSED = (
 )
 
 
-def build_zipkin_app(pipeline: Pipeline, config: CollectorConfig) -> FastAPI:
+def build_zipkin_app(pipeline: Pipeline, config: CollectorConfig, metrics: IngestMetrics | None = None) -> FastAPI:
+    metrics = metrics or IngestMetrics()
     app = FastAPI(title="Tracehouse Zipkin receiver", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.post("/api/v2/spans")
@@ -48,9 +50,12 @@ def build_zipkin_app(pipeline: Pipeline, config: CollectorConfig) -> FastAPI:
             body = await read_limited(request.stream(), config.max_body_bytes)
             body = decode_content(body, request.headers.get("content-encoding"), config.max_body_bytes)
             decoded = _kept(decode(body).within(config.window))
+            metrics.rejected.labels("zipkin").inc(decoded.rejected)
             await pipeline.submit(decoded.batch)
         except IngestError as exc:
+            metrics.refused.labels("zipkin", str(exc.http_status)).inc()
             return _error(exc)
+        metrics.accepted.labels("zipkin").inc(len(decoded.batch))
         return Response(status_code=202)
 
     # A Zipkin server with v1 disabled answers 404 here too; the message says what to do.

@@ -17,7 +17,14 @@ from typing import Any, Literal
 
 import uvicorn
 
-from tracehouse.collector import Pipeline, Spool, build_grpc_server, build_otlp_http_app, build_zipkin_app
+from tracehouse.collector import (
+    IngestMetrics,
+    Pipeline,
+    Spool,
+    build_grpc_server,
+    build_otlp_http_app,
+    build_zipkin_app,
+)
 from tracehouse.config import ServeConfig
 from tracehouse.dashboard import mount_dashboard
 from tracehouse.query import build_query_app
@@ -90,8 +97,11 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
     if len(spool):
         log.info("spool: %d batches (%d bytes) from an earlier run will be replayed", len(spool), spool.bytes)
     pipeline = Pipeline(store, cc, spool)
+    metrics = IngestMetrics()
+    metrics.watch(lambda: pipeline.queued_spans, lambda: pipeline.written_spans, spool)
+    pipeline.flush_observer = metrics.flush_seconds.observe
     pipeline_task = asyncio.create_task(pipeline.run(), name="pipeline")
-    grpc_server, grpc_port = build_grpc_server(pipeline, cc)
+    grpc_server, grpc_port = build_grpc_server(pipeline, cc, metrics)
     await grpc_server.start()
 
     def health() -> dict[str, Any]:
@@ -107,8 +117,8 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
     mount_dashboard(query_app, _self_url(config.query.host, sockets.port("ui")))
     # The UI app needs its lifespan: Dash registers its catch-all page route at start-up.
     apps = [
-        (_uvicorn(build_otlp_http_app(pipeline, cc)), sockets.otlp_http),
-        (_uvicorn(build_zipkin_app(pipeline, cc)), sockets.zipkin),
+        (_uvicorn(build_otlp_http_app(pipeline, cc, metrics)), sockets.otlp_http),
+        (_uvicorn(build_zipkin_app(pipeline, cc, metrics)), sockets.zipkin),
         (_uvicorn(query_app, lifespan="on"), sockets.ui),
     ]
     servers = [server for server, _ in apps]

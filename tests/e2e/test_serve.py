@@ -19,7 +19,10 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
@@ -125,7 +128,6 @@ def test_bad_requests_get_precise_answers(server: Server) -> None:
 
 def test_partial_success_keeps_the_good_spans(server: Server) -> None:
     body, trace_id = sdk_request_body()
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     request = ExportTraceServiceRequest()
     request.ParseFromString(body)
@@ -250,3 +252,30 @@ def test_zipkin_exporter_round_trip(server: Server) -> None:
     assert charge["status"]["code"] == "Error"
     # OTel encodes an event as the annotation value {"name": {attributes}}; it arrives as is
     assert root["events"][0]["name"] == '{"validated": {"items": 3}}'
+
+
+def test_metrics_count_what_happened(server: Server) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body, _ = sdk_request_body()
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(body)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    spans.add().CopyFrom(spans[0])
+    spans[-1].trace_id = b"bad"
+    assert post(server, request.SerializeToString()).status_code == 200  # 3 accepted, 1 rejected
+    assert post(server, b"\xff garbage").status_code == 400
+    text = httpx.get(f"{server.otlp_http}/metrics", timeout=10).text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    otlp = (("protocol", "otlp_http"),)
+    assert samples[("tracehouse_ingest_spans_accepted_total", otlp)] == 3
+    assert samples[("tracehouse_ingest_spans_rejected_total", otlp)] == 1
+    assert samples[("tracehouse_ingest_requests_refused_total", (("protocol", "otlp_http"), ("status", "400")))] == 1
+    assert samples[("tracehouse_stored_spans", ())] == 3
+    assert samples[("tracehouse_queue_spans", ())] == 0
+    assert samples[("tracehouse_spool_batches", ())] == 0
+    assert samples[("tracehouse_flush_seconds_count", ())] >= 1

@@ -1,0 +1,54 @@
+"""Self-monitoring of the collector in the Prometheus text format (`GET /metrics` on the
+OTLP/HTTP port): spans accepted and rejected, refused requests, queue, flushes, spool.
+
+One registry per collector (not the process-global one), so several collectors in one
+process — tests — never share counts.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from tracehouse.collector.spool import Spool
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class IngestMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.accepted = Counter(
+            "tracehouse_ingest_spans_accepted", "Spans acknowledged to senders (durable)", ["protocol"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.rejected = Counter(
+            "tracehouse_ingest_spans_rejected", "Spans refused one by one (bad ids, outside retention)",
+            ["protocol"], registry=self.registry,
+        )  # fmt: skip
+        self.refused = Counter(
+            "tracehouse_ingest_requests_refused", "Requests answered with an error, by status", ["protocol", "status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.flush_seconds = Histogram(
+            "tracehouse_flush_seconds", "Time to make one merged batch durable (insert or spool)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=self.registry,
+        )  # fmt: skip
+
+    def watch(self, queued_spans: object, stored_spans: object, spool: Spool | None) -> None:
+        """Gauges read at scrape time from the pipeline (callables returning numbers) and spool."""
+        for name, doc, read in (
+            ("tracehouse_queue_spans", "Spans waiting in the ingest queue", queued_spans),
+            ("tracehouse_stored_spans", "Spans written to the store since start", stored_spans),
+        ):
+            Gauge(name, doc, registry=self.registry).set_function(read)  # type: ignore[arg-type]
+        if spool is not None:
+            Gauge("tracehouse_spool_batches", "Batches waiting in the spool", registry=self.registry).set_function(
+                lambda: len(spool)
+            )
+            Gauge("tracehouse_spool_bytes", "Bytes waiting in the spool", registry=self.registry).set_function(
+                lambda: spool.bytes
+            )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
