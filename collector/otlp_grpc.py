@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo
+from google.rpc.status_pb2 import Status
+from grpc_status import rpc_status
 
 from tracehouse.collector.auth import check_bearer
 from tracehouse.collector.config import CollectorConfig
@@ -54,11 +59,22 @@ def _export(
             await pipeline.submit(decoded.payload)
         except IngestError as exc:
             metrics.refused.labels("otlp_grpc", exc.grpc_code.name).inc()
-            await context.abort(exc.grpc_code, exc.message)
+            await context.abort_with_status(rpc_status.to_status(error_status(exc)))
         metrics.accepted.labels("otlp_grpc").inc(decoded.payload.spans)
         return decoded.response().SerializeToString()
 
     return export
+
+
+def error_status(exc: IngestError) -> Status:
+    """The rich status for `exc`; a retryable refusal carries `RetryInfo`, which OTLP
+    exporters honour as the delay before their next attempt."""
+    status = Status(code=exc.grpc_code.value[0], message=exc.message)
+    if exc.retry_after is not None:
+        delay = Duration()
+        delay.FromTimedelta(timedelta(seconds=exc.retry_after))
+        status.details.add().Pack(RetryInfo(retry_delay=delay))
+    return status
 
 
 def _metadata(context: grpc.aio.ServicerContext[bytes, bytes], key: str) -> str | None:
