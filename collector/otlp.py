@@ -20,9 +20,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 
 from tracehouse.collector.errors import MalformedPayload
+from tracehouse.collector.lenient import LenientExportTraceServiceRequest
 from tracehouse.collector.window import DEFAULT_WINDOW, TimeWindow
 from tracehouse.storage import OtlpPayload
 
@@ -48,7 +48,8 @@ class OtlpDecoded:
 
 
 def decode_protobuf(body: bytes, window: TimeWindow = DEFAULT_WINDOW) -> OtlpDecoded:
-    request = ExportTraceServiceRequest()
+    """Parse leniently (text as bytes): invalid UTF-8 is repaired by the store, not refused."""
+    request = LenientExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
     except DecodeError as exc:
@@ -76,7 +77,7 @@ def decode_json(body: bytes, window: TimeWindow = DEFAULT_WINDOW) -> OtlpDecoded
     return validate(request, None, window)
 
 
-def validate(request: ExportTraceServiceRequest, body: bytes | None, window: TimeWindow) -> OtlpDecoded:
+def validate(request: Any, body: bytes | None, window: TimeWindow) -> OtlpDecoded:
     """Drop spans with invalid ids or start times outside `window` (counted); `body` is the
     request's encoding if it has one."""
     rejected: list[str] = []
@@ -105,15 +106,21 @@ class _Check:
             del spans[i]
         return len(spans)
 
-    def problem(self, span: PbSpan) -> str | None:
+    def problem(self, span: Any) -> str | None:
+        """Why `span` (strict or lenient message) is refused, or None."""
         if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE:
-            return f"span {span.name[:100]!r}: trace_id must be 16 bytes, not all zero"
+            return f"span {_name(span)!r}: trace_id must be 16 bytes, not all zero"
         if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN:
-            return f"span {span.name[:100]!r}: span_id must be 8 bytes, not all zero"
+            return f"span {_name(span)!r}: span_id must be 8 bytes, not all zero"
         if span.parent_span_id and len(span.parent_span_id) != 8:
-            return f"span {span.name[:100]!r}: parent_span_id must be empty or 8 bytes"
+            return f"span {_name(span)!r}: parent_span_id must be empty or 8 bytes"
         late = self.window.reason(span.start_time_unix_nano, self.bounds)
-        return f"span {span.name[:100]!r} {late}" if late else None
+        return f"span {_name(span)!r} {late}" if late else None
+
+
+def _name(span: Any) -> str:
+    name = span.name[:100]
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
 
 
 def _json_spans(document: dict[str, Any]) -> Iterable[dict[str, Any]]:

@@ -3,12 +3,13 @@
 -- input_format_protobuf_oneof_presence = 1) and flattened into otel_traces by the view below.
 -- The collector validates ids before the insert; the view's WHERE only guards the table.
 -- Attribute values are stored as the exporter stores them: scalars as text, arrays and
--- key/value lists as JSON.
+-- key/value lists as JSON. Text is repaired with toValidUTF8 (the collector parses strings
+-- as bytes so that one bad span name does not cost the whole request).
 
 -- UDF bodies use tupleElement(): dotted access to a lambda parameter is not substituted
 -- when one UDF is inlined into another.
 CREATE FUNCTION IF NOT EXISTS tracehouse_otlp_json AS (v) -> multiIf(
-    tupleElement(v, 'value') = 'string_value', toJSONString(tupleElement(v, 'string_value')),
+    tupleElement(v, 'value') = 'string_value', toJSONString(toValidUTF8(tupleElement(v, 'string_value'))),
     tupleElement(v, 'value') = 'bool_value', if(tupleElement(v, 'bool_value'), 'true', 'false'),
     tupleElement(v, 'value') = 'int_value', toString(tupleElement(v, 'int_value')),
     tupleElement(v, 'value') = 'double_value', toString(tupleElement(v, 'double_value')),
@@ -17,7 +18,7 @@ CREATE FUNCTION IF NOT EXISTS tracehouse_otlp_json AS (v) -> multiIf(
         tupleElement(v, 'bytes_value'), tupleElement(v, 'array_value'), tupleElement(v, 'kvlist_value')))));
 
 CREATE FUNCTION IF NOT EXISTS tracehouse_otlp_text AS (v) -> multiIf(
-    tupleElement(v, 'value') = 'string_value', tupleElement(v, 'string_value'),
+    tupleElement(v, 'value') = 'string_value', toValidUTF8(tupleElement(v, 'string_value')),
     tupleElement(v, 'value') = 'bool_value', if(tupleElement(v, 'bool_value'), 'true', 'false'),
     tupleElement(v, 'value') = 'int_value', toString(tupleElement(v, 'int_value')),
     tupleElement(v, 'value') = 'double_value', toString(tupleElement(v, 'double_value')),
@@ -25,13 +26,13 @@ CREATE FUNCTION IF NOT EXISTS tracehouse_otlp_text AS (v) -> multiIf(
     tupleElement(v, 'value') = 'array_value', concat('[', arrayStringConcat(
         arrayMap(x -> tracehouse_otlp_json(x), tupleElement(tupleElement(v, 'array_value'), 'values')), ','), ']'),
     tupleElement(v, 'value') = 'kvlist_value', concat('{', arrayStringConcat(arrayMap(
-        kv -> concat(toJSONString(tupleElement(kv, 'key')), ':', tracehouse_otlp_json(tupleElement(kv, 'value'))),
+        kv -> concat(toJSONString(toValidUTF8(tupleElement(kv, 'key'))), ':', tracehouse_otlp_json(tupleElement(kv, 'value'))),
         tupleElement(tupleElement(v, 'kvlist_value'), 'values')), ','), '}'),
     '');
 
 CREATE FUNCTION IF NOT EXISTS tracehouse_otlp_map AS (kvs) -> CAST(
     mapFromArrays(
-        arrayMap(kv -> tupleElement(kv, 'key'), kvs),
+        arrayMap(kv -> toValidUTF8(tupleElement(kv, 'key')), kvs),
         arrayMap(kv -> tracehouse_otlp_text(tupleElement(kv, 'value')), kvs)),
     'Map(LowCardinality(String), String)');
 
@@ -60,27 +61,27 @@ SELECT
     lower(hex(span.trace_id)) AS TraceId,
     lower(hex(span.span_id)) AS SpanId,
     lower(hex(span.parent_span_id)) AS ParentSpanId,
-    span.trace_state AS TraceState,
-    span.name AS SpanName,
+    toValidUTF8(span.trace_state) AS TraceState,
+    toValidUTF8(span.name) AS SpanName,
     if(span.kind BETWEEN 0 AND 5,
        ['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer'][span.kind + 1],
        'Unspecified') AS SpanKind,
     tracehouse_otlp_map(rs.resource.attributes) AS ResourceAttributes,
     if(mapContains(ResourceAttributes, 'service.name'), ResourceAttributes['service.name'], 'unknown_service')
         AS ServiceName,
-    ss.scope.name AS ScopeName,
-    ss.scope.version AS ScopeVersion,
+    toValidUTF8(ss.scope.name) AS ScopeName,
+    toValidUTF8(ss.scope.version) AS ScopeVersion,
     tracehouse_otlp_map(span.attributes) AS SpanAttributes,
     if(span.end_time_unix_nano > span.start_time_unix_nano,
        span.end_time_unix_nano - span.start_time_unix_nano, 0) AS Duration,
     if(span.status.code BETWEEN 0 AND 2, ['Unset', 'Ok', 'Error'][span.status.code + 1], 'Unset') AS StatusCode,
-    span.status.message AS StatusMessage,
+    toValidUTF8(span.status.message) AS StatusMessage,
     arrayMap(e -> fromUnixTimestamp64Nano(toInt64(e.time_unix_nano)), span.events) AS `Events.Timestamp`,
-    arrayMap(e -> e.name, span.events) AS `Events.Name`,
+    arrayMap(e -> toValidUTF8(e.name), span.events) AS `Events.Name`,
     arrayMap(e -> tracehouse_otlp_map(e.attributes), span.events) AS `Events.Attributes`,
     arrayMap(l -> lower(hex(l.trace_id)), span.links) AS `Links.TraceId`,
     arrayMap(l -> lower(hex(l.span_id)), span.links) AS `Links.SpanId`,
-    arrayMap(l -> l.trace_state, span.links) AS `Links.TraceState`,
+    arrayMap(l -> toValidUTF8(l.trace_state), span.links) AS `Links.TraceState`,
     arrayMap(l -> tracehouse_otlp_map(l.attributes), span.links) AS `Links.Attributes`
 FROM otel_traces_otlp
 ARRAY JOIN resource_spans AS rs

@@ -103,3 +103,29 @@ def test_several_requests_in_one_payload(store: ClickHouseStore) -> None:
     store.write_otlp(OtlpPayload.concat(payloads))
     assert int(store.client().command("SELECT count() FROM otel_traces")) == 6
     assert int(store.client().command("SELECT uniqExact(TraceId) FROM otel_traces_trace_id_ts")) == 3
+
+
+def test_invalid_utf8_is_repaired_not_refused(store: ClickHouseStore) -> None:
+    """One bad byte in a span name must not cost the request: the text is stored with U+FFFD."""
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="SVCNAME_")))
+    span = resource_spans.scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = os.urandom(16), os.urandom(8), "SPANNAME"
+    span.start_time_unix_nano = span.end_time_unix_nano = time.time_ns()
+    span.attributes.append(KeyValue(key="k", value=AnyValue(string_value="VALUE___")))
+    body = request.SerializeToString()
+    for placeholder, broken in (
+        (b"SVCNAME_", b"svc\xff\xfe___"),
+        (b"SPANNAME", b"na\xc3me\x80__"),
+        (b"VALUE___", b"\xed\xa0\x80val__"),
+    ):
+        body = body.replace(placeholder, broken)  # same lengths: still well-formed protobuf
+    decoded = decode_protobuf(body)
+    assert (decoded.payload.spans, decoded.rejected) == (1, 0)
+    store.write_otlp(decoded.payload)
+    (stored,) = store.get_trace(span.trace_id.hex())
+    assert stored.service_name == "svc\ufffd___"  # a run of bad bytes becomes one U+FFFD
+    assert stored.name.startswith("na\ufffd")
+    assert stored.attributes["k"].endswith("val__")
+    assert "\ufffd" in stored.attributes["k"]
