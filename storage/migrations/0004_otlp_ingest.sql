@@ -30,11 +30,23 @@ CREATE FUNCTION IF NOT EXISTS tracehouse_otlp_text AS (v) -> multiIf(
         tupleElement(tupleElement(v, 'kvlist_value'), 'values')), ','), '}'),
     '');
 
+-- At most 1024 attributes per map, keys of 256 and values of 65536 characters; a span whose
+-- attributes were cut carries tracehouse.truncated = 'true'.
 CREATE FUNCTION IF NOT EXISTS tracehouse_otlp_map AS (kvs) -> CAST(
     mapFromArrays(
-        arrayMap(kv -> toValidUTF8(tupleElement(kv, 'key')), kvs),
-        arrayMap(kv -> tracehouse_otlp_text(tupleElement(kv, 'value')), kvs)),
+        arrayMap(kv -> leftUTF8(toValidUTF8(tupleElement(kv, 'key')), 256), arraySlice(kvs, 1, 1024)),
+        arrayMap(kv -> leftUTF8(tracehouse_otlp_text(tupleElement(kv, 'value')), 65536), arraySlice(kvs, 1, 1024))),
     'Map(LowCardinality(String), String)');
+
+CREATE FUNCTION IF NOT EXISTS tracehouse_otlp_truncated AS (kvs) -> length(kvs) > 1024 OR arrayExists(
+    kv -> length(tupleElement(kv, 'key')) > 256
+        OR length(tupleElement(tupleElement(kv, 'value'), 'string_value')) > 65536
+        OR length(tupleElement(tupleElement(kv, 'value'), 'bytes_value')) > 49152, kvs);
+
+CREATE FUNCTION IF NOT EXISTS tracehouse_otlp_span_map AS (kvs) -> if(
+    tracehouse_otlp_truncated(kvs),
+    CAST(mapUpdate(tracehouse_otlp_map(kvs), map('tracehouse.truncated', 'true')), 'Map(LowCardinality(String), String)'),
+    tracehouse_otlp_map(kvs));
 
 -- Attribute lists are Array(Tuple(key, value)); a value is the AnyValue oneof with a presence
 -- column `value` (which field is set), nested two levels as in otlp_trace.proto.
@@ -71,7 +83,7 @@ SELECT
         AS ServiceName,
     toValidUTF8(ss.scope.name) AS ScopeName,
     toValidUTF8(ss.scope.version) AS ScopeVersion,
-    tracehouse_otlp_map(span.attributes) AS SpanAttributes,
+    tracehouse_otlp_span_map(span.attributes) AS SpanAttributes,
     if(span.end_time_unix_nano > span.start_time_unix_nano,
        span.end_time_unix_nano - span.start_time_unix_nano, 0) AS Duration,
     if(span.status.code BETWEEN 0 AND 2, ['Unset', 'Ok', 'Error'][span.status.code + 1], 'Unset') AS StatusCode,

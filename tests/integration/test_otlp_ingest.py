@@ -129,3 +129,23 @@ def test_invalid_utf8_is_repaired_not_refused(store: ClickHouseStore) -> None:
     assert stored.name.startswith("na\ufffd")
     assert stored.attributes["k"].endswith("val__")
     assert "\ufffd" in stored.attributes["k"]
+
+
+def test_huge_attributes_are_capped_and_the_cut_recorded(store: ClickHouseStore) -> None:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = os.urandom(16), os.urandom(8), "big"
+    span.start_time_unix_nano = span.end_time_unix_nano = time.time_ns()
+    span.attributes.append(KeyValue(key="huge", value=AnyValue(string_value="x" * 1_000_000)))
+    for i in range(5000):
+        span.attributes.append(KeyValue(key=f"k{i}", value=AnyValue(int_value=i)))
+    small = request.resource_spans[0].scope_spans[0].spans.add()
+    small.trace_id, small.span_id, small.name = span.trace_id, os.urandom(8), "small"
+    small.start_time_unix_nano = small.end_time_unix_nano = span.start_time_unix_nano + 1
+    small.attributes.append(KeyValue(key="ok", value=AnyValue(string_value="y" * 1000)))
+    store.write_otlp(decode_protobuf(request.SerializeToString()).payload)
+    big, fine = store.get_trace(span.trace_id.hex())
+    assert len(big.attributes["huge"]) == 65536
+    assert len(big.attributes) == 1024 + 1
+    assert big.attributes["tracehouse.truncated"] == "true"
+    assert fine.attributes == {"ok": "y" * 1000}
