@@ -30,13 +30,21 @@ def decode_content(body: bytes, encoding: str | None, limit: int) -> bytes:
         return body
     if encoding != "gzip":
         raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; use gzip or none")
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise MalformedPayload(f"body is not valid gzip: {exc}") from None
-    if len(data) > limit:
-        raise PayloadTooLarge(f"decompressed body is larger than the limit of {limit} bytes")
-    if not inflater.eof:
-        raise MalformedPayload("gzip body is truncated")
-    return data
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    while True:  # a gzip body may hold several members, one after another (RFC 1952)
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            data = inflater.decompress(rest, limit + 1 - size)
+        except zlib.error as exc:
+            raise MalformedPayload(f"body is not valid gzip: {exc}") from None
+        size += len(data)
+        if size > limit:
+            raise PayloadTooLarge(f"decompressed body is larger than the limit of {limit} bytes")
+        if not inflater.eof:
+            raise MalformedPayload("gzip body is truncated")
+        parts.append(data)
+        rest = inflater.unused_data
+        if not rest:
+            return b"".join(parts)

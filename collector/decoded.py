@@ -26,7 +26,13 @@ class Decoded:
     def within(self, window: TimeWindow) -> Decoded:
         """Reject (and count) the spans starting outside `window`."""
         bounds = window.bounds()
-        late = {i: r for i, ts in enumerate(self.batch.timestamp_ns) if (r := window.reason(ts, bounds))}
+        batch = self.batch
+        late = {i: r for i, ts in enumerate(batch.timestamp_ns) if (r := window.reason(ts, bounds))}
+        ahead = f"ends more than {window.max_ahead / 3600:g} hours ahead"
+        late.update(
+            (i, ahead) for i, (ts, d) in enumerate(zip(batch.timestamp_ns, batch.duration_ns, strict=True))
+            if i not in late and ts + d > bounds[1]
+        )  # fmt: skip
         for i, reason in late.items():
             self.reject(f"span {self.batch.span_name[i][:100]!r} {reason}")
         if late:

@@ -25,6 +25,10 @@ class MalformedPayload(IngestError):
     """The body could not be decoded (not protobuf/JSON of the expected message)."""
 
 
+class RejectedByStore(IngestError):
+    """The store refused these spans as data (it would refuse them again): not retryable."""
+
+
 class UnsupportedMediaType(IngestError):
     http_status = 415
 

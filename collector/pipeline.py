@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tracehouse.collector.config import CollectorConfig
-from tracehouse.collector.errors import Overloaded, StoreDown
-from tracehouse.collector.spool import Spool, SpoolFull
-from tracehouse.storage import OtlpPayload, SpanBatch, SpanWriter, StorageError
+from tracehouse.collector.errors import Overloaded, PayloadTooLarge, RejectedByStore, StoreDown
+from tracehouse.collector.spool import Spool, Spooled, SpoolFull
+from tracehouse.storage import OtlpPayload, SpanBatch, SpanWriter, StorageError, StoreRejected
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,10 @@ class Pipeline:
             return
         if self._closing:
             raise Overloaded("the collector is shutting down; retry later")
+        if len(batch) > self._config.max_queued_spans:
+            raise PayloadTooLarge(
+                f"one request of {len(batch)} spans is more than the queue holds ({self._config.max_queued_spans})"
+            )
         if self._queued_spans + len(batch) > self._config.max_queued_spans:
             raise Overloaded(f"ingest queue is full ({self._queued_spans} spans waiting); retry later")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -131,12 +135,16 @@ class Pipeline:
     async def _flush_items(self, items: list[_Pending]) -> None:
         columns = [item for item in items if isinstance(item.batch, SpanBatch)]
         otlp = [item for item in items if isinstance(item.batch, OtlpPayload)]
-        if columns:
-            merged = SpanBatch.concat([item.batch for item in columns if isinstance(item.batch, SpanBatch)])
-            _settle(columns, await self._store_or_spool(merged))
-        if otlp:
-            payload = OtlpPayload.concat([item.batch for item in otlp if isinstance(item.batch, OtlpPayload)])
-            _settle(otlp, await self._store_or_spool(payload))
+        for group in (columns, otlp):
+            if not group:
+                continue
+            error = await self._store_or_spool(_merge([item.batch for item in group]))
+            if isinstance(error, RejectedByStore) and len(group) > 1:
+                # One request's data spoiled the merged insert: isolate it, store the others.
+                for item in group:
+                    _settle([item], await self._store_or_spool(item.batch))
+            else:
+                _settle(group, error)
 
     async def _store_or_spool(self, batch: Batch) -> Exception | None:
         """Make `batch` durable; the error to answer with, or None."""
@@ -146,6 +154,9 @@ class Pipeline:
                 await asyncio.to_thread(self._write, batch)
                 self.written_spans += len(batch)
                 return None
+            except StoreRejected as exc:
+                log.warning("the store refused %d spans as data: %s", len(batch), exc)
+                return RejectedByStore(f"the store refused these spans: {exc}")
             except StorageError as exc:
                 log.warning("the store refused %d spans: %s", len(batch), exc)
                 if self._spool is None:
@@ -175,27 +186,45 @@ class Pipeline:
         return None
 
     async def _replay(self) -> None:
-        """Write spooled batches, oldest first, with their original tokens (no doubles)."""
+        """Write spooled batches, oldest first, with their original tokens (no doubles).
+        A batch the store refuses as data is moved aside (`.rejected`), never retried forever."""
         spool = self._spool
         if spool is None:
             return
         while not self._closing:
-            spooled = await asyncio.to_thread(spool.oldest)
-            if spooled is None:
-                self._replay_wakeup.clear()
-                await self._replay_wakeup.wait()
-                continue
+            self._replay_wakeup.clear()  # before looking: a batch spooled meanwhile sets it again
             try:
-                await asyncio.to_thread(self._write, spooled.batch)
+                spooled = await asyncio.to_thread(spool.oldest)
+                if spooled is None:
+                    await self._replay_wakeup.wait()
+                elif await self._replay_one(spool, spooled):
+                    continue
             except Exception as exc:
-                log.info("spool replay waits for the store (%d batches spooled): %s", len(spool), exc)
-                self._replay_wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._replay_wakeup.wait(), self._config.spool_retry_interval)
-                continue
-            await asyncio.to_thread(spool.remove, spooled)
-            self.written_spans += len(spooled.batch)
-            log.info("replayed %d spooled spans (%d batches left)", len(spooled.batch), len(spool))
+                log.warning("spool replay waits (%d batches spooled): %s", len(spool), exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._replay_wakeup.wait(), self._config.spool_retry_interval)
+
+    async def _replay_one(self, spool: Spool, spooled: Spooled) -> bool:
+        """Write one spooled batch; False when the store cannot take it now."""
+        try:
+            await asyncio.to_thread(self._write, spooled.batch)
+        except StoreRejected as exc:
+            log.error("spooled batch %s refused by the store as data, moved aside: %s", spooled.path.name, exc)
+            await asyncio.to_thread(spool.reject, spooled)
+            return True
+        except StorageError as exc:
+            log.info("spool replay waits for the store (%d batches spooled): %s", len(spool), exc)
+            return False
+        await asyncio.to_thread(spool.remove, spooled)
+        self.written_spans += len(spooled.batch)
+        log.info("replayed %d spooled spans (%d batches left)", len(spooled.batch), len(spool))
+        return True
+
+
+def _merge(batches: list[Batch]) -> Batch:
+    if all(isinstance(b, OtlpPayload) for b in batches):
+        return OtlpPayload.concat([b for b in batches if isinstance(b, OtlpPayload)])
+    return SpanBatch.concat([b for b in batches if isinstance(b, SpanBatch)])
 
 
 def _settle(items: list[_Pending], error: Exception | None) -> None:

@@ -80,6 +80,10 @@ class Spool:
     def remove(self, spooled: Spooled) -> None:
         self._forget(spooled.path, None)
 
+    def reject(self, spooled: Spooled) -> None:
+        """Move a batch the store refuses as data out of the way (`.rejected`), kept for a look."""
+        self._forget(spooled.path, spooled.path.with_suffix(".rejected"))
+
     def _forget(self, path: Path, rename_to: Path | None) -> None:
         size = path.stat().st_size
         if rename_to is None:

@@ -7,7 +7,7 @@ the collector depends on `SpanWriter`, the query API on `TraceReader`.
 from tracehouse.storage.batch import COLUMNS, Attributes, OtlpPayload, SpanBatch
 from tracehouse.storage.clickhouse import ClickHouseStore
 from tracehouse.storage.config import StoreConfig
-from tracehouse.storage.errors import ConfigError, StorageError, StoreLocked, StoreUnavailable
+from tracehouse.storage.errors import ConfigError, StorageError, StoreLocked, StoreRejected, StoreUnavailable
 from tracehouse.storage.model import Event, Link, Operation, Span
 from tracehouse.storage.seams import SpanWriter, TraceReader
 
@@ -34,6 +34,7 @@ __all__ = [
     "StorageError",
     "StoreConfig",
     "StoreLocked",
+    "StoreRejected",
     "StoreUnavailable",
     "TraceReader",
     "open_store",

@@ -9,18 +9,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import re
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError
+from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError
 
 from tracehouse.storage import sql
 from tracehouse.storage.batch import COLUMNS, OtlpPayload, SpanBatch
 from tracehouse.storage.client import connect, ensure_database
 from tracehouse.storage.config import StoreConfig
-from tracehouse.storage.errors import StorageError, StoreUnavailable
+from tracehouse.storage.errors import StorageError, StoreRejected, StoreUnavailable
 from tracehouse.storage.lock import DataDirLock
 from tracehouse.storage.migrate import apply_migrations, schema_version
 from tracehouse.storage.model import Event, Link, Operation, Span
@@ -73,7 +74,7 @@ class ClickHouseStore:
                     SPAN_TABLE, batch.columns(), column_names=COLUMNS, column_oriented=True, settings=settings
                 )
         except ClickHouseError as exc:
-            raise StoreUnavailable(f"insert of {len(batch)} spans into {SPAN_TABLE} failed: {exc}") from exc
+            raise insert_error(exc, f"insert of {len(batch)} spans into {SPAN_TABLE} failed") from exc
 
     def write_otlp(self, payload: OtlpPayload) -> None:
         if not payload.spans:
@@ -83,7 +84,7 @@ class ClickHouseStore:
             with self._writer() as client:
                 client.raw_insert(OTLP_TABLE, insert_block=payload.data, fmt="Protobuf", settings=settings)
         except ClickHouseError as exc:
-            raise StoreUnavailable(f"insert of {payload.spans} OTLP spans failed: {exc}") from exc
+            raise insert_error(exc, f"insert of {payload.spans} OTLP spans failed") from exc
 
     # -- TraceReader ------------------------------------------------------------------
 
@@ -130,6 +131,21 @@ class ClickHouseStore:
             return self._reader.query(sql.load(name), parameters=parameters).result_rows
         except ClickHouseError as exc:
             raise StorageError(f"query {name} failed: {exc}") from exc
+
+
+#: ClickHouse error codes that say "not now" rather than "not this data": memory, too many
+#: parts, timeouts, network, read-only replicas, cancelled queries, Keeper, unknown insert status.
+_TRANSIENT_CODES = frozenset({3, 159, 202, 209, 210, 236, 241, 242, 252, 319, 394, 425, 999})
+_CODE = re.compile(r"Code: (\d+)\.")
+
+
+def insert_error(exc: ClickHouseError, what: str) -> StorageError:
+    """`StoreRejected` when ClickHouse refused the data itself (a parse error, an overflow —
+    it would refuse it again), else `StoreUnavailable` (connection lost, overloaded ...)."""
+    match = _CODE.search(str(exc))
+    if isinstance(exc, DatabaseError) and match and int(match[1]) not in _TRANSIENT_CODES:
+        return StoreRejected(f"{what}: {exc}")
+    return StoreUnavailable(f"{what}: {exc}")
 
 
 def _span(row: Sequence[Any]) -> Span:

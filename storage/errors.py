@@ -9,6 +9,10 @@ class StoreUnavailable(StorageError):
     """The store could not be reached or refused the operation; retrying later may work."""
 
 
+class StoreRejected(StorageError):
+    """The store refused the data itself (it would refuse it again): do not retry it."""
+
+
 class StoreLocked(StorageError):
     """The embedded store's data directory is owned by another process."""
 

@@ -1,6 +1,7 @@
 -- The span table: exactly the column set of the OpenTelemetry Collector ClickHouse exporter
 -- (otel_traces), so Grafana, ClickStack and users' own SQL read it unchanged.
 -- Indexes and codecs are ours; {ttl_days} is an integer checked by the config.
+-- Inserted parts are fsync'd: the collector acknowledges spans once the insert returns.
 CREATE TABLE IF NOT EXISTS otel_traces (
     Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
@@ -38,4 +39,5 @@ CREATE TABLE IF NOT EXISTS otel_traces (
 PARTITION BY toDate(Timestamp)
 ORDER BY (ServiceName, SpanName, toDateTime(Timestamp))
 TTL toDateTime(Timestamp) + toIntervalDay({ttl_days})
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 1000,
+    fsync_after_insert = 1, fsync_part_directory = 1

@@ -10,7 +10,8 @@ CREATE TABLE IF NOT EXISTS tracehouse_operations (
 PARTITION BY toYYYYMM(Day)
 ORDER BY (ServiceName, SpanName, SpanKind, Day)
 TTL Day + toIntervalDay({ttl_days})
-SETTINGS non_replicated_deduplication_window = 1000;
+SETTINGS non_replicated_deduplication_window = 1000,
+    fsync_after_insert = 1, fsync_part_directory = 1;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS tracehouse_operations_mv
 TO tracehouse_operations

@@ -15,7 +15,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from tests.spans import full_batch
 from tests.unit.test_otlp_decode import sdk_spans
 from tracehouse.collector import CollectorConfig, Overloaded, Pipeline, Spool, decode_protobuf
-from tracehouse.collector.errors import StoreDown
+from tracehouse.collector.errors import PayloadTooLarge, StoreDown
 from tracehouse.collector.spool import encode
 from tracehouse.storage import ClickHouseStore, OtlpPayload, SpanBatch, StoreUnavailable
 
@@ -184,5 +184,79 @@ def test_a_full_queue_refuses_at_once(store: ClickHouseStore) -> None:
             await pipeline.submit(full_batch(spans=1))
         writer.release.set()
         await asyncio.gather(first, second)
+
+    asyncio.run(run_pipeline(pipeline, scenario()))
+
+
+def _ld(tag: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field: tag byte, varint length, bytes."""
+    length, out = len(payload), bytearray()
+    while length > 0x7F:
+        out.append((length & 0x7F) | 0x80)
+        length >>= 7
+    out.append(length)
+    return bytes([tag]) + bytes(out) + payload
+
+
+def poisoned_request() -> bytes:
+    """A request the parser accepts but ClickHouse refuses: Span.status (field 15) sent as
+    a varint instead of a message."""
+    span = encode_spans(sdk_spans()).resource_spans[0].scope_spans[0].spans[0]
+    span.ClearField("status")
+    return _ld(0x0A, _ld(0x12, _ld(0x12, span.SerializeToString() + b"\x78\x01")))
+
+
+def test_a_request_the_store_refuses_is_answered_alone(store: ClickHouseStore, tmp_path: Path) -> None:
+    """Merged with good requests, a poisoned one makes the insert fail: the pipeline retries
+    them one by one, answers the poisoned one 400 and stores the rest; nothing is spooled."""
+    spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
+    pipeline = Pipeline(store, CollectorConfig(flush_interval=0.05, flush_workers=1), spool)
+    poison = decode_protobuf(poisoned_request())
+    assert (poison.payload.spans, poison.rejected) == (1, 0)  # the parser cannot tell
+    good = [decode_protobuf(encode_spans(sdk_spans()).SerializeToString()).payload for _ in range(3)]
+
+    async def scenario() -> list[BaseException | None]:
+        results = await asyncio.gather(
+            *(pipeline.submit(p) for p in [good[0], poison.payload, *good[1:]]), return_exceptions=True
+        )
+        return list(results)
+
+    async def run() -> list[BaseException | None]:
+        task = asyncio.create_task(pipeline.run())
+        try:
+            return await scenario()
+        finally:
+            await pipeline.close()
+            await task
+
+    results = asyncio.run(run())
+    assert [type(r).__name__ for r in results] == ["NoneType", "RejectedByStore", "NoneType", "NoneType"]
+    assert "the store refused these spans" in str(results[1])
+    assert int(store.client().command("SELECT count() FROM otel_traces")) == 6
+    assert len(spool) == 0
+
+
+def test_a_spooled_batch_the_store_refuses_is_moved_aside(store: ClickHouseStore, tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
+    spool.append(decode_protobuf(poisoned_request()).payload)
+    good = full_batch(spans=2)
+    spool.append(good)
+    writer = FaultyWriter(store)
+    pipeline = Pipeline(writer, CONFIG, spool)
+
+    async def scenario() -> None:
+        await until(lambda: len(spool) == 0)
+
+    asyncio.run(run_pipeline(pipeline, scenario()))
+    assert stored(store, good) == 2
+    assert [p.suffix for p in (tmp_path / "spool").iterdir()] == [".rejected"]
+
+
+def test_one_request_larger_than_the_queue_is_too_large(store: ClickHouseStore) -> None:
+    pipeline = Pipeline(store, CollectorConfig(flush_spans=10, max_queued_spans=10))
+
+    async def scenario() -> None:
+        with pytest.raises(PayloadTooLarge, match="more than the queue holds"):
+            await pipeline.submit(full_batch(spans=11))
 
     asyncio.run(run_pipeline(pipeline, scenario()))

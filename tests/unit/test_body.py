@@ -53,3 +53,15 @@ def test_bad_gzip(body: bytes, error: type[Exception], message: str) -> None:
 def test_unknown_encoding_is_unsupported() -> None:
     with pytest.raises(UnsupportedMediaType, match="'br' is not supported"):
         decode_content(b"x", "br", 10)
+
+
+def test_every_gzip_member_is_inflated() -> None:
+    body = gzip.compress(b"first ") + gzip.compress(b"second")
+    assert decode_content(body, "gzip", 100) == b"first second"
+    with pytest.raises(PayloadTooLarge):
+        decode_content(body, "gzip", 8)
+
+
+def test_garbage_after_a_gzip_member_is_refused() -> None:
+    with pytest.raises(MalformedPayload, match="not valid gzip"):
+        decode_content(gzip.compress(b"ok") + b"trailing junk", "gzip", 100)

@@ -160,3 +160,14 @@ def test_spans_outside_the_time_window_are_rejected() -> None:
     assert "starts more than 2 days ago (outside retention)" in message
     assert "starts more than 24 hours in the future" in message
     assert decode_protobuf(request.SerializeToString(), TimeWindow(5 * 86400, 3 * 86400)).rejected == 0
+
+
+def test_spans_ending_far_ahead_are_rejected() -> None:
+    """An end (or event) past the window would overflow DateTime64 arithmetic in the store."""
+    request = encode_spans(sdk_spans())
+    ends_late, event_late = request.resource_spans[0].scope_spans[0].spans
+    ends_late.end_time_unix_nano = 2**64 - 1
+    event_late.events.add(time_unix_nano=10_000_000_000 * 10**9, name="year 2286")
+    decoded = decode_protobuf(request.SerializeToString())
+    assert (decoded.payload.spans, decoded.rejected) == (0, 2)
+    assert "ends or has an event more than 24 hours ahead" in decoded.response().partial_success.error_message
