@@ -3,6 +3,7 @@
 Never imports the query API; every answer to a sender comes from `IngestError`.
 """
 
+from tracehouse.collector.admission import ByteBudget
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.decoded import Decoded
 from tracehouse.collector.errors import IngestError, MalformedPayload, Overloaded, PayloadTooLarge
@@ -16,6 +17,7 @@ from tracehouse.collector.zipkin import decode_zipkin_json, decode_zipkin_proto
 from tracehouse.collector.zipkin_http import build_zipkin_app
 
 __all__ = [
+    "ByteBudget",
     "CollectorConfig",
     "Decoded",
     "IngestError",

@@ -8,7 +8,22 @@ from __future__ import annotations
 import zlib
 from collections.abc import AsyncIterator
 
+from starlette.requests import Request
+
+from tracehouse.collector.admission import Lease
 from tracehouse.collector.errors import MalformedPayload, PayloadTooLarge, UnsupportedMediaType
+
+
+async def read_body(request: Request, limit: int, lease: Lease) -> bytes:
+    """The request's body, inflated, with its raw and inflated sizes held on `lease`."""
+    declared = request.headers.get("content-length", "")
+    lease.reserve(min(int(declared), limit) if declared.isdigit() else limit)
+    body = await read_limited(request.stream(), limit)
+    encoding = request.headers.get("content-encoding")
+    inflated = decode_content(body, encoding, limit)
+    if inflated is not body:
+        lease.reserve(len(inflated))
+    return inflated
 
 
 async def read_limited(chunks: AsyncIterator[bytes], limit: int) -> bytes:

@@ -17,13 +17,16 @@ class CollectorConfig:
     beyond `max_queued_spans` requests are refused with a retryable 503 / UNAVAILABLE.
     Batches the store refuses go to an on-disk spool of at most `spool_max_bytes`, replayed
     every `spool_retry_interval` seconds until the store takes them. With `ingest_token` set,
-    every ingest request must carry `Authorization: Bearer <token>`."""
+    every ingest request must carry `Authorization: Bearer <token>`. Request bodies held at
+    once (raw and inflated) are bounded by `max_inflight_bytes`; past it, retryable refusals."""
 
     host: str = "127.0.0.1"
     otlp_http_port: int = 4318
     otlp_grpc_port: int = 4317
     zipkin_port: int = 9411
     max_body_bytes: int = 16 * MiB
+    max_inflight_bytes: int = 256 * MiB
+    max_concurrent_requests: int = 1024
     flush_spans: int = 50_000
     flush_interval: float = 0.2
     flush_workers: int = 2
@@ -46,6 +49,12 @@ class CollectorConfig:
                 raise ConfigError(f"{key}: {port} is not a TCP port (0-65535; 0 takes any free port)")
         if self.max_body_bytes < 1024:
             raise ConfigError(f"max_body_bytes: {self.max_body_bytes} is too small (at least 1024)")
+        if self.max_inflight_bytes < self.max_body_bytes:
+            raise ConfigError(
+                f"max_inflight_bytes: {self.max_inflight_bytes} is below max_body_bytes ({self.max_body_bytes})"
+            )
+        if self.max_concurrent_requests < 1:
+            raise ConfigError(f"max_concurrent_requests: must be at least 1 (got {self.max_concurrent_requests})")
         if self.flush_spans < 1:
             raise ConfigError(f"flush_spans: must be at least 1 (got {self.flush_spans})")
         if not 1 <= self.flush_workers <= 64:

@@ -16,6 +16,7 @@ from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
 from grpc_status import rpc_status
 
+from tracehouse.collector.admission import ByteBudget
 from tracehouse.collector.auth import check_bearer
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.errors import IngestError
@@ -29,17 +30,18 @@ SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
 def build_grpc_server(
-    pipeline: Pipeline, config: CollectorConfig, metrics: IngestMetrics
+    pipeline: Pipeline, config: CollectorConfig, metrics: IngestMetrics, budget: ByteBudget
 ) -> tuple[grpc.aio.Server, int]:
     """An unstarted server bound to `config.host:otlp_grpc_port`; returns it and the port."""
     server = grpc.aio.server(
+        maximum_concurrent_rpcs=config.max_concurrent_requests,
         options=[
             ("grpc.max_receive_message_length", config.max_body_bytes),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     handler = grpc.unary_unary_rpc_method_handler(
-        _export(pipeline, config, metrics), request_deserializer=None, response_serializer=None
+        _export(pipeline, config, metrics, budget), request_deserializer=None, response_serializer=None
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
     port = server.add_insecure_port(f"{config.host}:{config.otlp_grpc_port}")
@@ -49,14 +51,16 @@ def build_grpc_server(
 
 
 def _export(
-    pipeline: Pipeline, config: CollectorConfig, metrics: IngestMetrics
+    pipeline: Pipeline, config: CollectorConfig, metrics: IngestMetrics, budget: ByteBudget
 ) -> Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], object]:
     async def export(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         try:
             check_bearer(_metadata(context, "authorization"), config.ingest_token)
-            decoded = decode_protobuf(request, config.window)
-            metrics.rejected.labels("otlp_grpc").inc(decoded.rejected)
-            await pipeline.submit(decoded.payload)
+            with budget.lease() as lease:
+                lease.reserve(len(request))
+                decoded = decode_protobuf(request, config.window)
+                metrics.rejected.labels("otlp_grpc").inc(decoded.rejected)
+                await pipeline.submit(decoded.payload)
         except IngestError as exc:
             metrics.refused.labels("otlp_grpc", exc.grpc_code.name).inc()
             await context.abort_with_status(rpc_status.to_status(error_status(exc)))

@@ -14,8 +14,9 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
 
+from tracehouse.collector.admission import ByteBudget
 from tracehouse.collector.auth import check_bearer
-from tracehouse.collector.body import decode_content, read_limited
+from tracehouse.collector.body import read_body
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.errors import IngestError, UnsupportedMediaType
 from tracehouse.collector.metrics import CONTENT_TYPE, IngestMetrics
@@ -29,7 +30,9 @@ JSON = "application/json"
 _PROTOBUF_TYPES = (PROTOBUF, "application/protobuf")
 
 
-def build_otlp_http_app(pipeline: Pipeline, config: CollectorConfig, metrics: IngestMetrics) -> FastAPI:
+def build_otlp_http_app(
+    pipeline: Pipeline, config: CollectorConfig, metrics: IngestMetrics, budget: ByteBudget
+) -> FastAPI:
     app = FastAPI(title="Tracehouse OTLP/HTTP receiver", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/metrics")
@@ -46,11 +49,11 @@ def build_otlp_http_app(pipeline: Pipeline, config: CollectorConfig, metrics: In
                 raise UnsupportedMediaType(
                     f"Content-Type {media or 'missing'!r} is not supported; send {PROTOBUF} or {JSON}"
                 )
-            body = await read_limited(request.stream(), config.max_body_bytes)
-            body = decode_content(body, request.headers.get("content-encoding"), config.max_body_bytes)
-            decoded = decode_json(body, config.window) if media == JSON else decode_protobuf(body, config.window)
-            metrics.rejected.labels("otlp_http").inc(decoded.rejected)
-            await pipeline.submit(decoded.payload)
+            with budget.lease() as lease:
+                body = await read_body(request, config.max_body_bytes, lease)
+                decoded = decode_json(body, config.window) if media == JSON else decode_protobuf(body, config.window)
+                metrics.rejected.labels("otlp_http").inc(decoded.rejected)
+                await pipeline.submit(decoded.payload)
         except IngestError as exc:
             metrics.refused.labels("otlp_http", str(exc.http_status)).inc()
             return _error(exc, media)

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from tracehouse.collector.admission import ByteBudget
 from tracehouse.collector.auth import check_bearer
-from tracehouse.collector.body import decode_content, read_limited
+from tracehouse.collector.body import read_body
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.decoded import Decoded
 from tracehouse.collector.errors import IngestError, MalformedPayload, UnsupportedMediaType
@@ -38,8 +39,14 @@ V1_REFUSED = (
 )
 
 
-def build_zipkin_app(pipeline: Pipeline, config: CollectorConfig, metrics: IngestMetrics | None = None) -> FastAPI:
+def build_zipkin_app(
+    pipeline: Pipeline,
+    config: CollectorConfig,
+    metrics: IngestMetrics | None = None,
+    budget: ByteBudget | None = None,
+) -> FastAPI:
     metrics = metrics or IngestMetrics()
+    budget = budget or ByteBudget(config.max_inflight_bytes)
     app = FastAPI(title="Tracehouse Zipkin receiver", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.post("/api/v2/spans")
@@ -47,11 +54,12 @@ def build_zipkin_app(pipeline: Pipeline, config: CollectorConfig, metrics: Inges
         try:
             check_bearer(request.headers.get("authorization"), config.ingest_token)
             decode = _decoder(request.headers.get("content-type", ""))
-            body = await read_limited(request.stream(), config.max_body_bytes)
-            body = decode_content(body, request.headers.get("content-encoding"), config.max_body_bytes)
-            decoded = _kept(decode(body).within(config.window))
-            metrics.rejected.labels("zipkin").inc(decoded.rejected)
-            await pipeline.submit(decoded.batch)
+            with budget.lease() as lease:
+                body = await read_body(request, config.max_body_bytes, lease)
+                lease.reserve(2 * len(body))  # the decoded columns are Python objects, larger than the JSON
+                decoded = _kept(decode(body).within(config.window))
+                metrics.rejected.labels("zipkin").inc(decoded.rejected)
+                await pipeline.submit(decoded.batch)
         except IngestError as exc:
             metrics.refused.labels("zipkin", str(exc.http_status)).inc()
             return _error(exc)

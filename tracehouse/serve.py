@@ -18,6 +18,7 @@ from typing import Any, Literal
 import uvicorn
 
 from tracehouse.collector import (
+    ByteBudget,
     IngestMetrics,
     Pipeline,
     Spool,
@@ -101,7 +102,8 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
     metrics.watch(lambda: pipeline.queued_spans, lambda: pipeline.written_spans, spool)
     pipeline.flush_observer = metrics.flush_seconds.observe
     pipeline_task = asyncio.create_task(pipeline.run(), name="pipeline")
-    grpc_server, grpc_port = build_grpc_server(pipeline, cc, metrics)
+    budget = ByteBudget(cc.max_inflight_bytes)  # shared by every ingest protocol
+    grpc_server, grpc_port = build_grpc_server(pipeline, cc, metrics, budget)
     await grpc_server.start()
 
     def health() -> dict[str, Any]:
@@ -117,8 +119,8 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
     mount_dashboard(query_app, _self_url(config.query.host, sockets.port("ui")))
     # The UI app needs its lifespan: Dash registers its catch-all page route at start-up.
     apps = [
-        (_uvicorn(build_otlp_http_app(pipeline, cc, metrics)), sockets.otlp_http),
-        (_uvicorn(build_zipkin_app(pipeline, cc, metrics)), sockets.zipkin),
+        (_uvicorn(build_otlp_http_app(pipeline, cc, metrics, budget), cc.max_concurrent_requests), sockets.otlp_http),
+        (_uvicorn(build_zipkin_app(pipeline, cc, metrics, budget), cc.max_concurrent_requests), sockets.zipkin),
         (_uvicorn(query_app, lifespan="on"), sockets.ui),
     ]
     servers = [server for server, _ in apps]
@@ -152,8 +154,16 @@ def _self_url(host: str, port: int) -> str:
     return f"http://{reachable}:{port}"
 
 
-def _uvicorn(app: Any, lifespan: Literal["on", "off"] = "off") -> _Server:
-    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=5, access_log=False)
+def _uvicorn(app: Any, limit_concurrency: int | None = None, lifespan: Literal["on", "off"] = "off") -> _Server:
+    """Beyond `limit_concurrency` open connections/requests uvicorn answers 503 itself."""
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan=lifespan,
+        timeout_graceful_shutdown=5,
+        access_log=False,
+        limit_concurrency=limit_concurrency,
+    )
     return _Server(config)
 
 

@@ -267,18 +267,19 @@ def test_v1_endpoint_says_to_use_v2(client: httpx.Client) -> None:
     assert "POST Zipkin v2 spans to /api/v2/spans" in response.text
 
 
-def test_overloaded_answers_503_with_retry_after(start_receiver: Callable[..., Receiver]) -> None:
+def test_a_request_larger_than_the_queue_is_413(start_receiver: Callable[..., Receiver]) -> None:
+    """Retrying could never help, so it is not a 503 (the retryable 503 is tested in
+    tests/integration/test_admission.py and test_pipeline.py)."""
     receiver = start_receiver(flush_spans=2, max_queued_spans=2)
     response = httpx.post(f"{receiver.url}/api/v2/spans", content=fixture("sleuth_64bit_shared_rpc.json"), timeout=30)
-    assert response.status_code == 503
-    assert response.headers["retry-after"] == "1"
-    assert "ingest queue is full" in response.text
+    assert response.status_code == 413
+    assert "more than the queue holds (2)" in response.text
 
 
 def test_opentelemetry_zipkin_exporter(client: httpx.Client, store: ClickHouseStore) -> None:
     """OpenTelemetry's own Zipkin exporter (JSON v2 over HTTP) as a real, separate sender."""
-    zipkin_json = pytest.importorskip("opentelemetry.exporter.zipkin.json")
     from opentelemetry import trace
+    from opentelemetry.exporter.zipkin import json as zipkin_json
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult

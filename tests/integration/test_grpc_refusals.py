@@ -10,7 +10,7 @@ import pytest
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
 
-from tracehouse.collector import CollectorConfig, IngestMetrics, Pipeline, build_grpc_server
+from tracehouse.collector import ByteBudget, CollectorConfig, IngestMetrics, Pipeline, build_grpc_server
 from tracehouse.storage import ClickHouseStore
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def test_refusals_carry_precise_codes(store: ClickHouseStore) -> None:
     async def scenario() -> None:
         config = CollectorConfig(otlp_grpc_port=0)
         pipeline = Pipeline(store, config)
-        server, port = build_grpc_server(pipeline, config, IngestMetrics())
+        server, port = build_grpc_server(pipeline, config, IngestMetrics(), ByteBudget(config.max_inflight_bytes))
         await server.start()
         try:
             garbage = await call(port, b"\xff\xff")

@@ -1,0 +1,81 @@
+"""Memory is bounded by configuration: request bytes held at once (queued, in flight) are
+capped, and past the cap a sender gets a retryable 503 at once — through a real uvicorn
+server on loopback, with the real pipeline and embedded store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+
+import httpx
+import pytest
+import uvicorn
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from tracehouse.collector import ByteBudget, CollectorConfig, IngestMetrics, Overloaded, Pipeline, build_otlp_http_app
+from tracehouse.storage import ClickHouseStore
+
+pytestmark = pytest.mark.integration
+
+KiB = 1024
+
+
+def request_of(size: int) -> bytes:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = os.urandom(16), os.urandom(8), "padded"
+    span.start_time_unix_nano = span.end_time_unix_nano = time.time_ns()
+    span.attributes.append(KeyValue(key="pad", value=AnyValue(string_value="x" * size)))
+    return request.SerializeToString()
+
+
+def test_budget_leases_are_returned() -> None:
+    budget = ByteBudget(100)
+    with budget.lease() as lease:
+        lease.reserve(60)
+        with pytest.raises(Overloaded, match="takes at most 100"), budget.lease() as other:
+            other.reserve(50)
+        assert budget.used == 60
+    assert budget.used == 0
+
+
+def test_requests_past_the_byte_budget_are_refused_at_once(store: ClickHouseStore) -> None:
+    config = CollectorConfig(max_body_bytes=64 * KiB, max_inflight_bytes=100 * KiB, flush_interval=30)
+    body = request_of(50 * KiB)
+
+    async def scenario() -> None:
+        pipeline = Pipeline(store, config)
+        budget = ByteBudget(config.max_inflight_bytes)
+        app = build_otlp_http_app(pipeline, config, IngestMetrics(), budget)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        flushing = asyncio.create_task(pipeline.run())
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1/traces"
+        headers = {"content-type": "application/x-protobuf"}
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                first = asyncio.create_task(client.post(url, content=body, headers=headers))
+                async with asyncio.timeout(30):
+                    while pipeline.queued_spans == 0:  # held: queued for 30 s
+                        await asyncio.sleep(0.01)
+                assert budget.used >= len(body)
+                second = await client.post(url, content=body, headers=headers)
+                assert second.status_code == 503
+                assert second.headers["retry-after"] == "1"
+                await pipeline.close()  # flushes the first request now
+                assert (await first).status_code == 200
+            assert budget.used == 0
+        finally:
+            server.should_exit = True
+            await serving
+            await pipeline.close()
+            await flushing
+            sock.close()
+
+    asyncio.run(scenario())
