@@ -27,7 +27,7 @@ TRACES_PER_REQUEST = 100  # 1,000 spans per request, a typical SDK batch size is
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the end-to-end run")
-    parser.add_argument("--senders", type=int, default=32, help="concurrent sending threads (many SDKs at once)")
+    parser.add_argument("--senders", type=int, default=64, help="concurrent sending threads (many SDKs at once)")
     parser.add_argument("--in-process-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = payloads(200, TRACES_PER_REQUEST)

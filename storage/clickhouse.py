@@ -149,48 +149,13 @@ def insert_error(exc: ClickHouseError, what: str) -> StorageError:
 
 
 def _span(row: Sequence[Any]) -> Span:
-    (
-        ts,
-        trace_id,
-        span_id,
-        parent,
-        state,
-        name,
-        kind,
-        service,
-        resource,
-        scope,
-        scope_version,
-        attributes,
-        duration,
-        status,
-        message,
-        ev_ts,
-        ev_name,
-        ev_attrs,
-        l_trace,
-        l_span,
-        l_state,
-        l_attrs,
-    ) = row
+    """A `trace_spans.sql` row (the otel_traces columns in order, times in ns) -> `Span`."""
+    ts, trace_id, span_id, parent, state, name, kind, service = row[:8]
+    resource, scope, version, attributes, duration, status, message = row[8:15]
+    ev_ts, ev_name, ev_attrs, l_trace, l_span, l_state, l_attrs = row[15:22]
     events = tuple(Event(int(t), n, dict(a)) for t, n, a in zip(ev_ts, ev_name, ev_attrs, strict=True))
     links = tuple(Link(t, s, st, dict(a)) for t, s, st, a in zip(l_trace, l_span, l_state, l_attrs, strict=True))
     return Span(
-        int(ts),
-        trace_id,
-        span_id,
-        parent,
-        state,
-        name,
-        kind,
-        service,
-        dict(resource),
-        scope,
-        scope_version,
-        dict(attributes),
-        int(duration),
-        status,
-        message,
-        events,
-        links,
-    )
+        int(ts), trace_id, span_id, parent, state, name, kind, service, dict(resource), scope, version,
+        dict(attributes), int(duration), status, message, events, links,
+    )  # fmt: skip
