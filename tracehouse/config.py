@@ -48,6 +48,16 @@ SERVE_OPTIONS = (
     Option("--ui-port", "query API and dashboard port (0: any free port)", 16686, int, "PORT"),
     Option("--ttl-days", "days spans are kept", 7, int, "N"),
     Option("--flush-interval", "seconds a request may wait to be batched with others", 0.2, float, "SECONDS"),
+    Option("--flush-workers", "inserts that may run at once", 2, int, "N"),
+    Option("--max-queued-spans", "spans waiting to be stored before senders get 503 + Retry-After", 500_000, int, "N"),
+    Option(
+        "--max-inflight-bytes",
+        "request bytes held at once (raw and inflated) before 503",
+        256 * 1024 * 1024,
+        int,
+        "BYTES",
+    ),
+    Option("--spool-max-bytes", "on-disk spool bound for spans the store refuses", 1024 * 1024 * 1024, int, "BYTES"),
     Option(
         "--ingest-token",
         "require 'Authorization: Bearer TOKEN' on every ingest request",
@@ -76,6 +86,11 @@ class ServeConfig:
             otlp_grpc_port=v["otlp_grpc_port"],
             zipkin_port=v["zipkin_port"],
             flush_interval=v["flush_interval"],
+            flush_workers=v["flush_workers"],
+            max_queued_spans=v["max_queued_spans"],
+            flush_spans=min(50_000, v["max_queued_spans"]),
+            max_inflight_bytes=v["max_inflight_bytes"],
+            spool_max_bytes=v["spool_max_bytes"],
             ingest_token=v["ingest_token"],
             max_span_age=v["ttl_days"] * 86400.0,  # older spans would fall to the TTL at insert
         )
