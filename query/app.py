@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
-from tracehouse.query.errors import ApiError, NotFound, Unavailable
+from tracehouse.query.errors import ApiError, BadRequest, NotFound, Unavailable
 from tracehouse.query.ids import normalize_trace_id
-from tracehouse.query.views import operation_json, trace_json
-from tracehouse.storage import StorageError, TraceReader
+from tracehouse.query.params import trace_query
+from tracehouse.query.views import operation_json, summary_json, trace_json
+from tracehouse.storage import InvalidQuery, StorageError, TraceReader
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,27 @@ def build_query_app(reader: TraceReader, health: Health) -> FastAPI:
         found = _guarded(lambda: reader.operations(service))
         return {"service": service, "operations": [operation_json(op) for op in found]}
 
+    @app.get("/api/v1/traces", tags=["native"])
+    def find_traces(
+        service: str | None = None,
+        operation: str | None = None,
+        attr: Annotated[list[str], Query(description="key=value, key!=value, key=~regex, key, !key")] = [],  # noqa: B006
+        min_duration: Annotated[str | None, Query(alias="minDuration", description="e.g. 250ms, 1.5s")] = None,
+        max_duration: Annotated[str | None, Query(alias="maxDuration")] = None,
+        start: Annotated[str | None, Query(description="epoch µs or ISO 8601; default end - 1h")] = None,
+        end: Annotated[str | None, Query(description="epoch µs or ISO 8601; default now")] = None,
+        error: bool = False,
+        limit: int = 20,
+    ) -> dict[str, Any]:
+        """Trace summaries, newest first, of traces with a span (started in [start, end))
+        matching every condition. Attribute conditions look at span and resource attributes."""
+        query = trace_query(
+            service=service, operation=operation, attributes=attr, min_duration=min_duration,
+            max_duration=max_duration, start=start, end=end, errors_only=error, limit=limit,
+        )  # fmt: skip
+        found = _guarded(lambda: reader.find_traces(query))
+        return {"traces": [summary_json(s) for s in found], "limit": limit}
+
     @app.get("/api/v1/traces/{trace_id}", tags=["native"])
     def get_trace(trace_id: str) -> dict[str, Any]:
         """One trace, spans ordered as a tree. 400 for a malformed id, 404 when unknown."""
@@ -58,6 +80,8 @@ def build_query_app(reader: TraceReader, health: Health) -> FastAPI:
 def _guarded(call: Callable[[], T]) -> T:
     try:
         return call()
+    except InvalidQuery as exc:
+        raise BadRequest(f"the store cannot evaluate this query: {exc}") from exc
     except StorageError as exc:
         log.warning("store error: %s", exc)
         raise Unavailable(f"the store cannot answer right now: {exc}") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracehouse.storage import Operation, Span
+from tracehouse.storage import Operation, Span, TraceSummary
 
 
 def trace_json(trace_id: str, spans: list[Span]) -> dict[str, Any]:
@@ -81,3 +81,16 @@ def span_json(span: Span, depth: int) -> dict[str, Any]:
 
 def operation_json(operation: Operation) -> dict[str, Any]:
     return {"name": operation.name, "spanKind": operation.span_kind, "spans": operation.spans}
+
+
+def summary_json(summary: TraceSummary) -> dict[str, Any]:
+    return {
+        "traceId": summary.trace_id,
+        "rootService": summary.root_service,
+        "rootOperation": summary.root_operation,
+        "startTimeUnixNano": str(summary.start_ns),
+        "durationNano": summary.duration_ns,
+        "spanCount": summary.span_count,
+        "errorCount": summary.error_count,
+        "services": [{"name": name, "spans": spans} for name, spans in summary.services],
+    }

@@ -7,8 +7,23 @@ the collector depends on `SpanWriter`, the query API on `TraceReader`.
 from tracehouse.storage.batch import COLUMNS, Attributes, OtlpPayload, SpanBatch
 from tracehouse.storage.clickhouse import ClickHouseStore
 from tracehouse.storage.config import StoreConfig
-from tracehouse.storage.errors import ConfigError, StorageError, StoreLocked, StoreRejected, StoreUnavailable
-from tracehouse.storage.model import Event, Link, Operation, Span
+from tracehouse.storage.errors import (
+    ConfigError,
+    InvalidQuery,
+    StorageError,
+    StoreLocked,
+    StoreRejected,
+    StoreUnavailable,
+)
+from tracehouse.storage.model import (
+    AttributeFilter,
+    Event,
+    Link,
+    Operation,
+    Span,
+    TraceQuery,
+    TraceSummary,
+)
 from tracehouse.storage.seams import SpanWriter, TraceReader
 
 
@@ -21,10 +36,12 @@ def open_store(config: StoreConfig, *, migrate: bool = True, writers: int = 2) -
 
 __all__ = [
     "COLUMNS",
+    "AttributeFilter",
     "Attributes",
     "ClickHouseStore",
     "ConfigError",
     "Event",
+    "InvalidQuery",
     "Link",
     "Operation",
     "OtlpPayload",
@@ -36,6 +53,8 @@ __all__ = [
     "StoreLocked",
     "StoreRejected",
     "StoreUnavailable",
+    "TraceQuery",
     "TraceReader",
+    "TraceSummary",
     "open_store",
 ]

@@ -17,14 +17,14 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError
 
-from tracehouse.storage import sql
+from tracehouse.storage import search, sql
 from tracehouse.storage.batch import COLUMNS, OtlpPayload, SpanBatch
 from tracehouse.storage.client import connect, ensure_database
 from tracehouse.storage.config import StoreConfig
-from tracehouse.storage.errors import StorageError, StoreRejected, StoreUnavailable
+from tracehouse.storage.errors import InvalidQuery, StorageError, StoreRejected, StoreUnavailable
 from tracehouse.storage.lock import DataDirLock
 from tracehouse.storage.migrate import apply_migrations, schema_version
-from tracehouse.storage.model import Event, Link, Operation, Span
+from tracehouse.storage.model import Event, Link, Operation, Span, TraceQuery, TraceSummary
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,14 @@ class ClickHouseStore:
         rows = self._query("trace_spans", {"trace_id": trace_id})
         return [_span(row) for row in rows]
 
+    def find_traces(self, query: TraceQuery) -> list[TraceSummary]:
+        sql_text, params = search.matching_traces(query)
+        ids = [row[0] for row in self._run(sql_text, params)]
+        if not ids:
+            return []
+        found = {row[0]: _summary(row) for row in self._run(search.SUMMARIES, {"ids": ids})}
+        return [found[trace_id] for trace_id in ids if trace_id in found]
+
     def services(self) -> list[str]:
         return [row[0] for row in self._query("services", {})]
 
@@ -127,9 +135,14 @@ class ClickHouseStore:
             self._lock.release()
 
     def _query(self, name: str, parameters: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        return self._run(sql.load(name), parameters, name)
+
+    def _run(self, text: str, parameters: dict[str, Any], name: str = "search") -> Sequence[Sequence[Any]]:
         try:
-            return self._reader.query(sql.load(name), parameters=parameters).result_rows
+            return self._reader.query(text, parameters=parameters).result_rows
         except ClickHouseError as exc:
+            if _code(exc) in _INVALID_QUERY_CODES:
+                raise InvalidQuery(_first_line(exc)) from exc
             raise StorageError(f"query {name} failed: {exc}") from exc
 
 
@@ -137,6 +150,26 @@ class ClickHouseStore:
 #: parts, timeouts, network, read-only replicas, cancelled queries, Keeper, unknown insert status.
 _TRANSIENT_CODES = frozenset({3, 159, 202, 209, 210, 236, 241, 242, 252, 319, 394, 425, 999})
 _CODE = re.compile(r"Code: (\d+)\.")
+
+
+#: Errors caused by what a reader asked for: a regex that does not compile, a bad pattern.
+_INVALID_QUERY_CODES = frozenset({427})
+
+
+def _code(exc: Exception) -> int:
+    match = _CODE.search(str(exc))
+    return int(match[1]) if match else -1
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).split("DB::Exception: ", 1)[-1]
+    return text.split("\n", 1)[0][:300]
+
+
+def _summary(row: Sequence[Any]) -> TraceSummary:
+    trace_id, service, operation, start, duration, spans, errors, (names, counts) = row
+    services = tuple(sorted(zip(names, (int(c) for c in counts), strict=True)))
+    return TraceSummary(trace_id, service, operation, int(start), int(duration), int(spans), int(errors), services)
 
 
 def insert_error(exc: ClickHouseError, what: str) -> StorageError:

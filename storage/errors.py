@@ -13,6 +13,10 @@ class StoreRejected(StorageError):
     """The store refused the data itself (it would refuse it again): do not retry it."""
 
 
+class InvalidQuery(StorageError):
+    """A read the store refuses because of what was asked (e.g. a regex that does not compile)."""
+
+
 class StoreLocked(StorageError):
     """The embedded store's data directory is owned by another process."""
 

@@ -50,3 +50,44 @@ class Operation:
     name: str
     span_kind: str
     spans: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeFilter:
+    """One attribute condition, on span or resource attributes of the same span.
+
+    `op`: "=" equal, "!=" present and different, "=~" present and matching the RE2 regex
+    `value`, "exists" present, "absent" present on neither.
+    """
+
+    key: str
+    op: str
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TraceQuery:
+    """A trace search: a trace matches when one of its spans, started in [start_ns, end_ns),
+    satisfies every given condition. Results are newest first (trace start, then id)."""
+
+    start_ns: int
+    end_ns: int
+    service: str | None = None
+    operation: str | None = None
+    attributes: tuple[AttributeFilter, ...] = ()
+    min_duration_ns: int | None = None
+    max_duration_ns: int | None = None
+    errors_only: bool = False
+    limit: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSummary:
+    trace_id: str
+    root_service: str
+    root_operation: str
+    start_ns: int
+    duration_ns: int
+    span_count: int
+    error_count: int
+    services: tuple[tuple[str, int], ...]  # (service, spans), by name

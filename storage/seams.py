@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from tracehouse.storage.batch import OtlpPayload, SpanBatch
-from tracehouse.storage.model import Operation, Span
+from tracehouse.storage.model import Operation, Span, TraceQuery, TraceSummary
 
 
 class SpanWriter(Protocol):
@@ -39,6 +39,15 @@ class TraceReader(Protocol):
 
         `trace_id` is 32 lowercase hex characters (callers normalise). No time range
         is needed: the trace-id lookup table bounds the read. An unknown id gives `[]`.
+        """
+        ...
+
+    def find_traces(self, query: TraceQuery) -> list[TraceSummary]:
+        """Summaries of the newest `query.limit` traces with a span matching every condition
+        of `query`, newest first (trace start, then trace id: stable for equal starts).
+
+        Summaries cover the whole trace, also spans outside the query's time range. Raises
+        `InvalidQuery` for a condition the store cannot evaluate (a regex that does not compile).
         """
         ...
 

@@ -26,8 +26,8 @@ class Server:
     output: list[str] = field(default_factory=list)
     pump: threading.Thread | None = None
 
-    def api(self, path: str) -> httpx.Response:
-        return httpx.get(f"{self.ui}{path}", timeout=30)
+    def api(self, path: str, params: dict[str, str | list[str]] | None = None) -> httpx.Response:
+        return httpx.get(f"{self.ui}{path}", params=params, timeout=30)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         if self.proc.poll() is None:

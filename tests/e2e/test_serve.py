@@ -279,3 +279,29 @@ def test_metrics_count_what_happened(server: Server) -> None:
     assert samples[("tracehouse_queue_spans", ())] == 0
     assert samples[("tracehouse_spool_batches", ())] == 0
     assert samples[("tracehouse_flush_seconds_count", ())] >= 1
+
+
+def test_trace_search(server: Server) -> None:
+    exporter = HttpExporter(endpoint=f"{server.otlp_http}/v1/traces")
+    first = make_trace(exporter, "search-a")
+    second = make_trace(HttpExporter(endpoint=f"{server.otlp_http}/v1/traces"), "search-b")
+    everything = server.api("/api/v1/traces?limit=10").json()["traces"]
+    assert [t["traceId"] for t in everything][:2] == [second, first]  # newest first
+    only_a = server.api("/api/v1/traces?service=search-a").json()["traces"]
+    assert [(t["traceId"], t["rootService"], t["rootOperation"], t["spanCount"], t["errorCount"]) for t in only_a] == [
+        (first, "search-a", "GET /checkout", 3, 1)
+    ]
+    assert only_a[0]["services"] == [{"name": "search-a", "spans": 3}]
+    by_attr = server.api("/api/v1/traces", params={"attr": ["http.status=200", "service.version=~^1\\."]}).json()
+    assert {t["traceId"] for t in by_attr["traces"]} == {first, second}
+    assert (
+        server.api("/api/v1/traces?service=search-b&error=true&operation=charge").json()["traces"][0]["traceId"]
+        == second
+    )
+    assert server.api("/api/v1/traces?service=search-b&minDuration=1h").json()["traces"] == []
+    bad = server.api("/api/v1/traces?minDuration=soon")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["message"].startswith("minDuration: 'soon' is not a duration")
+    regex = server.api("/api/v1/traces", params={"attr": "http.status=~(unclosed"})
+    assert regex.status_code == 400
+    assert "cannot evaluate" in regex.json()["error"]["message"]

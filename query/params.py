@@ -1,0 +1,97 @@
+"""Parsing of search parameters into a `TraceQuery`; every failure is a `BadRequest` that
+names the parameter and shows the accepted form."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+
+from tracehouse.query.errors import BadRequest
+from tracehouse.storage import AttributeFilter, TraceQuery
+
+MAX_LIMIT = 1000
+DEFAULT_LOOKBACK_NS = 3600 * 10**9
+_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)$")
+
+
+def parse_duration(name: str, text: str) -> int:
+    """'250ms', '1.5s', '100us', '2m' -> nanoseconds."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise BadRequest(f"{name}: {text[:40]!r} is not a duration; write e.g. 250ms, 1.5s, 100us, 2m")
+    return int(float(match[1]) * _UNITS[match[2]])
+
+
+def parse_time(name: str, text: str) -> int:
+    """Epoch microseconds (as Jaeger) or an ISO 8601 time (UTC when no offset) -> ns."""
+    value = text.strip()
+    if value.isdigit():
+        return int(value) * 1000
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(
+            f"{name}: {text[:40]!r} is not a time; give epoch microseconds or ISO 8601 (2026-11-25T17:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 10**6) * 1000
+
+
+def parse_attribute(text: str) -> AttributeFilter:
+    """'key=value', 'key!=value', 'key=~regex', 'key' (present), '!key' (absent)."""
+    if "=" not in text:
+        absent = text.startswith("!")
+        key = text[1:] if absent else text
+        return AttributeFilter(_key(key, text), "absent" if absent else "exists")
+    key, _, value = text.partition("=")
+    if key.endswith("!"):
+        return AttributeFilter(_key(key[:-1], text), "!=", value)
+    if value.startswith("~"):
+        return AttributeFilter(_key(key, text), "=~", value[1:])
+    return AttributeFilter(_key(key, text), "=", value)
+
+
+def _key(key: str, text: str) -> str:
+    if not key.strip():
+        raise BadRequest(
+            f"attr: {text[:80]!r} names no attribute; write key=value, key!=value, key=~regex, key or !key"
+        )
+    return key
+
+
+def trace_query(
+    *,
+    service: str | None,
+    operation: str | None,
+    attributes: list[str],
+    min_duration: str | None,
+    max_duration: str | None,
+    start: str | None,
+    end: str | None,
+    errors_only: bool,
+    limit: int,
+) -> TraceQuery:
+    end_ns = parse_time("end", end) if end else time.time_ns()
+    start_ns = parse_time("start", start) if start else end_ns - DEFAULT_LOOKBACK_NS
+    if start_ns >= end_ns:
+        raise BadRequest("start: must be before end")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit: must be between 1 and {MAX_LIMIT} (got {limit})")
+    low = parse_duration("minDuration", min_duration) if min_duration else None
+    high = parse_duration("maxDuration", max_duration) if max_duration else None
+    if low is not None and high is not None and low > high:
+        raise BadRequest("minDuration: must not exceed maxDuration")
+    return TraceQuery(
+        start_ns=start_ns,
+        end_ns=end_ns,
+        service=service or None,
+        operation=operation or None,
+        attributes=tuple(parse_attribute(a) for a in attributes),
+        min_duration_ns=low,
+        max_duration_ns=high,
+        errors_only=errors_only,
+        limit=limit,
+    )

@@ -1,0 +1,74 @@
+"""SQL for trace search, built from fixed fragments; every value — attribute keys included —
+is a bound parameter. The only module besides `sql/*.sql` that holds query text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracehouse.storage.model import AttributeFilter, TraceQuery
+
+_CONDITIONS = {
+    "=": "(mapContains(SpanAttributes, {k}) AND SpanAttributes[{k}] = {v})"
+    " OR (mapContains(ResourceAttributes, {k}) AND ResourceAttributes[{k}] = {v})",
+    "!=": "(mapContains(SpanAttributes, {k}) AND SpanAttributes[{k}] != {v})"
+    " OR (mapContains(ResourceAttributes, {k}) AND ResourceAttributes[{k}] != {v})",
+    "=~": "(mapContains(SpanAttributes, {k}) AND match(SpanAttributes[{k}], {v}))"
+    " OR (mapContains(ResourceAttributes, {k}) AND match(ResourceAttributes[{k}], {v}))",
+    "exists": "mapContains(SpanAttributes, {k}) OR mapContains(ResourceAttributes, {k})",
+    "absent": "NOT mapContains(SpanAttributes, {k}) AND NOT mapContains(ResourceAttributes, {k})",
+}
+OPERATORS = frozenset(_CONDITIONS)
+
+MATCHING_TRACES = """
+SELECT TraceId, min(Timestamp) AS first
+FROM otel_traces
+WHERE {where}
+GROUP BY TraceId
+ORDER BY first DESC, TraceId DESC
+LIMIT {limit:UInt32}
+"""
+
+SUMMARIES = """
+SELECT
+    TraceId,
+    argMin(ServiceName, (ParentSpanId != '', Timestamp)),
+    argMin(SpanName, (ParentSpanId != '', Timestamp)),
+    toUnixTimestamp64Nano(min(Timestamp)),
+    max(toUnixTimestamp64Nano(Timestamp) + Duration) - toUnixTimestamp64Nano(min(Timestamp)),
+    count(),
+    countIf(StatusCode = 'Error'),
+    sumMap([ServiceName], [toUInt64(1)])
+FROM otel_traces
+WHERE TraceId IN {ids:Array(String)}
+  AND Timestamp >= (SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId IN {ids:Array(String)})
+  AND Timestamp <= (SELECT max(End) FROM otel_traces_trace_id_ts WHERE TraceId IN {ids:Array(String)})
+GROUP BY TraceId
+"""
+
+
+def matching_traces(query: TraceQuery) -> tuple[str, dict[str, Any]]:
+    """SQL and parameters for the ids of the newest `query.limit` matching traces."""
+    where = ["Timestamp >= fromUnixTimestamp64Nano({start:Int64})", "Timestamp < fromUnixTimestamp64Nano({end:Int64})"]
+    params: dict[str, Any] = {"start": query.start_ns, "end": query.end_ns, "limit": query.limit}
+    optional = (
+        ("ServiceName = {service:String}", "service", query.service),
+        ("SpanName = {operation:String}", "operation", query.operation),
+        ("Duration >= {min_duration:UInt64}", "min_duration", query.min_duration_ns),
+        ("Duration <= {max_duration:UInt64}", "max_duration", query.max_duration_ns),
+    )
+    for condition, name, value in optional:
+        if value is not None:
+            where.append(condition)
+            params[name] = value
+    if query.errors_only:
+        where.append("StatusCode = 'Error'")
+    for i, attribute in enumerate(query.attributes):
+        where.append(f"({_attribute_condition(attribute, i)})")
+        params[f"k{i}"] = attribute.key
+        params[f"v{i}"] = attribute.value
+    return MATCHING_TRACES.replace("{where}", "\n  AND ".join(where)), params
+
+
+def _attribute_condition(attribute: AttributeFilter, i: int) -> str:
+    template = _CONDITIONS[attribute.op]  # KeyError is a programming error: the API validates ops
+    return template.replace("{k}", f"{{k{i}:String}}").replace("{v}", f"{{v{i}:String}}")

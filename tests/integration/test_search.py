@@ -1,0 +1,186 @@
+"""Trace search on the real embedded store: each filter operator, filters on one span,
+time range, newest-first order and its stability, summaries of whole traces, hostile values."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from tracehouse.storage import AttributeFilter, ClickHouseStore, InvalidQuery, SpanBatch, TraceQuery
+
+pytestmark = pytest.mark.integration
+
+MS = 1_000_000
+NOW = time.time_ns() - 60_000 * MS  # a minute ago
+
+
+@dataclass
+class S:
+    service: str
+    name: str
+    start_ms: int = 0
+    duration_ms: int = 1
+    parent: int | None = 0  # index of the parent span in the trace; None for the root
+    attrs: dict[str, str] = field(default_factory=dict)
+    resource: dict[str, str] = field(default_factory=dict)
+    error: bool = False
+
+
+def add_trace(batch: SpanBatch, start_ns: int, spans: list[S]) -> str:
+    trace_id = os.urandom(16).hex()
+    ids = [os.urandom(8).hex() for _ in spans]
+    for span, span_id in zip(spans, ids, strict=True):
+        columns = {
+            "timestamp_ns": start_ns + span.start_ms * MS,
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "parent_span_id": "" if span.parent is None else ids[span.parent],
+            "trace_state": "",
+            "span_name": span.name,
+            "span_kind": "Server",
+            "service_name": span.service,
+            "resource_attributes": {"service.name": span.service, **span.resource},
+            "scope_name": "",
+            "scope_version": "",
+            "span_attributes": span.attrs,
+            "duration_ns": span.duration_ms * MS,
+            "status_code": "Error" if span.error else "Unset",
+            "status_message": "",
+        }
+        for name, value in columns.items():
+            getattr(batch, name).append(value)
+        for name in ("event_timestamp_ns", "event_name", "event_attributes", "link_trace_id", "link_span_id",
+                     "link_trace_state", "link_attributes"):  # fmt: skip
+            getattr(batch, name).append([])
+    return trace_id
+
+
+@pytest.fixture
+def seeded(store: ClickHouseStore) -> dict[str, str]:
+    """Five traces, a minute apart, newest last; returns name -> trace id."""
+    batch = SpanBatch()
+    traces = {
+        "checkout": [
+            S("gateway", "GET /checkout", 0, 120, None, {"http.status_code": "200"}, {"env": "prod"}),
+            S("orders", "create", 5, 80, 0, {"db.system": "sqlite", "order.id": "o-17"}),
+            S("payments", "charge", 90, 25, 0, {"card": "visa"}, error=True),
+        ],
+        "browse": [
+            S("gateway", "GET /items", 0, 30, None, {"http.status_code": "200"}, {"env": "prod"}),
+            S("inventory", "list", 2, 20, 0, {"db.system": "postgresql"}),
+        ],
+        "slow": [
+            S("gateway", "GET /checkout", 0, 2500, None, {"http.status_code": "504"}, {"env": "staging"}),
+            S("payments", "charge", 10, 2400, 0, {"card": "amex"}),
+        ],
+        "lonely": [S("cron", "cleanup", 0, 5, None, {"job": "it's \\ weird"})],
+        "late": [  # the newest: its root starts inside the window, a child 2 hours later
+            S("gateway", "GET /report", 0, 10, None, {}, {"env": "prod"}),
+            S("reports", "render", 7_200_000, 50, 0),
+        ],
+    }
+    ids = {}
+    for minute, (name, spans) in enumerate(traces.items()):
+        ids[name] = add_trace(batch, NOW - (len(traces) - minute) * 60_000 * MS, spans)
+    store.write(batch)
+    return ids
+
+
+def search(store: ClickHouseStore, **conditions: object) -> list[str]:
+    query = TraceQuery(start_ns=NOW - 3_600_000 * MS, end_ns=NOW + 60_000 * MS, **conditions)  # type: ignore[arg-type]
+    return [summary.trace_id for summary in store.find_traces(query)]
+
+
+def named(ids: dict[str, str], *names: str) -> list[str]:
+    return [ids[name] for name in names]
+
+
+def attr(key: str, op: str, value: str = "") -> tuple[AttributeFilter, ...]:
+    return (AttributeFilter(key, op, value),)
+
+
+def test_everything_newest_first(store: ClickHouseStore, seeded: dict[str, str]) -> None:
+    assert search(store) == named(seeded, "late", "lonely", "slow", "browse", "checkout")
+
+
+def test_service_and_operation_on_the_same_span(store: ClickHouseStore, seeded: dict[str, str]) -> None:
+    assert search(store, service="payments") == named(seeded, "slow", "checkout")
+    assert search(store, service="gateway", operation="GET /checkout") == named(seeded, "slow", "checkout")
+    assert search(store, service="gateway", operation="charge") == []  # charge is a payments span
+
+
+def test_duration_bounds_apply_to_one_span(store: ClickHouseStore, seeded: dict[str, str]) -> None:
+    assert search(store, min_duration_ns=1000 * MS) == named(seeded, "slow")
+    assert search(store, min_duration_ns=20 * MS, max_duration_ns=25 * MS) == named(seeded, "browse", "checkout")
+    assert search(store, service="orders", min_duration_ns=100 * MS) == []
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (attr("db.system", "=", "sqlite"), ["checkout"]),
+        (attr("env", "=", "prod"), ["late", "browse", "checkout"]),  # a resource attribute
+        (attr("http.status_code", "!=", "200"), ["slow"]),  # present and different
+        (attr("card", "=~", "^(visa|mc)$"), ["checkout"]),
+        (attr("db.system", "exists"), ["browse", "checkout"]),
+        # late's render span has neither, but starts after the window: only spans inside it match
+        (attr("card", "absent") + attr("env", "absent"), ["lonely", "browse", "checkout"]),
+        (attr("env", "=", "prod") + attr("http.status_code", "=", "200"), ["browse", "checkout"]),
+        (attr("job", "=", "it's \\ weird"), ["lonely"]),
+        (attr("no.such.key", "exists"), []),
+    ],
+)
+def test_attribute_operators(
+    store: ClickHouseStore, seeded: dict[str, str], filters: tuple[AttributeFilter, ...], expected: list[str]
+) -> None:
+    assert search(store, attributes=filters) == named(seeded, *expected)
+
+
+def test_errors_only(store: ClickHouseStore, seeded: dict[str, str]) -> None:
+    assert search(store, errors_only=True) == named(seeded, "checkout")
+
+
+def test_time_range_and_limit(store: ClickHouseStore, seeded: dict[str, str]) -> None:
+    window = TraceQuery(start_ns=NOW - 3 * 60_000 * MS - 1, end_ns=NOW - 60_000 * MS)
+    assert [s.trace_id for s in store.find_traces(window)] == named(seeded, "lonely", "slow")
+    assert search(store, limit=2) == named(seeded, "late", "lonely")
+
+
+def test_summaries_cover_the_whole_trace(store: ClickHouseStore, seeded: dict[str, str]) -> None:
+    query = TraceQuery(start_ns=NOW - 3_600_000 * MS, end_ns=NOW + 60_000 * MS, service="gateway")
+    summaries = {s.trace_id: s for s in store.find_traces(query)}
+    checkout = summaries[seeded["checkout"]]
+    assert (checkout.root_service, checkout.root_operation) == ("gateway", "GET /checkout")
+    assert (checkout.span_count, checkout.error_count, checkout.duration_ns) == (3, 1, 120 * MS)
+    assert checkout.services == (("gateway", 1), ("orders", 1), ("payments", 1))
+    late = summaries[seeded["late"]]
+    assert late.duration_ns == (7_200_000 + 50) * MS  # the child two hours later counts too
+    assert late.span_count == 2
+
+
+def test_equal_starts_are_ordered_by_trace_id(store: ClickHouseStore) -> None:
+    batch = SpanBatch()
+    ids = [add_trace(batch, NOW, [S("twin", "same", 0, 1, None)]) for _ in range(5)]
+    store.write(batch)
+    assert search(store, service="twin") == sorted(ids, reverse=True)
+    assert search(store, service="twin", limit=3) == sorted(ids, reverse=True)[:3]
+
+
+def test_a_regex_that_does_not_compile_is_an_invalid_query(store: ClickHouseStore, seeded: dict[str, str]) -> None:
+    with pytest.raises(InvalidQuery):
+        search(store, attributes=attr("card", "=~", "(unclosed"))
+
+
+@pytest.mark.parametrize(
+    "hostile", ["' OR 1=1 --", "x'); DROP TABLE otel_traces; --", "\\", "{k0:String}", "ü" * 10_000]
+)
+def test_hostile_values_are_only_values(store: ClickHouseStore, seeded: dict[str, str], hostile: str) -> None:
+    assert search(store, service=hostile) == []
+    assert search(store, operation=hostile, attributes=attr(hostile, "=", hostile)) == []
+    assert search(store, attributes=attr(hostile, "absent")) == named(
+        seeded, "late", "lonely", "slow", "browse", "checkout"
+    )
+    assert len(search(store)) == 5
