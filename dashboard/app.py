@@ -12,10 +12,11 @@ import re
 from typing import Any
 
 from dash import Dash, Input, Output, State, dcc, html
+from dash.exceptions import PreventUpdate
 from fastapi import FastAPI
 
-from tracehouse.dashboard.waterfall import service_colours, waterfall
-from tracehouse.query.client import QueryApiError, QueryClient, TraceJson
+from tracehouse.dashboard.pages import trace, traces
+from tracehouse.query.client import QueryApiError, QueryClient
 
 _TRACE_PATH = re.compile(r"^/trace/([0-9A-Za-z]+)$")
 
@@ -29,7 +30,7 @@ def mount_dashboard(server: FastAPI, api_base_url: str) -> Dash:
         [
             dcc.Location(id="url"),
             html.Header(
-                [html.A("Tracehouse", href="/", className="brand"), _lookup_form()],
+                [html.A("Tracehouse", href="/?lookback=1h", className="brand"), _lookup_form()],
                 style={"display": "flex", "alignItems": "center", "padding": "1em 0"},
             ),
             html.Main(id="page"),
@@ -37,68 +38,37 @@ def mount_dashboard(server: FastAPI, api_base_url: str) -> Dash:
         style={"fontFamily": "system-ui, sans-serif", "margin": "0 2em"},
     )
 
-    @app.callback(Output("page", "children"), Input("url", "pathname"))
-    async def render(pathname: str | None) -> Any:
+    @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
+    async def render(pathname: str | None, search: str | None) -> Any:
         match = _TRACE_PATH.match(pathname or "/")
         try:
             if match:
-                return _trace_page(match[1], await client.trace(match[1]))
-            return _home_page(await client.services())
+                return trace.page(match[1], await client.trace(match[1]))
+            return await traces.page(client, search or "")
         except QueryApiError as exc:
             return html.P(f"The query API answered {exc.status}: {exc.message}", className="error")
 
     @app.callback(
-        Output("url", "pathname"),
+        Output("url", "pathname", allow_duplicate=True),
         Input("lookup-go", "n_clicks"),
         Input("lookup-id", "n_submit"),
         State("lookup-id", "value"),
         prevent_initial_call=True,
     )
-    async def lookup(_clicks: int | None, _submits: int | None, trace_id: str | None) -> str:
+    async def lookup(clicks: int | None, submits: int | None, trace_id: str | None) -> str:
+        if not (clicks or submits) or not (trace_id or "").strip():
+            raise PreventUpdate
         return f"/trace/{(trace_id or '').strip()}"
 
+    traces.register(app)
     return app
 
 
 def _lookup_form() -> html.Div:
     return html.Div(
         [
-            dcc.Input(id="lookup-id", placeholder="trace id", debounce=True, size="40"),
+            dcc.Input(id="lookup-id", placeholder="trace id", debounce=True, style={"width": "22em"}),
             html.Button("Open trace", id="lookup-go"),
         ],
         style={"display": "inline-flex", "gap": "0.5em", "marginLeft": "2em"},
     )
-
-
-def _home_page(services: list[str]) -> html.Div:
-    if not services:
-        return html.Div([html.H2("Services"), html.P("No spans yet. Point an OTLP exporter at this server.")])
-    return html.Div([html.H2("Services"), html.Ul([html.Li(name, className="service") for name in services])])
-
-
-def _trace_page(trace_id: str, trace: TraceJson | None) -> html.Div:
-    if trace is None:
-        return html.Div([html.H2(f"Trace {trace_id}"), html.P("Not found.", className="error")])
-    colours = service_colours(trace["services"])
-    errors = sum(1 for s in trace["spans"] if s["status"]["code"] == "Error")
-    summary = ", ".join(
-        [
-            _count(trace["spanCount"], "span"),
-            _count(len(trace["services"]), "service"),
-            f"{trace['durationNano'] / 1e6:.3f} ms",
-            _count(errors, "error"),
-        ]
-    )
-    legend = [html.Span(name, style={"color": colours[name], "marginRight": "1em"}) for name in trace["services"]]
-    return html.Div(
-        [
-            html.H2(f"Trace {trace['traceId']}"),
-            html.P(summary, id="trace-summary"),
-            html.Div(legend),
-            dcc.Graph(id="waterfall", figure=waterfall(trace), config={"displaylogo": False}),
-        ]
-    )
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")

@@ -6,6 +6,7 @@ Errors come back as `QueryApiError` carrying the API's own message.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypedDict, cast
 from urllib.parse import quote
 
@@ -49,6 +50,22 @@ class OperationJson(TypedDict):
     spans: int
 
 
+class ServiceCountJson(TypedDict):
+    name: str
+    spans: int
+
+
+class SummaryJson(TypedDict):
+    traceId: str
+    rootService: str
+    rootOperation: str
+    startTimeUnixNano: str
+    durationNano: int
+    spanCount: int
+    errorCount: int
+    services: list[ServiceCountJson]
+
+
 class QueryApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"{status}: {message}")
@@ -67,6 +84,10 @@ class QueryClient:
         body = await self._get(f"/api/v1/services/{quote(service, safe='')}/operations")
         return cast(list[OperationJson], body["operations"])
 
+    async def find_traces(self, params: Mapping[str, str | list[str]]) -> list[SummaryJson]:
+        """`GET /api/v1/traces` with the given query parameters (names as the API has them)."""
+        return cast(list[SummaryJson], (await self._get("/api/v1/traces", params))["traces"])
+
     async def trace(self, trace_id: str) -> TraceJson | None:
         """The trace, or None when the API does not know it (404)."""
         try:
@@ -79,9 +100,9 @@ class QueryClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _get(self, path: str) -> dict[str, Any]:
+    async def _get(self, path: str, params: Mapping[str, str | list[str]] | None = None) -> dict[str, Any]:
         try:
-            response = await self._http.get(path)
+            response = await self._http.get(path, params=params)
         except httpx.TransportError as exc:
             raise QueryApiError(503, f"query API unreachable: {exc}") from exc
         if response.status_code != 200:

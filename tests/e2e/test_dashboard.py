@@ -36,29 +36,63 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-def test_trace_page_from_the_lookup_box(server: Server, browser: Browser, tmp_path: Path) -> None:
-    screenshots = tmp_path
+def test_search_results_lead_to_the_waterfall(server: Server, browser: Browser, tmp_path: Path) -> None:
     trace_id = make_trace(OTLPSpanExporter(endpoint=f"{server.otlp_http}/v1/traces"), "storefront")
     page = browser.new_page()
     try:
-        page.goto(f"{server.ui}/")
-        expect(page.locator("li.service")).to_have_text(["storefront"])
+        page.goto(f"{server.ui}/?service=storefront&lookback=1h")
+        rows = page.locator("#search-results tr.trace-row")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("storefront: GET /checkout")
+        expect(rows.first).to_contain_text("3 spans")
+        expect(page.locator("#search-scatter path.point")).to_have_count(1)
 
-        page.fill("#lookup-id", trace_id)
-        page.press("#lookup-id", "Enter")
+        rows.first.get_by_role("link").click()
         page.wait_for_url(f"{server.ui}/trace/{trace_id}")
         expect(page.locator("#trace-summary")).to_have_text(re.compile(r"^3 spans, 1 service, [\d.]+ ms, 1 error$"))
         expect(page.locator("#waterfall g.point")).to_have_count(3)
         ticks = page.locator("#waterfall .ytick text").all()
         top_to_bottom = sorted(ticks, key=lambda tick: (tick.bounding_box() or {"y": 0.0})["y"])
         labels = [tick.text_content() or "" for tick in top_to_bottom]
-        page.screenshot(path=str(screenshots / "trace.png"), full_page=True)
+        page.screenshot(path=str(tmp_path / "trace.png"), full_page=True)
         assert [label.split("#")[0].replace("\u00a0", " ").strip() for label in labels] == [
             "storefront: GET /checkout",
             "storefront: charge",
             "storefront: persist",
         ]
         assert [label.startswith("\u00a0") for label in labels] == [False, True, True]  # children indented
+    finally:
+        page.close()
+
+
+def test_the_search_form_writes_the_url(server: Server, browser: Browser) -> None:
+    make_trace(OTLPSpanExporter(endpoint=f"{server.otlp_http}/v1/traces"), "catalog")
+    page = browser.new_page()
+    try:
+        page.goto(f"{server.ui}/?lookback=1h")
+        expect(page.locator("#search-results tr.trace-row")).to_have_count(1)
+        page.fill("#search-min", "1h")
+        page.click("#search-go")
+        page.wait_for_url(re.compile(r".*minDuration=1h.*"))
+        expect(page.locator("#search-empty")).to_have_text("No traces match.")
+        page.fill("#search-min", "")
+        page.fill("#search-attr", "http.status=200")
+        page.click("#search-go")
+        page.wait_for_url(re.compile(r".*attr=http.status%3D200.*"))
+        expect(page.locator("#search-results tr.trace-row")).to_have_count(1)
+    finally:
+        page.close()
+
+
+def test_trace_page_from_the_lookup_box(server: Server, browser: Browser) -> None:
+    trace_id = make_trace(OTLPSpanExporter(endpoint=f"{server.otlp_http}/v1/traces"), "lookup")
+    page = browser.new_page()
+    try:
+        page.goto(f"{server.ui}/")
+        page.fill("#lookup-id", trace_id)
+        page.press("#lookup-id", "Enter")
+        page.wait_for_url(f"{server.ui}/trace/{trace_id}")
+        expect(page.locator("#trace-summary")).to_contain_text("3 spans")
     finally:
         page.close()
 
