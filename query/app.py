@@ -7,21 +7,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
-from tracehouse.query.errors import ApiError, BadRequest, NotFound, Unavailable
+from tracehouse.query.errors import ApiError, NotFound
+from tracehouse.query.guard import guarded
 from tracehouse.query.ids import normalize_trace_id
+from tracehouse.query.jaeger_api import jaeger_router
 from tracehouse.query.params import trace_query
 from tracehouse.query.views import operation_json, summary_json, trace_json
-from tracehouse.storage import InvalidQuery, StorageError, TraceReader
+from tracehouse.query.zipkin_api import zipkin_router
+from tracehouse.storage import TraceReader
 
 log = logging.getLogger(__name__)
 
 Health = Callable[[], dict[str, Any]]
-T = TypeVar("T")
 
 
 def build_query_app(reader: TraceReader, health: Health) -> FastAPI:
@@ -31,17 +33,17 @@ def build_query_app(reader: TraceReader, health: Health) -> FastAPI:
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, Any]:
         """Liveness and store status."""
-        return {"status": "ok", **_guarded(health)}
+        return {"status": "ok", **guarded(health)}
 
     @app.get("/api/v1/services", tags=["native"])
     def services() -> dict[str, Any]:
         """Every service that sent spans still retained, sorted."""
-        return {"services": _guarded(reader.services)}
+        return {"services": guarded(reader.services)}
 
     @app.get("/api/v1/services/{service}/operations", tags=["native"])
     def operations(service: str) -> dict[str, Any]:
         """Span names of one service with their span kinds."""
-        found = _guarded(lambda: reader.operations(service))
+        found = guarded(lambda: reader.operations(service))
         return {"service": service, "operations": [operation_json(op) for op in found]}
 
     @app.get("/api/v1/traces", tags=["native"])
@@ -62,29 +64,21 @@ def build_query_app(reader: TraceReader, health: Health) -> FastAPI:
             service=service, operation=operation, attributes=attr, min_duration=min_duration,
             max_duration=max_duration, start=start, end=end, errors_only=error, limit=limit,
         )  # fmt: skip
-        found = _guarded(lambda: reader.find_traces(query))
+        found = guarded(lambda: reader.find_traces(query))
         return {"traces": [summary_json(s) for s in found], "limit": limit}
 
     @app.get("/api/v1/traces/{trace_id}", tags=["native"])
     def get_trace(trace_id: str) -> dict[str, Any]:
         """One trace, spans ordered as a tree. 400 for a malformed id, 404 when unknown."""
         normalized = normalize_trace_id(trace_id)
-        spans = _guarded(lambda: reader.get_trace(normalized))
+        spans = guarded(lambda: reader.get_trace(normalized))
         if not spans:
             raise NotFound(f"trace {normalized} not found")
         return trace_json(normalized, spans)
 
+    app.include_router(zipkin_router(reader))
+    app.include_router(jaeger_router(reader))
     return app
-
-
-def _guarded(call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except InvalidQuery as exc:
-        raise BadRequest(f"the store cannot evaluate this query: {exc}") from exc
-    except StorageError as exc:
-        log.warning("store error: %s", exc)
-        raise Unavailable(f"the store cannot answer right now: {exc}") from exc
 
 
 def _install_error_handlers(app: FastAPI) -> None:

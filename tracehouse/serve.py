@@ -29,6 +29,7 @@ from tracehouse.collector import (
 from tracehouse.config import ServeConfig
 from tracehouse.dashboard import mount_dashboard
 from tracehouse.query import build_query_app
+from tracehouse.query.zipkin_api import zipkin_router
 from tracehouse.storage import ClickHouseStore, open_store
 from tracehouse.storage.lock import DataDirLock
 
@@ -117,10 +118,13 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
 
     query_app = build_query_app(store, health)
     mount_dashboard(query_app, _self_url(config.query.host, sockets.port("ui")))
+    # Zipkin's port answers Zipkin's read API too, as a Zipkin server does (Lens, Grafana).
+    zipkin_app = build_zipkin_app(pipeline, cc, metrics, budget)
+    zipkin_app.include_router(zipkin_router(store))
     # The UI app needs its lifespan: Dash registers its catch-all page route at start-up.
     apps = [
         (_uvicorn(build_otlp_http_app(pipeline, cc, metrics, budget), cc.max_concurrent_requests), sockets.otlp_http),
-        (_uvicorn(build_zipkin_app(pipeline, cc, metrics, budget), cc.max_concurrent_requests), sockets.zipkin),
+        (_uvicorn(zipkin_app, cc.max_concurrent_requests), sockets.zipkin),
         (_uvicorn(query_app, lifespan="on"), sockets.ui),
     ]
     servers = [server for server, _ in apps]

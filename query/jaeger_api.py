@@ -1,0 +1,160 @@
+"""The Jaeger query HTTP API that jaeger-ui and Grafana's Jaeger data source call
+(`/api/services`, `/api/operations`, `/api/traces` ...), in Jaeger's envelope
+`{data, total, limit, offset, errors}` and units (µs), over `TraceReader`."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response
+
+from tracehouse.query.errors import BadRequest
+from tracehouse.query.guard import guarded
+from tracehouse.query.ids import normalize_trace_id
+from tracehouse.query.params import parse_duration
+from tracehouse.storage import AttributeFilter, Span, TraceQuery, TraceReader
+
+_KINDS = {
+    "Server": "server",
+    "Client": "client",
+    "Producer": "producer",
+    "Consumer": "consumer",
+    "Internal": "internal",
+}
+
+
+def envelope(data: Any, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    total = len(data) if isinstance(data, list) else 0
+    return {"data": data, "total": total, "limit": 0, "offset": 0, "errors": errors}
+
+
+def jaeger_router(reader: TraceReader) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["jaeger"])
+
+    @router.get("/services")
+    def services() -> dict[str, Any]:
+        return envelope(guarded(reader.services))
+
+    @router.get("/services/{service}/operations")
+    def service_operations(service: str) -> dict[str, Any]:
+        return envelope(sorted({op.name for op in guarded(lambda: reader.operations(service))}))
+
+    @router.get("/operations")
+    def operations(service: str, span_kind: Annotated[str | None, Query(alias="spanKind")] = None) -> dict[str, Any]:
+        found = [
+            {"name": op.name, "spanKind": _KINDS.get(op.span_kind, "unspecified")}
+            for op in guarded(lambda: reader.operations(service))
+        ]
+        return envelope([op for op in found if not span_kind or op["spanKind"] == span_kind])
+
+    @router.get("/traces")
+    def traces(
+        service: str | None = None,
+        operation: str | None = None,
+        tags: str | None = None,
+        start: Annotated[int | None, Query(description="µs")] = None,
+        end: Annotated[int | None, Query(description="µs")] = None,
+        lookback: str | None = None,
+        min_duration: Annotated[str | None, Query(alias="minDuration")] = None,
+        max_duration: Annotated[str | None, Query(alias="maxDuration")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    ) -> dict[str, Any]:
+        end_us = end if end is not None else int(time.time() * 1e6)
+        default_start = end_us - (_lookback_us(lookback) if lookback else 3_600_000_000)
+        query = TraceQuery(
+            start_ns=(start if start is not None else default_start) * 1000,
+            end_ns=end_us * 1000 + 1,
+            service=service or None,
+            operation=operation or None,
+            attributes=_tags(tags),
+            min_duration_ns=parse_duration("minDuration", min_duration) if min_duration else None,
+            max_duration_ns=parse_duration("maxDuration", max_duration) if max_duration else None,
+            limit=limit,
+        )
+        found = guarded(lambda: reader.find_traces(query))
+        return envelope([_trace(reader, t.trace_id) for t in found])
+
+    @router.get("/traces/{trace_id}", response_model=None)
+    def trace(trace_id: str) -> Response | dict[str, Any]:
+        normalized = normalize_trace_id(trace_id)
+        spans = guarded(lambda: reader.get_trace(normalized))
+        if not spans:
+            return JSONResponse(envelope(None, [{"code": 404, "msg": "trace not found"}]), status_code=404)
+        return envelope([jaeger_trace(normalized, spans)])
+
+    return router
+
+
+def _trace(reader: TraceReader, trace_id: str) -> dict[str, Any]:
+    return jaeger_trace(trace_id, guarded(lambda: reader.get_trace(trace_id)))
+
+
+def _lookback_us(text: str) -> int:
+    return parse_duration("lookback", text) // 1000
+
+
+def _tags(text: str | None) -> tuple[AttributeFilter, ...]:
+    if not text:
+        return ()
+    try:
+        tags = json.loads(text)
+    except ValueError:
+        raise BadRequest('tags: must be a JSON object, e.g. {"http.status_code":"500"}') from None
+    if not isinstance(tags, dict):
+        raise BadRequest('tags: must be a JSON object, e.g. {"http.status_code":"500"}')
+    return tuple(AttributeFilter(str(k), "=", str(v)) for k, v in tags.items())
+
+
+def _kv(key: str, value: str) -> dict[str, Any]:
+    return {"key": key, "type": "string", "value": value}
+
+
+def jaeger_trace(trace_id: str, spans: list[Span]) -> dict[str, Any]:
+    processes: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+    out_spans = []
+    for span in spans:
+        resource = tuple(sorted(span.resource_attributes.items()))
+        process_id = processes.setdefault((span.service_name, resource), f"p{len(processes) + 1}")
+        out_spans.append(jaeger_span(span, process_id))
+    return {
+        "traceID": trace_id,
+        "spans": out_spans,
+        "processes": {
+            pid: {"serviceName": service, "tags": [_kv(k, v) for k, v in resource if k != "service.name"]}
+            for (service, resource), pid in processes.items()
+        },
+        "warnings": None,
+    }
+
+
+def jaeger_span(span: Span, process_id: str) -> dict[str, Any]:
+    tags = [_kv(k, v) for k, v in sorted(span.attributes.items())]
+    if span.kind in _KINDS:
+        tags.append(_kv("span.kind", _KINDS[span.kind]))
+    if span.status_code == "Error":
+        tags.append({"key": "error", "type": "bool", "value": True})
+        if span.status_message:
+            tags.append(_kv("otel.status_description", span.status_message))
+    references = [{"refType": "CHILD_OF", "traceID": span.trace_id, "spanID": span.parent_span_id}]
+    return {
+        "traceID": span.trace_id,
+        "spanID": span.span_id,
+        "operationName": span.name,
+        "references": references if span.parent_span_id else [],
+        "startTime": span.timestamp_ns // 1000,
+        "duration": span.duration_ns // 1000,
+        "tags": tags,
+        "logs": [
+            {
+                "timestamp": e.timestamp_ns // 1000,
+                "fields": [_kv("event", e.name)] + [_kv(k, v) for k, v in e.attributes.items()],
+            }
+            for e in span.events
+        ],
+        "processID": process_id,
+        "warnings": None,
+        "flags": 1,
+    }

@@ -1,0 +1,123 @@
+"""The Zipkin v2 read API (Zipkin Lens, Grafana's Zipkin data source): Zipkin's paths,
+parameters, units (µs, ms) and answers, over `TraceReader`. The dependency and
+autocomplete endpoints are not served yet (no route: 404)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse, Response
+
+from tracehouse.query.errors import BadRequest
+from tracehouse.query.guard import guarded
+from tracehouse.query.ids import normalize_trace_id
+from tracehouse.storage import AttributeFilter, Span, TraceQuery, TraceReader
+
+_KINDS = {"Server": "SERVER", "Client": "CLIENT", "Producer": "PRODUCER", "Consumer": "CONSUMER"}
+_REMOTE = (("serviceName", "peer.service"), ("ipv4", "network.peer.address"), ("port", "network.peer.port"))
+DAY_MS = 86_400_000
+
+
+def zipkin_router(reader: TraceReader) -> APIRouter:
+    router = APIRouter(prefix="/api/v2", tags=["zipkin"])
+
+    @router.get("/services")
+    def services() -> list[str]:
+        return guarded(reader.services)
+
+    @router.get("/spans")
+    def span_names(service_name: Annotated[str, Query(alias="serviceName")]) -> list[str]:
+        return sorted({op.name for op in guarded(lambda: reader.operations(service_name))})
+
+    @router.get("/traces")
+    def traces(
+        service_name: Annotated[str | None, Query(alias="serviceName")] = None,
+        span_name: Annotated[str | None, Query(alias="spanName")] = None,
+        annotation_query: Annotated[str | None, Query(alias="annotationQuery")] = None,
+        min_duration: Annotated[int | None, Query(alias="minDuration", ge=0, description="µs")] = None,
+        max_duration: Annotated[int | None, Query(alias="maxDuration", ge=0, description="µs")] = None,
+        end_ts: Annotated[int | None, Query(alias="endTs", description="epoch ms")] = None,
+        lookback: Annotated[int, Query(ge=1, description="ms")] = DAY_MS,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    ) -> list[list[dict[str, Any]]]:
+        end_ms = end_ts if end_ts is not None else int(time.time() * 1000)
+        query = TraceQuery(
+            start_ns=(end_ms - lookback) * 10**6,
+            end_ns=end_ms * 10**6 + 1,
+            service=service_name or None,
+            operation=None if span_name in (None, "", "all") else span_name,
+            attributes=parse_annotation_query(annotation_query or ""),
+            min_duration_ns=None if min_duration is None else min_duration * 1000,
+            max_duration_ns=None if max_duration is None else max_duration * 1000,
+            limit=limit,
+        )
+        found = guarded(lambda: reader.find_traces(query))
+        return [spans_json(reader, t.trace_id) for t in found]
+
+    @router.get("/trace/{trace_id}", response_model=None)
+    def trace(trace_id: str) -> Response | list[dict[str, Any]]:
+        spans = guarded(lambda: reader.get_trace(normalize_trace_id(trace_id)))
+        if not spans:
+            return PlainTextResponse(f"Trace not found: {trace_id[:64]}", status_code=404)
+        return [zipkin_span(s) for s in spans]
+
+    @router.get("/traceMany")
+    def trace_many(trace_ids: Annotated[str, Query(alias="traceIds")]) -> list[list[dict[str, Any]]]:
+        ids = [normalize_trace_id(t) for t in trace_ids.split(",") if t.strip()]
+        if len(ids) < 2 or len(set(ids)) != len(ids):
+            raise BadRequest("traceIds: give at least two distinct comma-separated trace ids")
+        return [spans for spans in (spans_json(reader, t) for t in ids) if spans]
+
+    return router
+
+
+def spans_json(reader: TraceReader, trace_id: str) -> list[dict[str, Any]]:
+    return [zipkin_span(s) for s in guarded(lambda: reader.get_trace(trace_id))]
+
+
+def parse_annotation_query(text: str) -> tuple[AttributeFilter, ...]:
+    """Zipkin's `k=v and word`: k=v matches a tag, a bare word a tag key."""
+    filters = []
+    for term in (t.strip() for t in text.split(" and ")):
+        if not term:
+            continue
+        key, sep, value = term.partition("=")
+        filters.append(AttributeFilter(key, "=", value) if sep else AttributeFilter(term, "exists"))
+    return tuple(filters)
+
+
+def zipkin_id(hex_id: str) -> str:
+    """Zipkin writes a 64-bit trace id (high half zero) in 16 hex characters."""
+    return hex_id[16:] if len(hex_id) == 32 and hex_id.startswith("0" * 16) else hex_id
+
+
+def zipkin_span(span: Span) -> dict[str, Any]:
+    tags = {k: v for k, v in span.attributes.items() if not k.startswith("zipkin.")}
+    if span.status_code == "Error":
+        tags.setdefault("error", span.status_message or "true")
+    out: dict[str, Any] = {
+        "traceId": zipkin_id(span.trace_id),
+        "id": span.span_id,
+        "name": span.name,
+        "timestamp": span.timestamp_ns // 1000,
+        "duration": max(1, span.duration_ns // 1000),
+        "localEndpoint": {"serviceName": span.service_name},
+        "annotations": [{"timestamp": e.timestamp_ns // 1000, "value": e.name} for e in span.events],
+        "tags": tags,
+    }
+    if span.parent_span_id:
+        out["parentId"] = span.parent_span_id
+    if span.kind in _KINDS:
+        out["kind"] = _KINDS[span.kind]
+    remote: dict[str, str | int] = {name: span.attributes[key] for name, key in _REMOTE if key in span.attributes}
+    port = str(remote.pop("port", ""))
+    if port.isdigit():
+        remote["port"] = int(port)
+    if remote:
+        out["remoteEndpoint"] = remote
+    for flag in ("shared", "debug"):
+        if span.attributes.get(f"zipkin.{flag}") == "true":
+            out[flag] = True
+    return out

@@ -1,0 +1,84 @@
+"""The Zipkin v2 and Jaeger read APIs, checked field by field against the shapes in
+../shared/reference/query-apis.md, on a trace exported by the real OpenTelemetry SDK."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+from tests.e2e.server import Server
+from tests.e2e.test_serve import make_trace
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def traced(server: Server) -> str:
+    return make_trace(OTLPSpanExporter(endpoint=f"{server.otlp_http}/v1/traces"), "shop")
+
+
+def test_zipkin_read_api(server: Server, traced: str) -> None:
+    assert "shop" in server.api("/api/v2/services").json()
+    assert server.api("/api/v2/spans", {"serviceName": "shop"}).json() == ["GET /checkout", "charge", "persist"]
+    (trace,) = server.api("/api/v2/traces", {"serviceName": "shop", "limit": "5"}).json()
+    spans = {s["name"]: s for s in trace}
+    root, charge = spans["GET /checkout"], spans["charge"]
+    assert root["traceId"] == traced
+    assert len(root["id"]) == 16
+    assert "parentId" not in root
+    assert charge["parentId"] == root["id"]
+    assert (root["kind"], charge["kind"]) == ("SERVER", "CLIENT")
+    assert "kind" not in spans["persist"]  # internal spans have no Zipkin kind
+    assert isinstance(root["timestamp"], int)
+    assert root["timestamp"] > 1_700_000_000_000_000
+    assert isinstance(root["duration"], int)
+    assert root["duration"] >= 1
+    assert root["localEndpoint"] == {"serviceName": "shop"}
+    assert root["annotations"][0]["value"] == "validated"
+    assert root["tags"] == {"http.status": "200"}
+    assert charge["tags"]["error"] == "card declined"
+
+    by_tag = server.api("/api/v2/traces", {"serviceName": "shop", "annotationQuery": "http.status=200"}).json()
+    assert [t[0]["traceId"] for t in by_tag] == [traced]
+    assert server.api("/api/v2/traces", {"serviceName": "shop", "minDuration": str(3_600 * 10**6)}).json() == []
+    assert len(server.api(f"/api/v2/trace/{traced}").json()) == 3
+    missing = server.api(f"/api/v2/trace/{'a' * 32}")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/plain")
+    assert server.api("/api/v2/traceMany", {"traceIds": traced}).status_code == 400
+    assert [len(t) for t in server.api("/api/v2/traceMany", {"traceIds": f"{traced},{'b' * 32}"}).json()] == [3]
+    # a Zipkin server answers reads on its own port too
+    assert len(httpx.get(f"{server.zipkin}/api/v2/trace/{traced}", timeout=30).json()) == 3
+
+
+def test_jaeger_api(server: Server, traced: str) -> None:
+    body = server.api("/api/services").json()
+    assert set(body) == {"data", "total", "limit", "offset", "errors"}
+    assert "shop" in body["data"]
+    assert server.api("/api/services/shop/operations").json()["data"] == ["GET /checkout", "charge", "persist"]
+    assert server.api("/api/operations", {"service": "shop", "spanKind": "server"}).json()["data"] == [
+        {"name": "GET /checkout", "spanKind": "server"}
+    ]
+    (trace,) = server.api("/api/traces", {"service": "shop", "tags": json.dumps({"http.status": "200"})}).json()["data"]
+    assert trace["traceID"] == traced
+    assert trace["processes"] == {"p1": {"serviceName": "shop", "tags": [t for t in trace["processes"]["p1"]["tags"]]}}
+    assert {"key": "service.version", "type": "string", "value": "1.2.3"} in trace["processes"]["p1"]["tags"]
+    spans = {s["operationName"]: s for s in trace["spans"]}
+    root, charge = spans["GET /checkout"], spans["charge"]
+    assert root["references"] == []
+    assert charge["references"] == [{"refType": "CHILD_OF", "traceID": traced, "spanID": root["spanID"]}]
+    assert isinstance(root["startTime"], int)
+    assert isinstance(root["duration"], int)
+    assert {"key": "span.kind", "type": "string", "value": "server"} in root["tags"]
+    assert {"key": "error", "type": "bool", "value": True} in charge["tags"]
+    assert root["logs"][0]["fields"][0] == {"key": "event", "type": "string", "value": "validated"}
+    assert root["processID"] == "p1"
+    by_id = server.api(f"/api/traces/{traced}").json()["data"]
+    assert len(by_id[0]["spans"]) == 3
+    missing = server.api(f"/api/traces/{'c' * 32}")
+    assert missing.status_code == 404
+    assert missing.json()["errors"] == [{"code": 404, "msg": "trace not found"}]
+    assert server.api("/api/traces", {"service": "shop", "tags": "not json"}).status_code == 400
