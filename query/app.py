@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
@@ -16,17 +16,21 @@ from tracehouse.query.errors import ApiError, NotFound
 from tracehouse.query.guard import guarded
 from tracehouse.query.ids import normalize_trace_id
 from tracehouse.query.jaeger_api import jaeger_router
-from tracehouse.query.params import trace_query
-from tracehouse.query.views import operation_json, summary_json, trace_json
+from tracehouse.query.params import red_query, trace_query
+from tracehouse.query.views import operation_json, red_json, summary_json, trace_json
 from tracehouse.query.zipkin_api import zipkin_router
-from tracehouse.storage import TraceReader
+from tracehouse.storage import MetricsReader, TraceReader
 
 log = logging.getLogger(__name__)
 
 Health = Callable[[], dict[str, Any]]
 
 
-def build_query_app(reader: TraceReader, health: Health) -> FastAPI:
+class Reader(TraceReader, MetricsReader, Protocol):
+    """What the query API reads: traces and metrics."""
+
+
+def build_query_app(reader: Reader, health: Health) -> FastAPI:
     app = FastAPI(title="Tracehouse query API", version="1")
     _install_error_handlers(app)
 
@@ -66,6 +70,24 @@ def build_query_app(reader: TraceReader, health: Health) -> FastAPI:
         )  # fmt: skip
         found = guarded(lambda: reader.find_traces(query))
         return {"traces": [summary_json(s) for s in found], "limit": limit}
+
+    @app.get("/api/v1/metrics/red", tags=["native"])
+    def red_metrics(
+        service: str,
+        operation: str | None = None,
+        span_kind: Annotated[
+            str, Query(alias="spanKind", description="server (with consumer; default) or all")
+        ] = "server",
+        start: Annotated[str | None, Query(description="epoch µs or ISO 8601; default end - 1h")] = None,
+        end: Annotated[str | None, Query(description="epoch µs or ISO 8601; default now")] = None,
+        step: Annotated[str, Query(description="e.g. 10s, 1m, 5m")] = "1m",
+    ) -> dict[str, Any]:
+        """Rate (calls/s), error rate and duration quantiles per step for one service's entry
+        spans (or every kind), from the per-minute rollup; raw spans for steps under a minute."""
+        query = red_query(service, operation, span_kind, start, end, step)
+        points = guarded(lambda: reader.red(query))
+        return {"service": service, "operation": operation, "stepSeconds": query.step_s,
+                "points": [red_json(p, query.step_s) for p in points]}  # fmt: skip
 
     @app.get("/api/v1/traces/{trace_id}", tags=["native"])
     def get_trace(trace_id: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 
 from tracehouse.query.errors import BadRequest
-from tracehouse.storage import AttributeFilter, TraceQuery
+from tracehouse.storage import AttributeFilter, RedQuery, TraceQuery
 
 MAX_LIMIT = 1000
 DEFAULT_LOOKBACK_NS = 3600 * 10**9
@@ -95,3 +95,24 @@ def trace_query(
         errors_only=errors_only,
         limit=limit,
     )
+
+
+MAX_POINTS = 2000
+
+
+def red_query(
+    service: str, operation: str | None, span_kind: str, start: str | None, end: str | None, step: str
+) -> RedQuery:
+    end_ns = parse_time("end", end) if end else time.time_ns()
+    start_ns = parse_time("start", start) if start else end_ns - DEFAULT_LOOKBACK_NS
+    if start_ns >= end_ns:
+        raise BadRequest("start: must be before end")
+    step_s = parse_duration("step", step) // 10**9
+    if step_s < 1:
+        raise BadRequest("step: must be at least 1s")
+    if (end_ns - start_ns) // (step_s * 10**9) > MAX_POINTS:
+        raise BadRequest(f"step: {step} gives more than {MAX_POINTS} points over this range; take a longer step")
+    kinds = {"server": ("Server", "Consumer"), "all": ()}.get(span_kind.lower())
+    if kinds is None:
+        raise BadRequest(f"spanKind: {span_kind[:40]!r} is not one of server, all")
+    return RedQuery(service, start_ns, end_ns, step_s, operation or None, kinds)

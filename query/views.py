@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracehouse.storage import Operation, Span, TraceSummary
+from tracehouse.storage import Operation, RedPoint, Span, TraceSummary
 
 
 def trace_json(trace_id: str, spans: list[Span]) -> dict[str, Any]:
@@ -93,4 +93,17 @@ def summary_json(summary: TraceSummary) -> dict[str, Any]:
         "spanCount": summary.span_count,
         "errorCount": summary.error_count,
         "services": [{"name": name, "spans": spans} for name, spans in summary.services],
+    }
+
+
+def red_json(point: RedPoint, step_s: int) -> dict[str, Any]:
+    return {
+        "startTimeUnixNano": str(point.start_ns),
+        "calls": point.calls,
+        "errors": point.errors,
+        "rate": point.calls / step_s,
+        "errorRate": point.errors / point.calls if point.calls else 0.0,
+        "p50Nano": point.p50_ns,
+        "p95Nano": point.p95_ns,
+        "p99Nano": point.p99_ns,
     }

@@ -20,11 +20,13 @@ from tracehouse.storage.model import (
     Event,
     Link,
     Operation,
+    RedPoint,
+    RedQuery,
     Span,
     TraceQuery,
     TraceSummary,
 )
-from tracehouse.storage.seams import SpanWriter, TraceReader
+from tracehouse.storage.seams import MetricsReader, SpanWriter, TraceReader
 
 
 def open_store(config: StoreConfig, *, migrate: bool = True, writers: int = 2) -> ClickHouseStore:
@@ -43,8 +45,11 @@ __all__ = [
     "Event",
     "InvalidQuery",
     "Link",
+    "MetricsReader",
     "Operation",
     "OtlpPayload",
+    "RedPoint",
+    "RedQuery",
     "Span",
     "SpanBatch",
     "SpanWriter",

@@ -17,14 +17,14 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError
 
-from tracehouse.storage import search, sql
+from tracehouse.storage import red, search, sql
 from tracehouse.storage.batch import COLUMNS, OtlpPayload, SpanBatch
 from tracehouse.storage.client import connect, ensure_database
 from tracehouse.storage.config import StoreConfig
 from tracehouse.storage.errors import InvalidQuery, StorageError, StoreRejected, StoreUnavailable
 from tracehouse.storage.lock import DataDirLock
 from tracehouse.storage.migrate import apply_migrations, schema_version
-from tracehouse.storage.model import Event, Link, Operation, Span, TraceQuery, TraceSummary
+from tracehouse.storage.model import Event, Link, Operation, RedPoint, RedQuery, Span, TraceQuery, TraceSummary
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,10 @@ class ClickHouseStore:
         found = {row[0]: _summary(row) for row in self._run(search.SUMMARIES, {"ids": ids})}
         return [found[trace_id] for trace_id in ids if trace_id in found]
 
+    def red(self, query: RedQuery) -> list[RedPoint]:
+        text, params = red.red_series(query)
+        return [_red_point(row) for row in self._run(text, params, "red")]
+
     def services(self) -> list[str]:
         return [row[0] for row in self._query("services", {})]
 
@@ -164,6 +168,12 @@ def _code(exc: Exception) -> int:
 def _first_line(exc: Exception) -> str:
     text = str(exc).split("DB::Exception: ", 1)[-1]
     return text.split("\n", 1)[0][:300]
+
+
+def _red_point(row: Sequence[Any]) -> RedPoint:
+    start, calls, errors, quantiles = row
+    p50, p95, p99 = (float(q) for q in quantiles) if quantiles and calls else (0.0, 0.0, 0.0)
+    return RedPoint(int(start) * 10**9, int(calls), int(errors), p50, p95, p99)
 
 
 def _summary(row: Sequence[Any]) -> TraceSummary:

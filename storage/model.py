@@ -91,3 +91,28 @@ class TraceSummary:
     span_count: int
     error_count: int
     services: tuple[tuple[str, int], ...]  # (service, spans), by name
+
+
+@dataclass(frozen=True, slots=True)
+class RedQuery:
+    """RED series of one service (optionally one operation) over [start_ns, end_ns) in steps of
+    `step_s` seconds. `span_kinds` empty means every kind."""
+
+    service: str
+    start_ns: int
+    end_ns: int
+    step_s: int
+    operation: str | None = None
+    span_kinds: tuple[str, ...] = ("Server", "Consumer")
+
+
+@dataclass(frozen=True, slots=True)
+class RedPoint:
+    """One step: calls and errors counted in it, duration quantiles in ns (0 when no calls)."""
+
+    start_ns: int
+    calls: int
+    errors: int
+    p50_ns: float
+    p95_ns: float
+    p99_ns: float

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from tracehouse.storage.batch import OtlpPayload, SpanBatch
-from tracehouse.storage.model import Operation, Span, TraceQuery, TraceSummary
+from tracehouse.storage.model import Operation, RedPoint, RedQuery, Span, TraceQuery, TraceSummary
 
 
 class SpanWriter(Protocol):
@@ -58,4 +58,12 @@ class TraceReader(Protocol):
     def operations(self, service: str) -> list[Operation]:
         """Span names of `service` with their span kinds, sorted by name then kind;
         `[]` for an unknown service."""
+        ...
+
+
+class MetricsReader(Protocol):
+    def red(self, query: RedQuery) -> list[RedPoint]:
+        """One point per step of [query.start_ns, query.end_ns), oldest first, empty steps
+        as zeros. Steps of whole minutes come from the per-minute rollup, shorter ones from
+        raw spans; quantiles are t-digest estimates (exact for small counts)."""
         ...

@@ -82,3 +82,21 @@ def test_jaeger_api(server: Server, traced: str) -> None:
     assert missing.status_code == 404
     assert missing.json()["errors"] == [{"code": 404, "msg": "trace not found"}]
     assert server.api("/api/traces", {"service": "shop", "tags": "not json"}).status_code == 400
+
+
+def test_red_metrics(server: Server, traced: str) -> None:
+    body = server.api("/api/v1/metrics/red", {"service": "shop", "step": "1m"}).json()
+    assert body["stepSeconds"] == 60
+    assert len(body["points"]) in (60, 61)  # the last hour, one point a minute, empty ones as zeros
+    busy = [p for p in body["points"] if p["calls"]]
+    assert len(busy) == 1  # one server span: GET /checkout
+    (point,) = busy
+    assert (point["calls"], point["errors"], point["errorRate"]) == (1, 0, 0.0)
+    assert point["rate"] == pytest.approx(1 / 60)
+    assert point["p50Nano"] == point["p99Nano"] > 0
+    every_kind = server.api("/api/v1/metrics/red", {"service": "shop", "spanKind": "all", "step": "10s"}).json()
+    assert sum(p["calls"] for p in every_kind["points"]) == 3
+    assert sum(p["errors"] for p in every_kind["points"]) == 1
+    too_fine = server.api("/api/v1/metrics/red", {"service": "shop", "step": "1s", "start": "2020-01-01T00:00:00Z"})
+    assert too_fine.status_code == 400
+    assert too_fine.json()["error"]["message"].startswith("step: 1s gives more than 2000 points")

@@ -27,6 +27,7 @@ class S:
     attrs: dict[str, str] = field(default_factory=dict)
     resource: dict[str, str] = field(default_factory=dict)
     error: bool = False
+    kind: str = "Server"
 
 
 def add_trace(batch: SpanBatch, start_ns: int, spans: list[S]) -> str:
@@ -40,7 +41,7 @@ def add_trace(batch: SpanBatch, start_ns: int, spans: list[S]) -> str:
             "parent_span_id": "" if span.parent is None else ids[span.parent],
             "trace_state": "",
             "span_name": span.name,
-            "span_kind": "Server",
+            "span_kind": span.kind,
             "service_name": span.service,
             "resource_attributes": {"service.name": span.service, **span.resource},
             "scope_name": "",
