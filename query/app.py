@@ -16,18 +16,18 @@ from tracehouse.query.errors import ApiError, NotFound
 from tracehouse.query.guard import guarded
 from tracehouse.query.ids import normalize_trace_id
 from tracehouse.query.jaeger_api import jaeger_router
-from tracehouse.query.params import red_query, trace_query
-from tracehouse.query.views import operation_json, red_json, summary_json, trace_json
+from tracehouse.query.params import red_query, time_range, trace_query
+from tracehouse.query.views import dependencies_json, operation_json, red_json, summary_json, trace_json
 from tracehouse.query.zipkin_api import zipkin_router
-from tracehouse.storage import MetricsReader, TraceReader
+from tracehouse.storage import DependencyReader, MetricsReader, TraceReader
 
 log = logging.getLogger(__name__)
 
 Health = Callable[[], dict[str, Any]]
 
 
-class Reader(TraceReader, MetricsReader, Protocol):
-    """What the query API reads: traces and metrics."""
+class Reader(TraceReader, MetricsReader, DependencyReader, Protocol):
+    """What the query API reads: traces, metrics, the service graph."""
 
 
 def build_query_app(reader: Reader, health: Health) -> FastAPI:
@@ -88,6 +88,17 @@ def build_query_app(reader: Reader, health: Health) -> FastAPI:
         points = guarded(lambda: reader.red(query))
         return {"service": service, "operation": operation, "stepSeconds": query.step_s,
                 "points": [red_json(p, query.step_s) for p in points]}  # fmt: skip
+
+    @app.get("/api/v1/dependencies", tags=["native"])
+    def dependencies(
+        start: Annotated[str | None, Query(description="epoch µs or ISO 8601; default end - 1h")] = None,
+        end: Annotated[str | None, Query(description="epoch µs or ISO 8601; default now")] = None,
+    ) -> dict[str, Any]:
+        """The service graph: every service that sent spans, the databases, queues and
+        un-instrumented peers they call, and the calls between them (lags by the linker's
+        interval)."""
+        start_ns, end_ns = time_range(start, end)
+        return dependencies_json(guarded(lambda: reader.dependencies(start_ns, end_ns)))
 
     @app.get("/api/v1/traces/{trace_id}", tags=["native"])
     def get_trace(trace_id: str) -> dict[str, Any]:

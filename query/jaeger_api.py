@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
@@ -15,7 +15,7 @@ from tracehouse.query.errors import BadRequest
 from tracehouse.query.guard import guarded
 from tracehouse.query.ids import normalize_trace_id
 from tracehouse.query.params import parse_duration
-from tracehouse.storage import AttributeFilter, Span, TraceQuery, TraceReader
+from tracehouse.storage import AttributeFilter, DependencyReader, Span, TraceQuery, TraceReader
 
 _KINDS = {
     "Server": "server",
@@ -26,12 +26,16 @@ _KINDS = {
 }
 
 
+class Reader(TraceReader, DependencyReader, Protocol):
+    """Traces and the service graph."""
+
+
 def envelope(data: Any, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     total = len(data) if isinstance(data, list) else 0
     return {"data": data, "total": total, "limit": 0, "offset": 0, "errors": errors}
 
 
-def jaeger_router(reader: TraceReader) -> APIRouter:
+def jaeger_router(reader: Reader) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["jaeger"])
 
     @router.get("/services")
@@ -84,6 +88,14 @@ def jaeger_router(reader: TraceReader) -> APIRouter:
         if not spans:
             return JSONResponse(envelope(None, [{"code": 404, "msg": "trace not found"}]), status_code=404)
         return envelope([jaeger_trace(normalized, spans)])
+
+    @router.get("/dependencies")
+    def dependencies(
+        end_ts: Annotated[int, Query(alias="endTs", description="epoch ms")],
+        lookback: Annotated[int, Query(ge=1, description="ms")] = 86_400_000,
+    ) -> dict[str, Any]:
+        found = guarded(lambda: reader.dependencies((end_ts - lookback) * 10**6, end_ts * 10**6 + 1))
+        return envelope([{"parent": k.parent, "child": k.child, "callCount": k.calls} for k in found.links])
 
     return router
 

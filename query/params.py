@@ -62,6 +62,15 @@ def _key(key: str, text: str) -> str:
     return key
 
 
+def time_range(start: str | None, end: str | None) -> tuple[int, int]:
+    """[start, end) in ns from the API's parameters; default the last hour."""
+    end_ns = parse_time("end", end) if end else time.time_ns()
+    start_ns = parse_time("start", start) if start else end_ns - DEFAULT_LOOKBACK_NS
+    if start_ns >= end_ns:
+        raise BadRequest("start: must be before end")
+    return start_ns, end_ns
+
+
 def trace_query(
     *,
     service: str | None,
@@ -74,10 +83,7 @@ def trace_query(
     errors_only: bool,
     limit: int,
 ) -> TraceQuery:
-    end_ns = parse_time("end", end) if end else time.time_ns()
-    start_ns = parse_time("start", start) if start else end_ns - DEFAULT_LOOKBACK_NS
-    if start_ns >= end_ns:
-        raise BadRequest("start: must be before end")
+    start_ns, end_ns = time_range(start, end)
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit: must be between 1 and {MAX_LIMIT} (got {limit})")
     low = parse_duration("minDuration", min_duration) if min_duration else None
@@ -103,10 +109,7 @@ MAX_POINTS = 2000
 def red_query(
     service: str, operation: str | None, span_kind: str, start: str | None, end: str | None, step: str
 ) -> RedQuery:
-    end_ns = parse_time("end", end) if end else time.time_ns()
-    start_ns = parse_time("start", start) if start else end_ns - DEFAULT_LOOKBACK_NS
-    if start_ns >= end_ns:
-        raise BadRequest("start: must be before end")
+    start_ns, end_ns = time_range(start, end)
     step_s = parse_duration("step", step) // 10**9
     if step_s < 1:
         raise BadRequest("step: must be at least 1s")

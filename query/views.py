@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracehouse.storage import Operation, RedPoint, Span, TraceSummary
+from tracehouse.storage import Dependencies, Operation, RedPoint, Span, TraceSummary
 
 
 def trace_json(trace_id: str, spans: list[Span]) -> dict[str, Any]:
@@ -106,4 +106,28 @@ def red_json(point: RedPoint, step_s: int) -> dict[str, Any]:
         "p50Nano": point.p50_ns,
         "p95Nano": point.p95_ns,
         "p99Nano": point.p99_ns,
+    }
+
+
+def dependencies_json(found: Dependencies) -> dict[str, Any]:
+    kinds = {name: "service" for name in found.services}
+    for link in found.links:
+        kinds.setdefault(link.parent, "service")
+        kinds.setdefault(link.child, link.child_kind)
+    return {
+        "nodes": [{"id": name, "kind": kind} for name, kind in sorted(kinds.items())],
+        "edges": [
+            {
+                "parent": link.parent,
+                "child": link.child,
+                "childKind": link.child_kind,
+                "calls": link.calls,
+                "errors": link.errors,
+                "errorRate": link.errors / link.calls if link.calls else 0.0,
+                "p50Nano": link.p50_ns,
+                "p95Nano": link.p95_ns,
+                "p99Nano": link.p99_ns,
+            }
+            for link in found.links
+        ],
     }

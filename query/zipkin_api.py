@@ -1,11 +1,11 @@
 """The Zipkin v2 read API (Zipkin Lens, Grafana's Zipkin data source): Zipkin's paths,
-parameters, units (µs, ms) and answers, over `TraceReader`. The dependency and
-autocomplete endpoints are not served yet (no route: 404)."""
+parameters, units (µs, ms) and answers, over the storage readers. The autocomplete
+endpoints are not served yet (no route: 404)."""
 
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, Response
@@ -13,14 +13,18 @@ from fastapi.responses import PlainTextResponse, Response
 from tracehouse.query.errors import BadRequest
 from tracehouse.query.guard import guarded
 from tracehouse.query.ids import normalize_trace_id
-from tracehouse.storage import AttributeFilter, Span, TraceQuery, TraceReader
+from tracehouse.storage import AttributeFilter, DependencyReader, Span, TraceQuery, TraceReader
 
 _KINDS = {"Server": "SERVER", "Client": "CLIENT", "Producer": "PRODUCER", "Consumer": "CONSUMER"}
 _REMOTE = (("serviceName", "peer.service"), ("ipv4", "network.peer.address"), ("port", "network.peer.port"))
 DAY_MS = 86_400_000
 
 
-def zipkin_router(reader: TraceReader) -> APIRouter:
+class Reader(TraceReader, DependencyReader, Protocol):
+    """Traces and the service graph."""
+
+
+def zipkin_router(reader: Reader) -> APIRouter:
     router = APIRouter(prefix="/api/v2", tags=["zipkin"])
 
     @router.get("/services")
@@ -69,6 +73,17 @@ def zipkin_router(reader: TraceReader) -> APIRouter:
         if len(ids) < 2 or len(set(ids)) != len(ids):
             raise BadRequest("traceIds: give at least two distinct comma-separated trace ids")
         return [spans for spans in (spans_json(reader, t) for t in ids) if spans]
+
+    @router.get("/dependencies")
+    def dependencies(
+        end_ts: Annotated[int, Query(alias="endTs", description="epoch ms")],
+        lookback: Annotated[int, Query(ge=1, description="ms")] = DAY_MS,
+    ) -> list[dict[str, Any]]:
+        found = guarded(lambda: reader.dependencies((end_ts - lookback) * 10**6, end_ts * 10**6 + 1))
+        return [
+            {"parent": link.parent, "child": link.child, "callCount": link.calls, "errorCount": link.errors}
+            for link in found.links
+        ]
 
     return router
 

@@ -17,6 +17,8 @@ from tracehouse.storage.errors import (
 )
 from tracehouse.storage.model import (
     AttributeFilter,
+    Dependencies,
+    DependencyLink,
     Event,
     Link,
     Operation,
@@ -26,7 +28,7 @@ from tracehouse.storage.model import (
     TraceQuery,
     TraceSummary,
 )
-from tracehouse.storage.seams import MetricsReader, SpanWriter, TraceReader
+from tracehouse.storage.seams import DependencyReader, MetricsReader, SpanWriter, TraceReader
 
 
 def open_store(config: StoreConfig, *, migrate: bool = True, writers: int = 2) -> ClickHouseStore:
@@ -42,6 +44,9 @@ __all__ = [
     "Attributes",
     "ClickHouseStore",
     "ConfigError",
+    "Dependencies",
+    "DependencyLink",
+    "DependencyReader",
     "Event",
     "InvalidQuery",
     "Link",

@@ -83,8 +83,8 @@ class SpanBatch:
             getattr(self, f.name).extend(getattr(other, f.name))
 
     def without(self, indexes: set[int]) -> SpanBatch:
-        """A batch (same token) of the spans whose index is not in `indexes`."""
-        kept = SpanBatch(token=self.token)
+        """A new batch (new token: it is other data) of the spans whose index is not in `indexes`."""
+        kept = SpanBatch()
         for f in _COLUMN_FIELDS:
             getattr(kept, f.name).extend(v for i, v in enumerate(getattr(self, f.name)) if i not in indexes)
         return kept

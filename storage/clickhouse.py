@@ -17,14 +17,25 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError
 
-from tracehouse.storage import red, search, sql
+from tracehouse.storage import linker, red, search, sql
 from tracehouse.storage.batch import COLUMNS, OtlpPayload, SpanBatch
 from tracehouse.storage.client import connect, ensure_database
 from tracehouse.storage.config import StoreConfig
 from tracehouse.storage.errors import InvalidQuery, StorageError, StoreRejected, StoreUnavailable
 from tracehouse.storage.lock import DataDirLock
 from tracehouse.storage.migrate import apply_migrations, schema_version
-from tracehouse.storage.model import Event, Link, Operation, RedPoint, RedQuery, Span, TraceQuery, TraceSummary
+from tracehouse.storage.model import (
+    Dependencies,
+    DependencyLink,
+    Event,
+    Link,
+    Operation,
+    RedPoint,
+    RedQuery,
+    Span,
+    TraceQuery,
+    TraceSummary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +115,19 @@ class ClickHouseStore:
         text, params = red.red_series(query)
         return [_red_point(row) for row in self._run(text, params, "red")]
 
+    def dependencies(self, start_ns: int, end_ns: int) -> Dependencies:
+        window = {"start": start_ns, "end": end_ns}
+        services = tuple(row[0] for row in self._query("active_services", window))
+        return Dependencies(services, tuple(_link(row) for row in self._query("links", window)))
+
+    def link(self, from_ns: int, to_ns: int) -> None:
+        """Run the dependency linker over the minutes of [from_ns, to_ns) (see `linker`)."""
+        try:
+            with self._writer() as client:
+                linker.link_minutes(client, from_ns, to_ns)
+        except ClickHouseError as exc:
+            raise insert_error(exc, "linking dependencies failed") from exc
+
     def services(self) -> list[str]:
         return [row[0] for row in self._query("services", {})]
 
@@ -168,6 +192,12 @@ def _code(exc: Exception) -> int:
 def _first_line(exc: Exception) -> str:
     text = str(exc).split("DB::Exception: ", 1)[-1]
     return text.split("\n", 1)[0][:300]
+
+
+def _link(row: Sequence[Any]) -> DependencyLink:
+    parent, child, kind, calls, errors, quantiles = row
+    p50, p95, p99 = (float(q) for q in quantiles) if quantiles and calls else (0.0, 0.0, 0.0)
+    return DependencyLink(parent, child, kind, int(calls), int(errors), p50, p95, p99)
 
 
 def _red_point(row: Sequence[Any]) -> RedPoint:

@@ -116,3 +116,27 @@ class RedPoint:
     p50_ns: float
     p95_ns: float
     p99_ns: float
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyLink:
+    """Calls from `parent` (a service) to `child`, whose kind is service, database, queue or
+    peer (an un-instrumented remote); quantiles of the child spans' durations, in ns."""
+
+    parent: str
+    child: str
+    child_kind: str
+    calls: int
+    errors: int
+    p50_ns: float
+    p95_ns: float
+    p99_ns: float
+
+
+@dataclass(frozen=True, slots=True)
+class Dependencies:
+    """The service graph of a time range: every service that sent spans (linked or not),
+    and the links between them and to the databases, queues and peers they call."""
+
+    services: tuple[str, ...]
+    links: tuple[DependencyLink, ...]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from tracehouse.storage.batch import OtlpPayload, SpanBatch
-from tracehouse.storage.model import Operation, RedPoint, RedQuery, Span, TraceQuery, TraceSummary
+from tracehouse.storage.model import Dependencies, Operation, RedPoint, RedQuery, Span, TraceQuery, TraceSummary
 
 
 class SpanWriter(Protocol):
@@ -66,4 +66,12 @@ class MetricsReader(Protocol):
         """One point per step of [query.start_ns, query.end_ns), oldest first, empty steps
         as zeros. Steps of whole minutes come from the per-minute rollup, shorter ones from
         raw spans; quantiles are t-digest estimates (exact for small counts)."""
+        ...
+
+
+class DependencyReader(Protocol):
+    def dependencies(self, start_ns: int, end_ns: int) -> Dependencies:
+        """The service graph of the whole minutes overlapping [start_ns, end_ns), as last
+        linked (links lag the spans by the linker's interval). Services without links are
+        included; an unknown range gives no services and no links."""
         ...

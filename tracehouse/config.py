@@ -66,6 +66,7 @@ SERVE_OPTIONS = (
         "TOKEN",
         "none (ingest open to whoever reaches the ports)",
     ),
+    Option("--link-interval", "seconds between runs of the dependency linker", 30.0, float, "SECONDS"),
     Option("--log-level", f"one of {', '.join(LOG_LEVELS)}", "info", str, "LEVEL"),
 )
 
@@ -77,6 +78,7 @@ class ServeConfig:
     collector: CollectorConfig
     query: QueryConfig
     log_level: str = "info"
+    link_interval: float = 30.0
 
     @classmethod
     def from_values(cls, v: dict[str, Any]) -> ServeConfig:
@@ -100,12 +102,15 @@ class ServeConfig:
             collector=collector,
             query=QueryConfig(host=v["host"], ui_port=v["ui_port"]),
             log_level=v["log_level"],
+            link_interval=v["link_interval"],
         )
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the first bad setting."""
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level: {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+        if not 0.1 <= self.link_interval <= 3600:
+            raise ConfigError(f"link_interval: must be between 0.1 and 3600 seconds (got {self.link_interval})")
         self.store.validate()
         self.collector.validate()
         self.query.validate()

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,7 +31,7 @@ from tracehouse.config import ServeConfig
 from tracehouse.dashboard import mount_dashboard
 from tracehouse.query import build_query_app
 from tracehouse.query.zipkin_api import zipkin_router
-from tracehouse.storage import ClickHouseStore, open_store
+from tracehouse.storage import ClickHouseStore, StorageError, open_store
 from tracehouse.storage.lock import DataDirLock
 
 log = logging.getLogger("tracehouse")
@@ -130,6 +131,7 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
     servers = [server for server, _ in apps]
     tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in apps]
     stop = asyncio.Event()
+    linking = asyncio.create_task(_link_forever(store, config.link_interval, stop), name="linker")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -146,8 +148,24 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
     await grpc_server.stop(grace=5)
     await asyncio.gather(*tasks, return_exceptions=True)
     await pipeline_task
+    await linking
     stopped.cancel()
     log.info("stopped; %d spans stored since start", pipeline.written_spans)
+
+
+async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.Event) -> None:
+    """Link dependencies every `interval` seconds: the last hour at start, then the minutes
+    since the previous run (and the two before it, for late spans). Never raises."""
+    since = time.time_ns() - 3600 * 10**9
+    while not stop.is_set():
+        now = time.time_ns()
+        try:
+            await asyncio.to_thread(store.link, since - 2 * 60 * 10**9, now)
+            since = now
+        except StorageError as exc:
+            log.warning("dependency linker: %s (retrying in %g s)", exc, interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
 
 
 def _self_url(host: str, port: int) -> str:

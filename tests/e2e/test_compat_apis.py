@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-from tests.e2e.server import Server
+from tests.e2e.server import Server, start_server
 from tests.e2e.test_serve import make_trace
 
 pytestmark = pytest.mark.e2e
@@ -100,3 +103,53 @@ def test_red_metrics(server: Server, traced: str) -> None:
     too_fine = server.api("/api/v1/metrics/red", {"service": "shop", "step": "1s", "start": "2020-01-01T00:00:00Z"})
     assert too_fine.status_code == 400
     assert too_fine.json()["error"]["message"].startswith("step: 1s gives more than 2000 points")
+
+
+def two_service_trace(server: Server) -> str:
+    """front calls back: two processes' worth of SDK providers, joined by the span context."""
+    from opentelemetry import trace as otel
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    providers = {}
+    for name in ("front", "back"):
+        provider = TracerProvider(resource=Resource.create({"service.name": name}))
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{server.otlp_http}/v1/traces")))
+        providers[name] = provider
+    front = providers["front"].get_tracer("t")
+    with front.start_as_current_span("GET /", kind=otel.SpanKind.SERVER) as root:
+        back = providers["back"].get_tracer("t")
+        with (
+            front.start_as_current_span("call back", kind=otel.SpanKind.CLIENT),
+            back.start_as_current_span("handle", kind=otel.SpanKind.SERVER),
+        ):
+            pass
+        with front.start_as_current_span("SELECT", kind=otel.SpanKind.CLIENT, attributes={"db.system": "sqlite"}):
+            pass
+    for provider in providers.values():
+        provider.shutdown()
+    return format(root.get_span_context().trace_id, "032x")
+
+
+def test_dependencies(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", "--link-interval", "0.2")
+    try:
+        two_service_trace(server)
+        deadline = time.monotonic() + 60
+        graph: dict[str, Any] = {}
+        while time.monotonic() < deadline and len(graph.get("edges", [])) < 2:
+            graph = server.api("/api/v1/dependencies").json()  # the linker runs every 0.2 s
+        assert {"id": "front", "kind": "service"} in graph["nodes"]
+        assert {"id": "sqlite", "kind": "database"} in graph["nodes"]
+        edges = {(e["parent"], e["child"]): e for e in graph["edges"]}
+        assert set(edges) == {("front", "back"), ("front", "sqlite")}
+        assert (edges[("front", "back")]["calls"], edges[("front", "back")]["errors"]) == (1, 0)
+        assert edges[("front", "back")]["p99Nano"] > 0
+        end_ms = str(int(time.time() * 1000) + 60_000)
+        zipkin = server.api("/api/v2/dependencies", {"endTs": end_ms}).json()
+        assert {"parent": "front", "child": "back", "callCount": 1, "errorCount": 0} in zipkin
+        jaeger = server.api("/api/dependencies", {"endTs": end_ms}).json()["data"]
+        assert {"parent": "front", "child": "back", "callCount": 1} in jaeger
+    finally:
+        server.stop()

@@ -1,0 +1,76 @@
+"""The dependency linker: joins child spans to their parents — which may have arrived in
+other inserts, from other collectors — and writes per-minute links.
+
+A materialized view sees one insert block only, so it cannot see both sides of a call that
+arrived separately; this job reads the table instead. Linking a minute is idempotent (the
+links table replaces a minute's rows by version), so several collectors may run it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+MINUTE_NS = 60 * 10**9
+#: How far before a child a parent may have started (a long parent span).
+PARENT_LOOKBACK_NS = 15 * MINUTE_NS
+
+_SERVICE_LINKS = """
+INSERT INTO tracehouse_links_1m
+SELECT
+    toStartOfMinute(c.Timestamp) AS Minute, p.ServiceName, c.ServiceName, 'service',
+    count(), countIf(c.StatusCode = 'Error'), quantilesTDigestState(0.5, 0.95, 0.99)(c.Duration), {version:UInt64}
+FROM otel_traces AS c
+INNER JOIN (
+    SELECT TraceId, SpanId, ServiceName FROM otel_traces
+    WHERE Timestamp >= fromUnixTimestamp64Nano({parents_from:Int64})
+      AND Timestamp < fromUnixTimestamp64Nano({to:Int64})
+) AS p ON c.TraceId = p.TraceId AND c.ParentSpanId = p.SpanId
+WHERE c.Timestamp >= fromUnixTimestamp64Nano({from:Int64}) AND c.Timestamp < fromUnixTimestamp64Nano({to:Int64})
+  AND c.ParentSpanId != '' AND p.ServiceName != c.ServiceName
+GROUP BY Minute, p.ServiceName, c.ServiceName
+"""
+
+# Client/producer spans naming a database, a queue or a peer, with no span of another
+# service below them: the callee is not instrumented, so it becomes a node of its own.
+_PEER_LINKS = """
+INSERT INTO tracehouse_links_1m
+SELECT Minute, ServiceName, Peer, Kind, count(), countIf(StatusCode = 'Error'),
+       quantilesTDigestState(0.5, 0.95, 0.99)(Duration), {version:UInt64}
+FROM (
+    SELECT
+        toStartOfMinute(Timestamp) AS Minute, ServiceName, StatusCode, Duration,
+        multiIf(SpanAttributes['db.system'] != '', 'database',
+                SpanAttributes['messaging.system'] != '', 'queue', 'peer') AS Kind,
+        multiIf(Kind = 'database', coalesce(nullIf(SpanAttributes['db.name'], ''), SpanAttributes['db.system']),
+                Kind = 'queue', coalesce(nullIf(SpanAttributes['messaging.destination.name'], ''),
+                                         SpanAttributes['messaging.system']),
+                coalesce(nullIf(SpanAttributes['peer.service'], ''), SpanAttributes['server.address'],
+                         SpanAttributes['net.peer.name'])) AS Peer,
+        TraceId, SpanId
+    FROM otel_traces
+    WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64}) AND Timestamp < fromUnixTimestamp64Nano({to:Int64})
+      AND SpanKind IN ('Client', 'Producer')
+)
+WHERE Peer != ''
+  AND (TraceId, SpanId) NOT IN (
+      SELECT TraceId, ParentSpanId FROM otel_traces
+      WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64})
+        AND Timestamp < fromUnixTimestamp64Nano({to_children:Int64}) AND ParentSpanId != ''
+  )
+GROUP BY Minute, ServiceName, Peer, Kind
+"""
+
+
+def link_minutes(client: Client, from_ns: int, to_ns: int, version: int | None = None) -> None:
+    """(Re)compute the links of the whole minutes in [from_ns, to_ns)."""
+    start = from_ns // MINUTE_NS * MINUTE_NS
+    end = -(-to_ns // MINUTE_NS) * MINUTE_NS
+    params: dict[str, Any] = {
+        "from": start, "to": end, "parents_from": start - PARENT_LOOKBACK_NS,
+        "to_children": end + MINUTE_NS, "version": version if version is not None else time.time_ns(),
+    }  # fmt: skip
+    for statement in (_SERVICE_LINKS, _PEER_LINKS):
+        client.command(statement, parameters=params)

@@ -1,0 +1,93 @@
+"""The dependency linker on the real embedded store: links between spans inserted in
+different batches and in different minutes, databases/queues/peers as nodes, services
+without links, relinking replaces instead of doubling."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.integration.test_search import MS, S, add_trace
+from tracehouse.storage import ClickHouseStore, SpanBatch
+
+pytestmark = pytest.mark.integration
+
+MINUTE_NS = 60 * 10**9
+T0 = (time.time_ns() // (10 * MINUTE_NS) - 1) * 10 * MINUTE_NS
+
+
+def edges(
+    store: ClickHouseStore, start: int = T0, end: int = T0 + 10 * MINUTE_NS
+) -> dict[tuple[str, str, str], tuple[int, int]]:
+    found = store.dependencies(start, end)
+    return {(link.parent, link.child, link.child_kind): (link.calls, link.errors) for link in found.links}
+
+
+def split_trace(store: ClickHouseStore, start: int, child_offset_ms: int, error: bool = False) -> None:
+    """gateway -> orders, the two spans written in separate inserts, the child first."""
+    whole = SpanBatch()
+    add_trace(whole, start, [
+        S("gateway", "GET /order", 0, child_offset_ms + 50, None, kind="Server"),
+        S("gateway", "call orders", 1, child_offset_ms + 40, 0, kind="Client"),
+        S("orders", "create", child_offset_ms, 30, 1, kind="Server", error=error),
+    ])  # fmt: skip
+    child, parents = whole.without({0, 1}), whole.without({2})
+    store.write(child)
+    store.write(parents)
+
+
+def test_links_across_inserts_and_minutes(store: ClickHouseStore) -> None:
+    split_trace(store, T0 + 5 * 1000 * MS, 0)
+    split_trace(store, T0 + 59 * 1000 * MS, 2000, error=True)  # the child lands in the next minute
+    store.link(T0, T0 + 10 * MINUTE_NS)
+    assert edges(store) == {("gateway", "orders", "service"): (2, 1)}
+    per_minute = [edges(store, T0 + m * MINUTE_NS, T0 + (m + 1) * MINUTE_NS) for m in (0, 1)]
+    assert per_minute == [{("gateway", "orders", "service"): (1, 0)}, {("gateway", "orders", "service"): (1, 1)}]
+
+
+def test_relinking_replaces_and_sees_late_spans(store: ClickHouseStore) -> None:
+    split_trace(store, T0 + 1000 * MS, 0)
+    store.link(T0, T0 + MINUTE_NS)
+    store.link(T0, T0 + MINUTE_NS)
+    assert edges(store) == {("gateway", "orders", "service"): (1, 0)}
+    split_trace(store, T0 + 2000 * MS, 0)  # arrives after the first linking
+    store.link(T0, T0 + MINUTE_NS)
+    assert edges(store) == {("gateway", "orders", "service"): (2, 0)}
+
+
+def test_databases_queues_peers_and_lonely_services(store: ClickHouseStore) -> None:
+    batch = SpanBatch()
+    add_trace(batch, T0, [
+        S("orders", "POST /orders", 0, 20, None, kind="Server"),
+        S("orders", "INSERT orders", 1, 5, 0, {"db.system": "sqlite", "db.name": "orders.db"}, kind="Client"),
+        S("orders", "publish", 2, 1, 0, {"messaging.system": "kafka", "messaging.destination.name": "order-events"},
+          kind="Producer"),
+        S("orders", "GET fraud", 3, 9, 0, {"peer.service": "fraud-api"}, kind="Client", error=True),
+    ])  # fmt: skip
+    add_trace(batch, T0, [S("cron", "cleanup", 0, 1, None)])
+    store.write(batch)
+    store.link(T0, T0 + MINUTE_NS)
+    found = store.dependencies(T0, T0 + 10 * MINUTE_NS)
+    assert found.services == ("cron", "orders")
+    assert edges(store) == {
+        ("orders", "orders.db", "database"): (1, 0),
+        ("orders", "order-events", "queue"): (1, 0),
+        ("orders", "fraud-api", "peer"): (1, 1),
+    }
+    (db,) = [link for link in found.links if link.child_kind == "database"]
+    assert db.p50_ns == db.p99_ns == 5 * MS
+
+
+def test_an_instrumented_callee_is_not_also_a_peer(store: ClickHouseStore) -> None:
+    batch = SpanBatch()
+    add_trace(batch, T0, [
+        S("gateway", "GET /", 0, 20, None, kind="Server"),
+        S("gateway", "GET orders", 1, 10, 0, {"peer.service": "orders", "server.address": "orders.lan"},
+          kind="Client"),
+        S("orders", "GET /", 2, 5, 1, kind="Server"),
+    ])  # fmt: skip
+    store.write(batch)
+    store.link(T0, T0 + MINUTE_NS)
+    assert edges(store) == {("gateway", "orders", "service"): (1, 0)}
+    assert store.dependencies(T0 + 20 * MINUTE_NS, T0 + 30 * MINUTE_NS).links == ()
