@@ -15,7 +15,7 @@ from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 from fastapi import FastAPI
 
-from tracehouse.dashboard.pages import trace, traces
+from tracehouse.dashboard.pages import service_map, trace, traces
 from tracehouse.query.client import QueryApiError, QueryClient
 
 _TRACE_PATH = re.compile(r"^/trace/([0-9A-Za-z]+)$")
@@ -30,7 +30,14 @@ def mount_dashboard(server: FastAPI, api_base_url: str) -> Dash:
         [
             dcc.Location(id="url"),
             html.Header(
-                [html.A("Tracehouse", href="/?lookback=1h", className="brand"), _lookup_form()],
+                [
+                    html.A("Tracehouse", href="/?lookback=1h", className="brand"),
+                    html.Nav(
+                        [dcc.Link("Traces", href="/?lookback=1h"), dcc.Link("Service map", href="/map", id="nav-map")],
+                        style={"display": "flex", "gap": "1em", "marginLeft": "2em"},
+                    ),
+                    _lookup_form(),
+                ],
                 style={"display": "flex", "alignItems": "center", "padding": "1em 0"},
             ),
             html.Main(id="page"),
@@ -44,6 +51,8 @@ def mount_dashboard(server: FastAPI, api_base_url: str) -> Dash:
         try:
             if match:
                 return trace.page(match[1], await client.trace(match[1]))
+            if pathname == "/map":
+                return await service_map.page(client, search or "")
             return await traces.page(client, search or "")
         except QueryApiError as exc:
             return html.P(f"The query API answered {exc.status}: {exc.message}", className="error")
@@ -61,6 +70,7 @@ def mount_dashboard(server: FastAPI, api_base_url: str) -> Dash:
         return f"/trace/{(trace_id or '').strip()}"
 
     traces.register(app)
+    service_map.register(app)
     return app
 
 

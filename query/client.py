@@ -88,6 +88,10 @@ class QueryClient:
         """`GET /api/v1/traces` with the given query parameters (names as the API has them)."""
         return cast(list[SummaryJson], (await self._get("/api/v1/traces", params))["traces"])
 
+    async def dependencies(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """`GET /api/v1/dependencies`: `{"nodes": [{id, kind}], "edges": [...]}`."""
+        return await self._get("/api/v1/dependencies", params)
+
     async def trace(self, trace_id: str) -> TraceJson | None:
         """The trace, or None when the API does not know it (404)."""
         try:

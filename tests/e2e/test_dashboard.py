@@ -11,7 +11,7 @@ import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from tests.e2e.server import Server
+from tests.e2e.server import Server, start_server
 from tests.e2e.test_serve import make_trace
 
 pytestmark = pytest.mark.e2e
@@ -106,3 +106,26 @@ def test_unknown_trace_says_not_found(server: Server, browser: Browser) -> None:
         expect(page.locator("main")).to_contain_text("The query API answered 400")
     finally:
         page.close()
+
+
+def test_service_map(tmp_path: Path, browser: Browser) -> None:
+    from tests.e2e.test_compat_apis import two_service_trace
+
+    server = start_server(tmp_path / "data", "--link-interval", "0.2")
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    try:
+        two_service_trace(server)
+        while len(server.api("/api/v1/dependencies").json()["edges"]) < 2:  # bounded by the test timeout
+            pass
+        page.goto(f"{server.ui}/?lookback=1h")
+        page.click("#nav-map")
+        page.wait_for_url(f"{server.ui}/map")
+        expect(page.locator("#service-map canvas").first).to_be_visible()
+        page.screenshot(path=str(tmp_path / "map.png"))
+        # the graph's elements as the page holds them (Cytoscape draws on a canvas)
+        script = "() => document.querySelector('#service-map')._cyreg.cy.nodes().map(n => n.data('label'))"
+        labels = page.evaluate(script)
+        assert sorted(labels) == ["back", "front", "sqlite"]
+    finally:
+        page.close()
+        server.stop()

@@ -1,0 +1,84 @@
+"""The service map: services, databases, queues and peers from the dependency API, laid out
+by dash-cytoscape; node colour by error rate of calls into it, edge labels with calls and
+error %. Clicking a node opens the traces of that service."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import dash_cytoscape as cyto
+from dash import Dash, Input, Output, html
+from dash.exceptions import PreventUpdate
+
+from tracehouse.dashboard.pages.traces import LOOKBACKS
+from tracehouse.query.client import QueryClient
+
+_SHAPES = {"service": "round-rectangle", "database": "barrel", "queue": "rhomboid", "peer": "ellipse"}
+STYLESHEET = [
+    {"selector": "node", "style": {"label": "data(label)", "background-color": "data(colour)",
+                                   "shape": "data(shape)", "text-valign": "bottom", "font-size": 11}},
+    {"selector": "edge", "style": {"label": "data(label)", "curve-style": "bezier", "target-arrow-shape": "triangle",
+                                   "font-size": 9, "width": 2, "line-color": "data(colour)",
+                                   "target-arrow-color": "data(colour)"}},
+]  # fmt: skip
+
+
+def human_ns(ns: float) -> str:
+    return f"{ns / 1e6:.1f} ms" if ns >= 1e6 else f"{ns / 1e3:.0f} µs"
+
+
+def colour(error_rate: float) -> str:
+    return "#e15759" if error_rate >= 0.05 else "#f28e2b" if error_rate > 0 else "#59a14f"
+
+
+def elements(graph: dict[str, Any]) -> list[dict[str, Any]]:
+    errors: dict[str, tuple[int, int]] = {}
+    for edge in graph["edges"]:
+        calls, failed = errors.get(edge["child"], (0, 0))
+        errors[edge["child"]] = (calls + edge["calls"], failed + edge["errors"])
+    nodes = [_node(node, *errors.get(node["id"], (0, 0))) for node in graph["nodes"]]
+    edges = [
+        {"data": {"source": e["parent"], "target": e["child"], "colour": colour(e["errorRate"]),
+                  "label": f"{e['calls']} calls, {100 * e['errorRate']:.1f}% err, p99 {human_ns(e['p99Nano'])}"}}
+        for e in graph["edges"]
+    ]  # fmt: skip
+    return nodes + edges
+
+
+def _node(node: dict[str, str], calls: int, failed: int) -> dict[str, Any]:
+    """A node, coloured by the error rate of the calls into it (blue when nothing calls it)."""
+    data = {"id": node["id"], "label": node["id"], "kind": node["kind"], "shape": _SHAPES.get(node["kind"], "ellipse")}
+    return {"data": {**data, "colour": colour(failed / calls) if calls else "#4e79a7"}}
+
+
+async def page(client: QueryClient, search: str) -> html.Div:
+    form = parse_qs(search.lstrip("?"))
+    seconds = LOOKBACKS.get(form.get("lookback", ["1h"])[0], 3600)
+    start = str(int((datetime.now(UTC).timestamp() - seconds) * 1e6))
+    graph = await client.dependencies({"start": start})
+    if not graph["nodes"]:
+        return html.Div([html.H2("Service map"), html.P("No services yet.", id="map-empty")])
+    return html.Div(
+        [
+            html.H2("Service map"),
+            cyto.Cytoscape(
+                id="service-map",
+                elements=elements(graph),
+                layout={"name": "breadthfirst", "directed": True, "spacingFactor": 1.3},
+                stylesheet=STYLESHEET,
+                style={"width": "100%", "height": "560px"},
+            ),
+        ]
+    )
+
+
+def register(app: Dash) -> None:
+    @app.callback(
+        Output("url", "href", allow_duplicate=True), Input("service-map", "tapNodeData"), prevent_initial_call=True
+    )
+    async def open_service(node: dict[str, Any] | None) -> str:
+        if not node or node.get("kind") != "service":
+            raise PreventUpdate
+        return "/?" + urlencode({"service": node["id"], "lookback": "1h"})
