@@ -147,7 +147,7 @@ def _traffic(gateway: str, ui: str, rate: float, duration: float) -> None:
 def _announce(ui: str, trace_id: str) -> None:
     print(
         f"\nTracehouse demo is running.\n"
-        f"  Dashboard      {ui}/\n"
+        f"  Dashboard      {ui}/   (service map: {ui}/map)\n"
         f"  Services       curl {ui}/api/v1/services\n"
         f"  A trace        curl {ui}/api/v1/traces/{trace_id}\n"
         f"  API docs       {ui}/docs\n"
