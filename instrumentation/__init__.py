@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tracehouse.instrumentation._handle import TracingHandle
-from tracehouse.instrumentation.config import ConfigError, InstrumentationConfig, parse_propagators
+from tracehouse.instrumentation.config import ConfigError, InstrumentationConfig, implied_sampler, parse_propagators
 
 __all__ = ["ConfigError", "InstrumentationConfig", "TracingHandle", "configure"]
 
@@ -23,17 +23,22 @@ def configure(
     environment: str | None = None,
     service_instance_id: str | None = None,
     propagators: Iterable[str] | None = None,
+    sampler: str | None = None,
     sampler_ratio: float | None = None,
+    sampler_rate: float | None = None,
     headers: Mapping[str, str] | None = None,
     token: str | None = None,
+    log_correlation: bool | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> TracingHandle:
     """Set up tracing for this process and return its handle.
 
     Arguments left ``None`` come from the environment (``environ``, default ``os.environ``;
-    see :mod:`tracehouse.instrumentation.config`). Raises :class:`ConfigError` for an invalid
-    setting; any other failure is logged and the returned handle is inactive. Tracing is set up
-    once per process: later calls return the first handle.
+    see :mod:`tracehouse.instrumentation.config`). ``sampler`` is ``ratelimit`` (at most
+    ``sampler_rate`` new traces a second), ``ratio``, ``always_on`` or ``always_off``; given only
+    ``sampler_rate`` or only ``sampler_ratio``, it is the sampler that takes it. Raises
+    :class:`ConfigError` for an invalid setting; any other failure is logged and the returned
+    handle is inactive. Tracing is set up once per process: later calls return the first handle.
     """
     changes: dict[str, Any] = {
         "service_name": service_name,
@@ -42,9 +47,12 @@ def configure(
         "environment": environment,
         "service_instance_id": service_instance_id,
         "propagators": _propagator_names(propagators),
+        "sampler": sampler or implied_sampler(sampler_ratio, sampler_rate),
         "sampler_ratio": sampler_ratio,
+        "sampler_rate": sampler_rate,
         "headers": None if headers is None else tuple(headers.items()),
         "token": token,
+        "log_correlation": log_correlation,
     }
     base = InstrumentationConfig.from_env(os.environ if environ is None else environ)
     config = base.replace(**{key: value for key, value in changes.items() if value is not None})

@@ -2,7 +2,7 @@
 
 One small builder per piece (resource, sampler, exporter, provider, propagator), so later work
 can swap one without touching the rest. :func:`install` must never raise: a tracing set-up that
-fails is logged and the service runs untraced.
+fails is logged and the service runs untraced; log correlation that fails is logged and tracing goes on.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import weakref
+from collections.abc import Callable, Mapping
 
 from opentelemetry import propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -26,14 +27,25 @@ from opentelemetry.sdk.resources import (
 )
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
+from tracehouse.instrumentation import config as names
 from tracehouse.instrumentation._exit import flush_on_sigterm
 from tracehouse.instrumentation._handle import TracingHandle
 from tracehouse.instrumentation.config import InstrumentationConfig
+from tracehouse.instrumentation.log_correlation import correlate_logs
 from tracehouse.instrumentation.propagation import build_propagator
+from tracehouse.instrumentation.sampling import RateLimitingSampler
 
-__all__ = ["build", "build_exporter", "build_provider", "build_resource", "build_sampler", "install"]
+__all__ = [
+    "ROOT_SAMPLERS",
+    "build",
+    "build_exporter",
+    "build_provider",
+    "build_resource",
+    "build_sampler",
+    "install",
+]
 
 _log = logging.getLogger("tracehouse.instrumentation")
 
@@ -71,9 +83,18 @@ def _process_attributes(config: InstrumentationConfig) -> dict[str, str | int]:
     }
 
 
+#: The root sampler of each ``config.sampler`` name: it decides for new traces only.
+ROOT_SAMPLERS: Mapping[str, Callable[[InstrumentationConfig], Sampler]] = {
+    names.RATELIMIT: lambda config: RateLimitingSampler(config.sampler_rate),
+    names.RATIO: lambda config: TraceIdRatioBased(config.sampler_ratio),
+    names.ALWAYS_ON: lambda _config: ALWAYS_ON,
+    names.ALWAYS_OFF: lambda _config: ALWAYS_OFF,
+}
+
+
 def build_sampler(config: InstrumentationConfig) -> Sampler:
-    """Follow the caller's decision when there is one, else keep ``sampler_ratio`` of new traces."""
-    return ParentBased(TraceIdRatioBased(config.sampler_ratio))
+    """Follow the caller's decision when there is one, else ask the root sampler ``config.sampler``."""
+    return ParentBased(ROOT_SAMPLERS[config.sampler](config))
 
 
 def build_exporter(config: InstrumentationConfig) -> SpanExporter:
@@ -129,7 +150,16 @@ def install(config: InstrumentationConfig, exporter: SpanExporter | None = None)
         if handle.installed:
             _installed = handle
             flush_on_sigterm(handle)
+            if config.log_correlation:
+                _correlate_logs(config)
         return handle
+
+
+def _correlate_logs(config: InstrumentationConfig) -> None:
+    try:
+        correlate_logs(config.service_name)
+    except Exception:
+        _log.exception("tracehouse: log correlation set-up failed; log lines go out without trace ids")
 
 
 def _make_global(handle: TracingHandle) -> TracingHandle:

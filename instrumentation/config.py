@@ -18,11 +18,22 @@ setting                        environment variables, highest precedence first
 ``traces_endpoint``            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (full URL, used as is; ignored
                                when TRACEHOUSE_ENDPOINT is set)
 ``propagators``                TRACEHOUSE_PROPAGATORS, OTEL_PROPAGATORS (comma separated)
-``sampler_ratio``              TRACEHOUSE_SAMPLER_RATIO, OTEL_TRACES_SAMPLER + OTEL_TRACES_SAMPLER_ARG
+``sampler``                    TRACEHOUSE_SAMPLER (``ratelimit``, ``ratio``, ``always_on``, ``always_off``);
+                               else ``ratelimit`` if TRACEHOUSE_SAMPLER_RATE is set, ``ratio`` if
+                               TRACEHOUSE_SAMPLER_RATIO is; else OTEL_TRACES_SAMPLER (``always_on``,
+                               ``always_off``, ``traceidratio``, the ``parentbased_`` form of each, and
+                               ``parentbased_ratelimit``; other names mean ``ratio``); default ``ratio``.
+                               Every sampler follows the caller's decision: ``always_off`` only
+                               stops new traces.
+``sampler_ratio``              TRACEHOUSE_SAMPLER_RATIO, OTEL_TRACES_SAMPLER_ARG (for a ratio sampler)
+``sampler_rate``               TRACEHOUSE_SAMPLER_RATE, OTEL_TRACES_SAMPLER_ARG (for
+                               ``parentbased_ratelimit``): new traces per second (default 10)
 ``headers``                    TRACEHOUSE_HEADERS, OTEL_EXPORTER_OTLP_TRACES_HEADERS,
                                OTEL_EXPORTER_OTLP_HEADERS (``k=v,k2=v2``, values URL-encoded;
                                the OTLP exporter also adds the OTEL_* ones, ours win per name)
 ``token``                      TRACEHOUSE_TOKEN (sent as ``Authorization: Bearer <token>``)
+``log_correlation``            TRACEHOUSE_LOG_CORRELATION, OTEL_PYTHON_LOG_CORRELATION (``true`` or
+                               ``false``, default true): ids on every ``logging`` record
 =============================  ==================================================================
 """
 
@@ -38,15 +49,25 @@ from urllib.parse import unquote, urlsplit
 __all__ = [
     "DEFAULT_ENDPOINT",
     "DEFAULT_PROPAGATORS",
+    "DEFAULT_SAMPLER_RATE",
     "ENV_VARS",
+    "SAMPLERS",
     "ConfigError",
     "InstrumentationConfig",
+    "implied_sampler",
+    "parse_propagators",
 ]
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 DEFAULT_PROPAGATORS: tuple[str, ...] = ("tracecontext", "baggage", "b3multi")
 DEFAULT_SERVICE_NAME = "unknown_service"
 TRACES_PATH = "/v1/traces"
+
+# Root samplers, each under ParentBased; built by name in _setup.build_sampler.
+ALWAYS_ON, ALWAYS_OFF, RATIO, RATELIMIT = "always_on", "always_off", "ratio", "ratelimit"
+SAMPLERS: tuple[str, ...] = (RATELIMIT, RATIO, ALWAYS_ON, ALWAYS_OFF)
+#: New traces per second of the rate-limiting sampler, as Spring Cloud Sleuth's default.
+DEFAULT_SAMPLER_RATE = 10.0
 
 #: The Tracehouse variable of each setting; error messages name it next to the field.
 ENV_VARS: Mapping[str, str] = {
@@ -57,20 +78,26 @@ ENV_VARS: Mapping[str, str] = {
     "endpoint": "TRACEHOUSE_ENDPOINT",
     "traces_endpoint": "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "propagators": "TRACEHOUSE_PROPAGATORS",
+    "sampler": "TRACEHOUSE_SAMPLER",
     "sampler_ratio": "TRACEHOUSE_SAMPLER_RATIO",
+    "sampler_rate": "TRACEHOUSE_SAMPLER_RATE",
     "headers": "TRACEHOUSE_HEADERS",
     "token": "TRACEHOUSE_TOKEN",
+    "log_correlation": "TRACEHOUSE_LOG_CORRELATION",
 }
 
-# OTEL_TRACES_SAMPLER values that translate to a ratio under our ParentBased sampler.
-# Other samplers (jaeger_remote, xray, ...) are left to the sampler work and fall back to the ratio.
-_FIXED_RATIO_SAMPLERS: Mapping[str, float] = {
-    "always_on": 1.0,
-    "parentbased_always_on": 1.0,
-    "always_off": 0.0,
-    "parentbased_always_off": 0.0,
+# OTEL_TRACES_SAMPLER names and the root sampler each means here (always under ParentBased).
+# Others (jaeger_remote, xray, ...) are not supported and fall back to the ratio sampler.
+_OTEL_SAMPLERS: Mapping[str, str] = {
+    "always_on": ALWAYS_ON,
+    "parentbased_always_on": ALWAYS_ON,
+    "always_off": ALWAYS_OFF,
+    "parentbased_always_off": ALWAYS_OFF,
+    "traceidratio": RATIO,
+    "parentbased_traceidratio": RATIO,
+    "parentbased_ratelimit": RATELIMIT,
 }
-_RATIO_SAMPLERS = frozenset({"traceidratio", "parentbased_traceidratio"})
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 
 
 class ConfigError(ValueError):
@@ -94,9 +121,12 @@ class InstrumentationConfig:
     endpoint: str = DEFAULT_ENDPOINT
     traces_endpoint: str | None = None
     propagators: tuple[str, ...] = DEFAULT_PROPAGATORS
+    sampler: str = RATIO
     sampler_ratio: float = 1.0
+    sampler_rate: float = DEFAULT_SAMPLER_RATE
     headers: tuple[tuple[str, str], ...] = ()
     token: str | None = None
+    log_correlation: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> InstrumentationConfig:
@@ -117,9 +147,12 @@ class InstrumentationConfig:
             # A base URL given to Tracehouse wins over a signal URL inherited from the environment.
             traces_endpoint=None if endpoint else _first(environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
             propagators=_propagators_from_env(environ),
+            sampler=_sampler_from_env(environ),
             sampler_ratio=_sampler_ratio_from_env(environ),
+            sampler_rate=_sampler_rate_from_env(environ),
             headers=_headers_from_env(environ),
             token=_first(environ, "TRACEHOUSE_TOKEN"),
+            log_correlation=_log_correlation_from_env(environ),
         )
 
     def replace(self, **changes: Any) -> InstrumentationConfig:
@@ -152,7 +185,9 @@ class InstrumentationConfig:
         if self.traces_endpoint is not None:
             _check_url("traces_endpoint", self.traces_endpoint)
         _check_propagators(self.propagators)
+        _check_sampler(self.sampler)
         _check_ratio(self.sampler_ratio)
+        _check_rate(self.sampler_rate)
         _check_headers(self.headers, self.token)
         return self
 
@@ -191,24 +226,68 @@ def parse_propagators(raw: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in raw.split(",") if name.strip())
 
 
+def implied_sampler(ratio: float | str | None = None, rate: float | str | None = None) -> str | None:
+    """The sampler meant when only its parameter is given: a rate means ``ratelimit``, a ratio ``ratio``."""
+    if ratio is not None and rate is not None:
+        raise ConfigError("sampler", "both a ratio and a rate are given; name the sampler to use")
+    if rate is not None:
+        return RATELIMIT
+    return None if ratio is None else RATIO
+
+
+def _sampler_from_env(environ: Mapping[str, str]) -> str:
+    name = _first(environ, "TRACEHOUSE_SAMPLER")
+    if name is not None:
+        return name.lower()
+    implied = implied_sampler(_first(environ, "TRACEHOUSE_SAMPLER_RATIO"), _first(environ, "TRACEHOUSE_SAMPLER_RATE"))
+    return implied or _OTEL_SAMPLERS.get(_otel_sampler(environ), RATIO)
+
+
+def _otel_sampler(environ: Mapping[str, str]) -> str:
+    return (_first(environ, "OTEL_TRACES_SAMPLER") or "").lower()
+
+
 def _sampler_ratio_from_env(environ: Mapping[str, str]) -> float:
     raw = _first(environ, "TRACEHOUSE_SAMPLER_RATIO")
     if raw is not None:
-        return _parse_ratio(raw, "TRACEHOUSE_SAMPLER_RATIO")
-    sampler = (_first(environ, "OTEL_TRACES_SAMPLER") or "").lower()
-    if sampler in _FIXED_RATIO_SAMPLERS:
-        return _FIXED_RATIO_SAMPLERS[sampler]
+        return _parse_number(raw, "sampler_ratio", "TRACEHOUSE_SAMPLER_RATIO")
     arg = _first(environ, "OTEL_TRACES_SAMPLER_ARG")
-    if arg is None or (sampler and sampler not in _RATIO_SAMPLERS):
+    sampler = _otel_sampler(environ)
+    if arg is None or (sampler and _OTEL_SAMPLERS.get(sampler) != RATIO):
         return 1.0
-    return _parse_ratio(arg, "OTEL_TRACES_SAMPLER_ARG")
+    return _parse_number(arg, "sampler_ratio", "OTEL_TRACES_SAMPLER_ARG")
 
 
-def _parse_ratio(raw: str, source: str) -> float:
+def _sampler_rate_from_env(environ: Mapping[str, str]) -> float:
+    raw = _first(environ, "TRACEHOUSE_SAMPLER_RATE")
+    if raw is not None:
+        return _parse_number(raw, "sampler_rate", "TRACEHOUSE_SAMPLER_RATE")
+    arg = _first(environ, "OTEL_TRACES_SAMPLER_ARG")
+    if arg is None or _OTEL_SAMPLERS.get(_otel_sampler(environ)) != RATELIMIT:
+        return DEFAULT_SAMPLER_RATE
+    return _parse_number(arg, "sampler_rate", "OTEL_TRACES_SAMPLER_ARG")
+
+
+def _parse_number(raw: str, key: str, source: str) -> float:
     try:
         return float(raw)
     except ValueError:
-        raise ConfigError("sampler_ratio", f"expected a number, got {raw!r}", source) from None
+        raise ConfigError(key, f"expected a number, got {raw!r}", source) from None
+
+
+def _log_correlation_from_env(environ: Mapping[str, str]) -> bool:
+    for name in ("TRACEHOUSE_LOG_CORRELATION", "OTEL_PYTHON_LOG_CORRELATION"):
+        raw = _first(environ, name)
+        if raw is not None:
+            return _parse_bool(raw, "log_correlation", name)
+    return True
+
+
+def _parse_bool(raw: str, key: str, source: str) -> bool:
+    value = raw.lower()
+    if value in _TRUE or value in _FALSE:
+        return value in _TRUE
+    raise ConfigError(key, f"expected true or false, got {raw!r}", source)
 
 
 def _headers_from_env(environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -251,6 +330,16 @@ def _check_propagators(names: tuple[str, ...]) -> None:
     unknown = [name for name in names if name not in known]
     if unknown:
         raise ConfigError("propagators", f"unknown {unknown}; installed: {sorted(known)}")
+
+
+def _check_sampler(name: str) -> None:
+    if name not in SAMPLERS:
+        raise ConfigError("sampler", f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
+
+
+def _check_rate(rate: float) -> None:
+    if not (math.isfinite(rate) and rate >= 0.0):
+        raise ConfigError("sampler_rate", f"must be a number of traces per second >= 0, got {rate!r}")
 
 
 def _check_ratio(ratio: float) -> None:

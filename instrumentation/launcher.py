@@ -3,7 +3,8 @@
 Like ``opentelemetry-instrument``, it puts OpenTelemetry's ``sitecustomize`` first on
 ``PYTHONPATH`` and replaces itself with the command; the child then loads the ``tracehouse``
 distro and configurator and every installed instrumentor. It must never import the SDK or run
-user code itself: all it does is prepare the environment and ``exec``.
+user code itself: all it does is prepare the environment and ``exec`` (or, with ``--list``,
+read installed package metadata and print which instrumentations apply).
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from collections.abc import Mapping, Sequence
 from importlib.util import find_spec
 from pathlib import Path
 
-from tracehouse.instrumentation.config import DEFAULT_ENDPOINT, DEFAULT_PROPAGATORS, InstrumentationConfig
+from tracehouse.instrumentation.config import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_PROPAGATORS,
+    DEFAULT_SAMPLER_RATE,
+    SAMPLERS,
+    InstrumentationConfig,
+    implied_sampler,
+)
 
 __all__ = ["auto_instrumentation_dir", "build_parser", "child_environment", "main"]
 
@@ -31,8 +39,11 @@ _FLAG_ENV = {
     "service_version": "TRACEHOUSE_SERVICE_VERSION",
     "environment": "TRACEHOUSE_ENVIRONMENT",
     "endpoint": "TRACEHOUSE_ENDPOINT",
+    "sampler": "TRACEHOUSE_SAMPLER",
     "sampler_ratio": "TRACEHOUSE_SAMPLER_RATIO",
+    "sampler_rate": "TRACEHOUSE_SAMPLER_RATE",
     "propagators": "TRACEHOUSE_PROPAGATORS",
+    "log_correlation": "TRACEHOUSE_LOG_CORRELATION",
 }
 
 _BOOT_PACKAGE = "opentelemetry.instrumentation.auto_instrumentation"
@@ -44,10 +55,12 @@ _EPILOG = f"""\
 examples:
   {PROG} --service-name orders -- python app.py
   {PROG} --service-name api --endpoint http://collector:4318 -- gunicorn app:wsgi
+  {PROG} --sampler ratelimit --sampler-rate 10 -- uvicorn app:api
+  {PROG} --list
   python -m tracehouse.instrumentation --service-name worker -- celery -A tasks worker
 
 Flags override TRACEHOUSE_* variables, which override the standard OTEL_* ones
-(OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_PROPAGATORS, OTEL_TRACES_SAMPLER_ARG ...).
+(OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_PROPAGATORS, OTEL_TRACES_SAMPLER ...).
 Every installed opentelemetry-instrumentation-* package instruments its library;
 OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=name,... turns some off.
 """
@@ -68,20 +81,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--endpoint", metavar="URL", help=f"OTLP/HTTP base URL; spans go to URL/v1/traces (default {DEFAULT_ENDPOINT})"
     )
-    parser.add_argument(
-        "--sampler-ratio",
-        metavar="R",
-        type=float,
-        help="fraction of new traces to keep, 0..1; a caller's decision is always followed (default 1)",
-    )
+    _add_sampling_flags(parser)
     parser.add_argument(
         "--propagators",
         metavar="LIST",
         help=f"comma-separated propagators: tracecontext, baggage, b3, b3multi, none ... "
         f"(default {','.join(DEFAULT_PROPAGATORS)})",
     )
+    parser.add_argument(
+        "--log-correlation",
+        action=argparse.BooleanOptionalAction,
+        help="trace_id, span_id, trace_sampled and service_name on every logging record, and "
+        "[service,trace_id,span_id] in the default log format (default on)",
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="show the active instrumentations and those missing, then exit"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the program to run and its arguments")
     return parser
+
+
+def _add_sampling_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        help="how new traces are chosen: at most --sampler-rate a second, a --sampler-ratio of them, "
+        "all or none; a caller's decision is always followed (default ratio, 1)",
+    )
+    parser.add_argument(
+        "--sampler-rate",
+        metavar="N",
+        type=float,
+        help=f"new traces per second kept by the ratelimit sampler (default {DEFAULT_SAMPLER_RATE:g})",
+    )
+    parser.add_argument(
+        "--sampler-ratio", metavar="R", type=float, help="fraction of new traces kept by the ratio sampler, 0..1"
+    )
 
 
 def auto_instrumentation_dir() -> str:
@@ -99,7 +134,12 @@ def child_environment(args: argparse.Namespace, environ: Mapping[str, str], cwd:
     for dest, name in _FLAG_ENV.items():
         value = getattr(args, dest)
         if value is not None:
-            env[name] = str(value)
+            env[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    if args.sampler is None:
+        # A rate or ratio flag beats a TRACEHOUSE_SAMPLER inherited from the environment.
+        implied = implied_sampler(args.sampler_ratio, args.sampler_rate)
+        if implied is not None:
+            env["TRACEHOUSE_SAMPLER"] = implied
     env.update(_SELECTORS)
     env["PYTHONPATH"] = _python_path(env.get("PYTHONPATH", ""), auto_instrumentation_dir(), cwd)
     return env
@@ -115,18 +155,28 @@ def _python_path(current: str, boot_dir: str, cwd: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, prepare the environment and ``exec`` the command; returns only on error."""
+    """Parse, prepare the environment and ``exec`` the command; returns only on error or ``--list``."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.list:
+        return _print_inventory()
     command = _command(args.command)
     if not command:
         parser.error("no command given")
-    env = child_environment(args, os.environ, os.getcwd())
     try:
+        env = child_environment(args, os.environ, os.getcwd())
         InstrumentationConfig.from_env(env).validate()
     except ValueError as exc:
         parser.error(str(exc))
     return _exec(command, env)
+
+
+def _print_inventory() -> int:
+    # Imported here: it reads the metadata of every installed distribution, which a launch does not need.
+    from tracehouse.instrumentation.inventory import render_inventory
+
+    print(render_inventory(os.environ))
+    return 0
 
 
 def _command(remainder: Sequence[str]) -> list[str]:

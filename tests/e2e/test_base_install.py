@@ -44,3 +44,5 @@ def test_instrumentation_imports_with_only_the_base_install(tmp_path: Path) -> N
     launcher = subprocess.run([venv / "bin" / "tracehouse-run", "--help"], capture_output=True, text=True, timeout=120)
     assert launcher.returncode == 0, launcher.stderr
     assert "usage: tracehouse-run" in launcher.stdout
+    listing = subprocess.run([venv / "bin" / "tracehouse-run", "--list"], capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0, listing.stderr

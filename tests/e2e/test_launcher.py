@@ -205,3 +205,42 @@ def test_spans_are_flushed_when_the_program_gets_sigterm(collector: Collector, t
     )
     assert result.returncode == -signal.SIGTERM, result.stderr
     assert collector.received.span_arrived.is_set(), result.stderr
+
+
+# The program configures logging the usual way and logs; the launcher alone adds the ids.
+LOGGING_SCRIPT = f"""
+import logging
+from opentelemetry import trace
+
+logging.basicConfig(level=logging.INFO)
+log = logging.getLogger("orders")
+log.info("before the request")
+with trace.get_tracer("e2e").start_as_current_span({SPAN_NAME!r}):
+    log.info("handling the request")
+"""
+
+
+def test_log_lines_carry_the_ids_of_the_exported_span(collector: Collector, tmp_path: Path) -> None:
+    script = tmp_path / "logs.py"
+    script.write_text(LOGGING_SCRIPT)
+    command = [*launcher_command(), "--service-name", "orders", "--endpoint", collector.url, "--sampler", "ratelimit"]
+    result = subprocess.run(
+        [*command, "--", sys.executable, str(script)], env=child_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert collector.received.span_arrived.wait(timeout=30), result.stderr
+    span = next(s for req in collector.received.requests for _, s in spans(req) if s.name == SPAN_NAME)
+    lines = result.stderr.splitlines()
+    assert "INFO [orders,,] orders: before the request" in lines
+    assert f"INFO [orders,{span.trace_id.hex()},{span.span_id.hex()}] orders: handling the request" in lines
+
+
+def test_list_shows_active_and_missing_instrumentations() -> None:
+    result = subprocess.run(
+        [*launcher_command(), "--list"], env=child_env(), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert ["fastapi", "active"] in [row[:2] for row in rows]
+    assert ["httpx", "active"] in [row[:2] for row in rows]
+    assert "Missing instrumentations for libraries that are installed:" in result.stdout

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, format_span_id, format_trace_id
 
 from tracehouse.instrumentation import ConfigError, InstrumentationConfig, TracingHandle, _setup, configure, launcher
-from tracehouse.instrumentation.config import DEFAULT_ENDPOINT, DEFAULT_PROPAGATORS
+from tracehouse.instrumentation.config import DEFAULT_ENDPOINT, DEFAULT_PROPAGATORS, SAMPLERS
 from tracehouse.instrumentation.distro import ENV_DEFAULTS, TracehouseConfigurator, apply_env_defaults
 from tracehouse.instrumentation.propagation import HEADER_GETTER, available_propagators, build_propagator
 
@@ -55,7 +55,8 @@ def test_defaults() -> None:
     assert config == InstrumentationConfig()
     assert config.endpoint == DEFAULT_ENDPOINT == "http://127.0.0.1:4318"
     assert config.propagators == DEFAULT_PROPAGATORS == ("tracecontext", "baggage", "b3multi")
-    assert config.sampler_ratio == 1.0
+    assert (config.sampler, config.sampler_ratio, config.sampler_rate) == ("ratio", 1.0, 10.0)
+    assert config.log_correlation
     assert config.traces_url == "http://127.0.0.1:4318/v1/traces"
     assert config.validate() is config
 
@@ -103,16 +104,51 @@ def test_propagators_precedence() -> None:
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
-        ({"OTEL_TRACES_SAMPLER_ARG": "0.25"}, 0.25),
-        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"}, 0.5),
-        ({"OTEL_TRACES_SAMPLER": "always_off"}, 0.0),
-        ({"OTEL_TRACES_SAMPLER": "parentbased_always_on", "OTEL_TRACES_SAMPLER_ARG": "0.1"}, 1.0),
-        ({"OTEL_TRACES_SAMPLER": "xray", "OTEL_TRACES_SAMPLER_ARG": "endpoint=x"}, 1.0),
-        ({"OTEL_TRACES_SAMPLER_ARG": "0.5", "TRACEHOUSE_SAMPLER_RATIO": "0.75"}, 0.75),
+        ({}, ("ratio", 1.0, 10.0)),
+        ({"OTEL_TRACES_SAMPLER_ARG": "0.25"}, ("ratio", 0.25, 10.0)),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"}, ("ratio", 0.5, 10.0)),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"}, ("ratio", 0.5, 10.0)),
+        ({"OTEL_TRACES_SAMPLER": "always_off"}, ("always_off", 1.0, 10.0)),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_always_off"}, ("always_off", 1.0, 10.0)),
+        ({"OTEL_TRACES_SAMPLER": "ALWAYS_ON", "OTEL_TRACES_SAMPLER_ARG": "0.1"}, ("always_on", 1.0, 10.0)),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_always_on", "OTEL_TRACES_SAMPLER_ARG": "0.1"}, ("always_on", 1.0, 10.0)),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_ratelimit", "OTEL_TRACES_SAMPLER_ARG": "5"}, ("ratelimit", 1.0, 5.0)),
+        ({"OTEL_TRACES_SAMPLER": "xray", "OTEL_TRACES_SAMPLER_ARG": "endpoint=x"}, ("ratio", 1.0, 10.0)),
+        ({"OTEL_TRACES_SAMPLER_ARG": "0.5", "TRACEHOUSE_SAMPLER_RATIO": "0.75"}, ("ratio", 0.75, 10.0)),
+        # Any TRACEHOUSE_SAMPLER* setting wins over the OTel sampler name.
+        ({"OTEL_TRACES_SAMPLER": "always_off", "TRACEHOUSE_SAMPLER_RATIO": "0.75"}, ("ratio", 0.75, 10.0)),
+        ({"OTEL_TRACES_SAMPLER": "always_off", "TRACEHOUSE_SAMPLER_RATE": "3"}, ("ratelimit", 1.0, 3.0)),
+        ({"TRACEHOUSE_SAMPLER": "RateLimit", "OTEL_TRACES_SAMPLER": "always_off"}, ("ratelimit", 1.0, 10.0)),
+        ({"TRACEHOUSE_SAMPLER": "always_off", "TRACEHOUSE_SAMPLER_RATE": "3"}, ("always_off", 1.0, 3.0)),
+        (
+            {"TRACEHOUSE_SAMPLER": "ratio", "TRACEHOUSE_SAMPLER_RATE": "3", "TRACEHOUSE_SAMPLER_RATIO": "0.1"},
+            ("ratio", 0.1, 3.0),
+        ),
     ],
 )
-def test_sampler_ratio_precedence(environ: dict[str, str], expected: float) -> None:
-    assert InstrumentationConfig.from_env(environ).sampler_ratio == expected
+def test_sampler_precedence(environ: dict[str, str], expected: tuple[str, float, float]) -> None:
+    config = InstrumentationConfig.from_env(environ)
+    assert (config.sampler, config.sampler_ratio, config.sampler_rate) == expected
+
+
+def test_sampler_rate_and_ratio_without_a_name_are_ambiguous() -> None:
+    with pytest.raises(ConfigError, match="name the sampler") as caught:
+        InstrumentationConfig.from_env({"TRACEHOUSE_SAMPLER_RATE": "3", "TRACEHOUSE_SAMPLER_RATIO": "0.1"})
+    assert caught.value.key == "sampler"
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, True),
+        ({"TRACEHOUSE_LOG_CORRELATION": "false"}, False),
+        ({"TRACEHOUSE_LOG_CORRELATION": "Off"}, False),
+        ({"OTEL_PYTHON_LOG_CORRELATION": "false"}, False),
+        ({"OTEL_PYTHON_LOG_CORRELATION": "false", "TRACEHOUSE_LOG_CORRELATION": "1"}, True),
+    ],
+)
+def test_log_correlation_setting(environ: dict[str, str], expected: bool) -> None:
+    assert InstrumentationConfig.from_env(environ).log_correlation is expected
 
 
 def test_resource_attributes_fill_identity() -> None:
@@ -140,12 +176,19 @@ def test_headers_and_token() -> None:
     [
         ("TRACEHOUSE_SAMPLER_RATIO", "half", "TRACEHOUSE_SAMPLER_RATIO"),
         ("OTEL_TRACES_SAMPLER_ARG", "half", "OTEL_TRACES_SAMPLER_ARG"),
+        ("TRACEHOUSE_SAMPLER_RATE", "fast", "TRACEHOUSE_SAMPLER_RATE"),
+        ("TRACEHOUSE_LOG_CORRELATION", "maybe", "TRACEHOUSE_LOG_CORRELATION"),
     ],
 )
 def test_from_env_names_the_unparsable_variable(variable: str, value: str, source: str) -> None:
-    with pytest.raises(ConfigError, match=source) as caught:
+    with pytest.raises(ConfigError, match=source):
         InstrumentationConfig.from_env({variable: value})
-    assert caught.value.key == "sampler_ratio"
+
+
+def test_otel_sampler_arg_names_the_rate_for_the_rate_limiting_sampler() -> None:
+    environ = {"OTEL_TRACES_SAMPLER": "parentbased_ratelimit", "OTEL_TRACES_SAMPLER_ARG": "many"}
+    with pytest.raises(ConfigError, match=r"sampler_rate \(OTEL_TRACES_SAMPLER_ARG\)"):
+        InstrumentationConfig.from_env(environ)
 
 
 @pytest.mark.parametrize(
@@ -160,6 +203,9 @@ def test_from_env_names_the_unparsable_variable(variable: str, value: str, sourc
         ({"propagators": ()}, "propagators", "TRACEHOUSE_PROPAGATORS"),
         ({"sampler_ratio": 1.5}, "sampler_ratio", "TRACEHOUSE_SAMPLER_RATIO"),
         ({"sampler_ratio": float("nan")}, "sampler_ratio", "TRACEHOUSE_SAMPLER_RATIO"),
+        ({"sampler": "probabilistic"}, "sampler", "TRACEHOUSE_SAMPLER"),
+        ({"sampler_rate": -1.0}, "sampler_rate", "TRACEHOUSE_SAMPLER_RATE"),
+        ({"sampler_rate": float("inf")}, "sampler_rate", "TRACEHOUSE_SAMPLER_RATE"),
         ({"headers": (("bad name", "v"),)}, "headers", "TRACEHOUSE_HEADERS"),
         ({"token": "a b"}, "token", "TRACEHOUSE_TOKEN"),
     ],
@@ -230,6 +276,22 @@ def test_sampler_is_parent_based_ratio(exporter: InMemorySpanExporter) -> None:
             assert child.get_span_context().trace_id == TRACE_ID
     finally:
         handle.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("changes", "root"),
+    [
+        ({}, "TraceIdRatioBased{1.0}"),
+        ({"sampler": "ratio", "sampler_ratio": 0.25}, "TraceIdRatioBased{0.25}"),
+        ({"sampler": "ratelimit", "sampler_rate": 2.5}, "RateLimitingSampler{2.5/s}"),
+        ({"sampler": "always_on"}, "AlwaysOnSampler"),
+        ({"sampler": "always_off"}, "AlwaysOffSampler"),
+    ],
+)
+def test_build_sampler_by_name(changes: dict[str, object], root: str) -> None:
+    description = _setup.build_sampler(InstrumentationConfig().replace(**changes)).get_description()
+    assert description.startswith(f"ParentBased{{root:{root},remoteParentSampled:AlwaysOnSampler,")
+    assert set(_setup.ROOT_SAMPLERS) == set(SAMPLERS)
 
 
 def test_install_failure_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
@@ -390,6 +452,33 @@ def test_forked_worker_gets_its_own_instance_id() -> None:
 def test_configure_rejects_bad_settings() -> None:
     with pytest.raises(ConfigError, match="sampler_ratio"):
         configure("x", sampler_ratio=7.0, environ={})
+    with pytest.raises(ConfigError, match="name the sampler"):
+        configure("x", sampler_ratio=0.5, sampler_rate=3, environ={})
+    with pytest.raises(ConfigError, match="unknown sampler 'sometimes'"):
+        configure("x", sampler="sometimes", environ={})
+
+
+def test_configure_sampler_and_log_correlation_arguments() -> None:
+    env = {**clean_env(), "TRACEHOUSE_SAMPLER": "ratio", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9/"}
+    result = run_python(
+        """
+        import logging
+        from opentelemetry import trace
+        import tracehouse.instrumentation as ti
+
+        # A rate alone means the rate-limiting sampler, over TRACEHOUSE_SAMPLER=ratio in the environment.
+        handle = ti.configure("quiet", sampler_rate=2.5, log_correlation=False)
+        print(trace.get_tracer_provider().sampler.get_description())
+        record = logging.getLogger("x").makeRecord("x", logging.INFO, "f", 1, "m", (), None)
+        print(hasattr(record, "trace_id"), handle.config.sampler, handle.config.log_correlation)
+        handle.shutdown()
+        """,
+        env,
+    )
+    assert result.returncode == 0, result.stderr
+    description, fields = result.stdout.splitlines()
+    assert description.startswith("ParentBased{root:RateLimitingSampler{2.5/s},")
+    assert fields == "False ratelimit False"
 
 
 def test_configurator_reads_the_environment() -> None:
@@ -429,16 +518,38 @@ def test_child_environment() -> None:
     args = launcher.build_parser().parse_args(
         ["--service-name", "svc", "--sampler-ratio", "0.5", "--", "python", "app.py", "--service-name", "app-flag"]
     )
-    env = launcher.child_environment(args, {"PYTHONPATH": "/lib:/cwd", "OTEL_SERVICE_NAME": "old"}, "/cwd")
+    inherited = {"PYTHONPATH": "/lib:/cwd", "OTEL_SERVICE_NAME": "old", "TRACEHOUSE_SAMPLER": "always_off"}
+    env = launcher.child_environment(args, inherited, "/cwd")
     boot = launcher.auto_instrumentation_dir()
     assert (Path(boot) / "sitecustomize.py").is_file()
     assert env["PYTHONPATH"] == os.pathsep.join([boot, "/lib", "/cwd"])
     assert env["TRACEHOUSE_SERVICE_NAME"] == "svc"
     assert env["TRACEHOUSE_SAMPLER_RATIO"] == "0.5"
+    assert env["TRACEHOUSE_SAMPLER"] == "ratio"  # the ratio flag beats the inherited sampler
     assert "TRACEHOUSE_ENDPOINT" not in env
+    assert "TRACEHOUSE_LOG_CORRELATION" not in env
     assert env["OTEL_PYTHON_DISTRO"] == env["OTEL_PYTHON_CONFIGURATOR"] == "tracehouse"
     assert InstrumentationConfig.from_env(env).service_name == "svc"
     assert args.command[-4:] == ["python", "app.py", "--service-name", "app-flag"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--sampler", "ratelimit", "--sampler-rate", "20"], ("ratelimit", "20.0", None)),
+        (["--sampler-rate", "3"], ("ratelimit", "3.0", None)),
+        (["--sampler", "always_off"], ("always_off", None, None)),
+        (["--no-log-correlation"], (None, None, "false")),
+        (["--log-correlation"], (None, None, "true")),
+    ],
+)
+def test_sampler_and_log_flags(argv: list[str], expected: tuple[str | None, ...]) -> None:
+    args = launcher.build_parser().parse_args([*argv, "--", "python", "app.py"])
+    env = launcher.child_environment(args, {}, "/cwd")
+    names = ("TRACEHOUSE_SAMPLER", "TRACEHOUSE_SAMPLER_RATE", "TRACEHOUSE_LOG_CORRELATION")
+    assert tuple(env.get(name) for name in names) == expected
+    config = InstrumentationConfig.from_env(env).validate()
+    assert config.log_correlation is (expected[2] != "false")
 
 
 def test_python_path_puts_boot_dir_first_once() -> None:
@@ -459,6 +570,9 @@ def test_missing_command_exits_127(capsys: pytest.CaptureFixture[str]) -> None:
         (["--endpoint", "localhost:4318", "--", "true"], "invalid endpoint"),
         (["--propagators", "zipkin", "true"], "invalid propagators"),
         (["--sampler-ratio", "x", "true"], "invalid float value"),
+        (["--sampler", "sometimes", "true"], "invalid choice: 'sometimes'"),
+        (["--sampler-rate", "-1", "true"], "invalid sampler_rate"),
+        (["--sampler-rate", "1", "--sampler-ratio", "0.5", "true"], "name the sampler"),
         (["--service-name", "x"], "no command given"),
     ],
 )
