@@ -14,8 +14,9 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 MINUTE_NS = 60 * 10**9
-#: How far before a child a parent may have started (a long parent span).
-PARENT_LOOKBACK_NS = 15 * MINUTE_NS
+#: How far before a child its parent may have started. A longer-running parent (a batch job
+#: calling out after five minutes) is not linked; the cost of each run grows with this.
+PARENT_LOOKBACK_NS = 5 * MINUTE_NS
 
 _SERVICE_LINKS = """
 INSERT INTO tracehouse_links_1m

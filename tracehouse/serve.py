@@ -155,12 +155,12 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
 
 async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.Event) -> None:
     """Link dependencies every `interval` seconds: the last hour at start, then the minutes
-    since the previous run (and the two before it, for late spans). Never raises."""
+    since the previous run and the one before it (for late spans). Never raises."""
     since = time.time_ns() - 3600 * 10**9
     while not stop.is_set():
         now = time.time_ns()
         try:
-            await asyncio.to_thread(store.link, since - 2 * 60 * 10**9, now)
+            await asyncio.to_thread(store.link, since - 60 * 10**9, now)
             since = now
         except StorageError as exc:
             log.warning("dependency linker: %s (retrying in %g s)", exc, interval)
