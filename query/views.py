@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracehouse.storage import Dependencies, Operation, RedPoint, Span, TraceSummary
+from tracehouse.storage import CallStats, Dependencies, Operation, RedPoint, Span, TraceSummary
 
 
 def trace_json(trace_id: str, spans: list[Span]) -> dict[str, Any]:
@@ -96,17 +96,19 @@ def summary_json(summary: TraceSummary) -> dict[str, Any]:
     }
 
 
-def red_json(point: RedPoint, step_s: int) -> dict[str, Any]:
+def stats_json(stats: CallStats) -> dict[str, Any]:
     return {
-        "startTimeUnixNano": str(point.start_ns),
-        "calls": point.calls,
-        "errors": point.errors,
-        "rate": point.calls / step_s,
-        "errorRate": point.errors / point.calls if point.calls else 0.0,
-        "p50Nano": point.p50_ns,
-        "p95Nano": point.p95_ns,
-        "p99Nano": point.p99_ns,
+        "calls": stats.calls,
+        "errors": stats.errors,
+        "errorRate": stats.errors / stats.calls if stats.calls else 0.0,
+        "p50Nano": stats.p50_ns,
+        "p95Nano": stats.p95_ns,
+        "p99Nano": stats.p99_ns,
     }
+
+
+def red_json(point: RedPoint, step_s: int) -> dict[str, Any]:
+    return {"startTimeUnixNano": str(point.start_ns), "rate": point.calls / step_s, **stats_json(point)}
 
 
 def dependencies_json(found: Dependencies) -> dict[str, Any]:
@@ -117,17 +119,7 @@ def dependencies_json(found: Dependencies) -> dict[str, Any]:
     return {
         "nodes": [{"id": name, "kind": kind} for name, kind in sorted(kinds.items())],
         "edges": [
-            {
-                "parent": link.parent,
-                "child": link.child,
-                "childKind": link.child_kind,
-                "calls": link.calls,
-                "errors": link.errors,
-                "errorRate": link.errors / link.calls if link.calls else 0.0,
-                "p50Nano": link.p50_ns,
-                "p95Nano": link.p95_ns,
-                "p99Nano": link.p99_ns,
-            }
+            {"parent": link.parent, "child": link.child, "childKind": link.child_kind, **stats_json(link)}
             for link in found.links
         ],
     }

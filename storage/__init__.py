@@ -17,6 +17,7 @@ from tracehouse.storage.errors import (
 )
 from tracehouse.storage.model import (
     AttributeFilter,
+    CallStats,
     Dependencies,
     DependencyLink,
     Event,
@@ -42,6 +43,7 @@ __all__ = [
     "COLUMNS",
     "AttributeFilter",
     "Attributes",
+    "CallStats",
     "ClickHouseStore",
     "ConfigError",
     "Dependencies",

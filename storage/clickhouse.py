@@ -25,6 +25,7 @@ from tracehouse.storage.errors import InvalidQuery, StorageError, StoreRejected,
 from tracehouse.storage.lock import DataDirLock
 from tracehouse.storage.migrate import apply_migrations, schema_version
 from tracehouse.storage.model import (
+    CallStats,
     Dependencies,
     DependencyLink,
     Event,
@@ -196,14 +197,12 @@ def _first_line(exc: Exception) -> str:
 
 def _link(row: Sequence[Any]) -> DependencyLink:
     parent, child, kind, calls, errors, quantiles = row
-    p50, p95, p99 = (float(q) for q in quantiles) if quantiles and calls else (0.0, 0.0, 0.0)
-    return DependencyLink(parent, child, kind, int(calls), int(errors), p50, p95, p99)
+    return DependencyLink(parent=parent, child=child, child_kind=kind, **CallStats.of(calls, errors, quantiles))
 
 
 def _red_point(row: Sequence[Any]) -> RedPoint:
     start, calls, errors, quantiles = row
-    p50, p95, p99 = (float(q) for q in quantiles) if quantiles and calls else (0.0, 0.0, 0.0)
-    return RedPoint(int(start) * 10**9, int(calls), int(errors), p50, p95, p99)
+    return RedPoint(start_ns=int(start) * 10**9, **CallStats.of(calls, errors, quantiles))
 
 
 def _summary(row: Sequence[Any]) -> TraceSummary:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tracehouse.storage.batch import Attributes
 
@@ -107,30 +109,37 @@ class RedQuery:
 
 
 @dataclass(frozen=True, slots=True)
-class RedPoint:
-    """One step: calls and errors counted in it, duration quantiles in ns (0 when no calls)."""
+class CallStats:
+    """Calls, errors among them, and duration quantiles in ns (0 when there were no calls)."""
 
-    start_ns: int
     calls: int
     errors: int
     p50_ns: float
     p95_ns: float
     p99_ns: float
 
+    @staticmethod
+    def of(calls: int, errors: int, quantiles: Sequence[float]) -> dict[str, Any]:
+        """Keyword arguments for a subclass, from a row's count, error count and quantiles."""
+        p50, p95, p99 = (float(q) for q in quantiles) if quantiles and calls else (0.0, 0.0, 0.0)
+        return {"calls": int(calls), "errors": int(errors), "p50_ns": p50, "p95_ns": p95, "p99_ns": p99}
+
 
 @dataclass(frozen=True, slots=True)
-class DependencyLink:
+class RedPoint(CallStats):
+    """One step of a RED series, starting at `start_ns`."""
+
+    start_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyLink(CallStats):
     """Calls from `parent` (a service) to `child`, whose kind is service, database, queue or
-    peer (an un-instrumented remote); quantiles of the child spans' durations, in ns."""
+    peer (an un-instrumented remote); quantiles of the child spans' durations."""
 
     parent: str
     child: str
     child_kind: str
-    calls: int
-    errors: int
-    p50_ns: float
-    p95_ns: float
-    p99_ns: float
 
 
 @dataclass(frozen=True, slots=True)
