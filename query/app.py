@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tracehouse.query.errors import ApiError, NotFound
@@ -44,7 +45,7 @@ def build_query_app(reader: Reader, health: Health) -> FastAPI:
         """Every service that sent spans still retained, sorted."""
         return {"services": guarded(reader.services)}
 
-    @app.get("/api/v1/services/{service}/operations", tags=["native"])
+    @app.get("/api/v1/services/{service:path}/operations", tags=["native"])
     def operations(service: str) -> dict[str, Any]:
         """Span names of one service with their span kinds."""
         found = guarded(lambda: reader.operations(service))
@@ -111,6 +112,7 @@ def build_query_app(reader: Reader, health: Health) -> FastAPI:
 
     app.include_router(zipkin_router(reader))
     app.include_router(jaeger_router(reader))
+    _unknown_api_paths(app)
     return app
 
 
@@ -118,3 +120,21 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"error": {"status": exc.status, "message": exc.message}}, exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameter(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error.get('loc', ())[1:]) or 'request'}: {error.get('msg', 'invalid')}"
+            for error in exc.errors()
+        )
+        return JSONResponse({"error": {"status": 400, "message": problems}}, 400)
+
+
+def _unknown_api_paths(app: FastAPI) -> None:
+    """After every API route and before the dashboard's catch-all page: an unknown API path
+    is a JSON 404, not the dashboard's HTML."""
+
+    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"], include_in_schema=False)
+    async def unknown(rest: str) -> JSONResponse:
+        message = f"no such API endpoint: /api/{rest[:200]} (see /docs)"
+        return JSONResponse({"error": {"status": 404, "message": message}}, 404)

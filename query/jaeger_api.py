@@ -42,7 +42,7 @@ def jaeger_router(reader: Reader) -> APIRouter:
     def services() -> dict[str, Any]:
         return envelope(guarded(reader.services))
 
-    @router.get("/services/{service}/operations")
+    @router.get("/services/{service:path}/operations")
     def service_operations(service: str) -> dict[str, Any]:
         return envelope(sorted({op.name for op in guarded(lambda: reader.operations(service))}))
 
@@ -67,13 +67,14 @@ def jaeger_router(reader: Reader) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     ) -> dict[str, Any]:
         end_us = end if end is not None else int(time.time() * 1e6)
-        default_start = end_us - (_lookback_us(lookback) if lookback else 3_600_000_000)
+        default_start = end_us - (_lookback_us(lookback) if lookback and start is None else 3_600_000_000)
         query = TraceQuery(
             start_ns=(start if start is not None else default_start) * 1000,
             end_ns=end_us * 1000 + 1,
             service=service or None,
             operation=operation or None,
             attributes=_tags(tags),
+            errors_only=_errors_only(tags),
             min_duration_ns=parse_duration("minDuration", min_duration) if min_duration else None,
             max_duration_ns=parse_duration("maxDuration", max_duration) if max_duration else None,
             limit=limit,
@@ -105,7 +106,10 @@ def _trace(reader: TraceReader, trace_id: str) -> dict[str, Any]:
 
 
 def _lookback_us(text: str) -> int:
-    return parse_duration("lookback", text) // 1000
+    """jaeger-ui sends e.g. 1h, 2d or "custom" (then start/end are given)."""
+    if text.endswith("d") and text[:-1].isdigit():
+        return int(text[:-1]) * 86_400_000_000
+    return 3_600_000_000 if text == "custom" else parse_duration("lookback", text) // 1000
 
 
 def _tags(text: str | None) -> tuple[AttributeFilter, ...]:
@@ -117,7 +121,18 @@ def _tags(text: str | None) -> tuple[AttributeFilter, ...]:
         raise BadRequest('tags: must be a JSON object, e.g. {"http.status_code":"500"}') from None
     if not isinstance(tags, dict):
         raise BadRequest('tags: must be a JSON object, e.g. {"http.status_code":"500"}')
-    return tuple(AttributeFilter(str(k), "=", str(v)) for k, v in tags.items())
+    if not all(isinstance(v, str) for v in tags.values()):
+        raise BadRequest("tags: values must be strings, as Jaeger requires")
+    return tuple(AttributeFilter(str(k), "=", v) for k, v in tags.items() if k != "error")
+
+
+def _errors_only(text: str | None) -> bool:
+    """Jaeger's error=true tag: the span's status is Error (stored as StatusCode, not a tag)."""
+    try:
+        tags = json.loads(text) if text else {}
+    except ValueError:
+        return False
+    return isinstance(tags, dict) and tags.get("error") == "true"
 
 
 def _kv(key: str, value: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from tracehouse.query.errors import BadRequest
 from tracehouse.storage import AttributeFilter, RedQuery, TraceQuery
@@ -13,7 +14,11 @@ from tracehouse.storage import AttributeFilter, RedQuery, TraceQuery
 MAX_LIMIT = 1000
 DEFAULT_LOOKBACK_NS = 3600 * 10**9
 _UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)$")
+_DURATION = re.compile(r"^([0-9]{1,15}(?:\.[0-9]{1,9})?)(ns|us|µs|ms|s|m|h)$")
+_DIGITS = re.compile(r"^[0-9]{1,20}$")
+#: Times the store can represent and bind (UInt32 seconds, DateTime64(9)): 1970 up to 2105.
+LATEST_NS = 4_000_000_000 * 10**9
+MAX_DURATION_NS = 366 * 86400 * 10**9
 
 
 def parse_duration(name: str, text: str) -> int:
@@ -21,23 +26,30 @@ def parse_duration(name: str, text: str) -> int:
     match = _DURATION.match(text.strip())
     if not match:
         raise BadRequest(f"{name}: {text[:40]!r} is not a duration; write e.g. 250ms, 1.5s, 100us, 2m")
-    return int(float(match[1]) * _UNITS[match[2]])
+    value = int(Decimal(match[1]) * _UNITS[match[2]])
+    if value > MAX_DURATION_NS:
+        raise BadRequest(f"{name}: {text[:40]!r} is longer than a year")
+    return value
 
 
 def parse_time(name: str, text: str) -> int:
     """Epoch microseconds (as Jaeger) or an ISO 8601 time (UTC when no offset) -> ns."""
     value = text.strip()
-    if value.isdigit():
-        return int(value) * 1000
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(
-            f"{name}: {text[:40]!r} is not a time; give epoch microseconds or ISO 8601 (2026-11-25T17:00:00Z)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 10**6) * 1000
+    if _DIGITS.match(value):
+        ns = int(value) * 1000
+    else:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRequest(
+                f"{name}: {text[:40]!r} is not a time; give epoch microseconds or ISO 8601 (2026-11-25T17:00:00Z)"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        ns = int(moment.timestamp() * 10**6) * 1000
+    if not 0 <= ns <= LATEST_NS:
+        raise BadRequest(f"{name}: {text[:40]!r} is outside 1970-01-01 .. 2096-10-02")
+    return ns
 
 
 def parse_attribute(text: str) -> AttributeFilter:
@@ -110,6 +122,9 @@ def red_query(
     service: str, operation: str | None, span_kind: str, start: str | None, end: str | None, step: str
 ) -> RedQuery:
     start_ns, end_ns = time_range(start, end)
+    if start is None and end is None:  # whole minutes, so the per-minute rollup can answer
+        end_ns = -(-end_ns // 60_000_000_000) * 60_000_000_000
+        start_ns = end_ns - DEFAULT_LOOKBACK_NS
     step_s = parse_duration("step", step) // 10**9
     if step_s < 1:
         raise BadRequest("step: must be at least 1s")

@@ -39,6 +39,7 @@ def zipkin_router(reader: Reader) -> APIRouter:
     def traces(
         service_name: Annotated[str | None, Query(alias="serviceName")] = None,
         span_name: Annotated[str | None, Query(alias="spanName")] = None,
+        remote_service: Annotated[str | None, Query(alias="remoteServiceName")] = None,
         annotation_query: Annotated[str | None, Query(alias="annotationQuery")] = None,
         min_duration: Annotated[int | None, Query(alias="minDuration", ge=0, description="µs")] = None,
         max_duration: Annotated[int | None, Query(alias="maxDuration", ge=0, description="µs")] = None,
@@ -52,7 +53,9 @@ def zipkin_router(reader: Reader) -> APIRouter:
             end_ns=end_ms * 10**6 + 1,
             service=service_name or None,
             operation=None if span_name in (None, "", "all") else span_name,
-            attributes=parse_annotation_query(annotation_query or ""),
+            attributes=parse_annotation_query(annotation_query or "")
+            + ((AttributeFilter("peer.service", "=", remote_service),) if remote_service else ()),
+            errors_only="error" in (t.strip() for t in (annotation_query or "").split(" and ")),
             min_duration_ns=None if min_duration is None else min_duration * 1000,
             max_duration_ns=None if max_duration is None else max_duration * 1000,
             limit=limit,
@@ -93,10 +96,11 @@ def spans_json(reader: TraceReader, trace_id: str) -> list[dict[str, Any]]:
 
 
 def parse_annotation_query(text: str) -> tuple[AttributeFilter, ...]:
-    """Zipkin's `k=v and word`: k=v matches a tag, a bare word a tag key."""
+    """Zipkin's `k=v and word`: k=v matches a tag, a bare word a tag key (`error` is the
+    span's error status, handled by the caller)."""
     filters = []
     for term in (t.strip() for t in text.split(" and ")):
-        if not term:
+        if not term or term == "error":
             continue
         key, sep, value = term.partition("=")
         filters.append(AttributeFilter(key, "=", value) if sep else AttributeFilter(term, "exists"))

@@ -18,6 +18,12 @@ MINUTE_NS = 60 * 10**9
 #: calling out after five minutes) is not linked; the cost of each run grows with this.
 PARENT_LOOKBACK_NS = 5 * MINUTE_NS
 
+_CLEAR = """
+DELETE FROM tracehouse_links_1m
+WHERE Minute >= toStartOfMinute(fromUnixTimestamp64Nano({from:Int64}))
+  AND Minute < fromUnixTimestamp64Nano({to:Int64})
+"""
+
 _SERVICE_LINKS = """
 INSERT INTO tracehouse_links_1m
 SELECT
@@ -73,5 +79,7 @@ def link_minutes(client: Client, from_ns: int, to_ns: int, version: int | None =
         "from": start, "to": end, "parents_from": start - PARENT_LOOKBACK_NS,
         "to_children": end + MINUTE_NS, "version": version if version is not None else time.time_ns(),
     }  # fmt: skip
-    for statement in (_SERVICE_LINKS, _PEER_LINKS):
+    # A relinked minute starts empty: a link that no longer holds (a peer whose callee's
+    # spans arrived since, now a service link) must not survive under its old key.
+    for statement in (_CLEAR, _SERVICE_LINKS, _PEER_LINKS):
         client.command(statement, parameters=params)

@@ -1,11 +1,14 @@
-"""SQL for RED series: steps of a minute or more read the per-minute rollup, shorter steps
-read raw spans. Empty steps are filled with zeros (WITH FILL). Every value is bound."""
+"""SQL for RED series: whole-minute steps over a whole-minute range read the per-minute
+rollup, anything else reads raw spans (a rollup minute cannot be split). Empty steps are
+filled with zeros (WITH FILL). Every value is bound."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from tracehouse.storage.model import RedQuery
+
+MINUTE_NS = 60 * 10**9
 
 _FROM_ROLLUP = """
 SELECT
@@ -51,5 +54,6 @@ def red_series(query: RedQuery) -> tuple[str, dict[str, Any]]:
     if query.span_kinds:
         filters.append("AND SpanKind IN {kinds:Array(String)}")
         params["kinds"] = list(query.span_kinds)
-    template = _FROM_ROLLUP if step >= 60 and step % 60 == 0 else _FROM_SPANS
+    aligned = query.start_ns % MINUTE_NS == 0 and query.end_ns % MINUTE_NS == 0
+    template = _FROM_ROLLUP if step % 60 == 0 and aligned else _FROM_SPANS
     return template.replace("{filters}", "\n  ".join(filters)), params

@@ -19,10 +19,11 @@ _CONDITIONS = {
 }
 OPERATORS = frozenset(_CONDITIONS)
 
+# Matching spans pick the traces; the lookup table gives each trace's own start for the order.
 MATCHING_TRACES = """
-SELECT TraceId, min(Timestamp) AS first
-FROM otel_traces
-WHERE {where}
+SELECT TraceId, min(Start) AS first
+FROM otel_traces_trace_id_ts
+WHERE TraceId IN (SELECT TraceId FROM otel_traces WHERE {where})
 GROUP BY TraceId
 ORDER BY first DESC, TraceId DESC
 LIMIT {limit:UInt32}

@@ -57,11 +57,18 @@ def _form(form: dict[str, list[str]], services: list[str], operations: list[str]
             dcc.Input(id="search-max", value=first("maxDuration"), placeholder="max duration (1.5s)"),
             dcc.Dropdown(list(LOOKBACKS), first("lookback", "1h"), id="search-lookback", clearable=False),
             dcc.Checklist(["errors only"], ["errors only"] if first("error") == "true" else [], id="search-error"),
-            dcc.Input(id="search-limit", type="number", value=int(first("limit", "20")), min=1, max=1000),
+            dcc.Input(id="search-limit", type="number", value=_limit(first("limit", "20")), min=1, max=1000),
             html.Button("Find traces", id="search-go"),
         ],
         style={"display": "grid", "gridTemplateColumns": "repeat(3, minmax(12em, 1fr))", "gap": "0.5em"},
     )  # fmt: skip
+
+
+def _limit(text: str) -> int:
+    try:
+        return max(1, min(1000, int(float(text))))
+    except ValueError:
+        return 20
 
 
 def _results(traces: list[SummaryJson]) -> list[Any]:

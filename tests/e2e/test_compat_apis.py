@@ -153,3 +153,25 @@ def test_dependencies(tmp_path: Path) -> None:
         assert {"parent": "front", "child": "back", "callCount": 1} in jaeger
     finally:
         server.stop()
+
+
+def test_bad_parameters_are_json_400s_and_unknown_paths_json_404s(server: Server, traced: str) -> None:
+    for path, params in [
+        ("/api/v1/traces", {"limit": "abc"}),
+        ("/api/v1/traces", {"start": "²"}),
+        ("/api/v1/traces", {"minDuration": "9" * 400 + "ms"}),
+        ("/api/v2/spans", {}),
+        ("/api/v2/traces", {"endTs": "abc"}),
+        ("/api/traces", {"service": "shop", "tags": '{"flag": true}'}),
+    ]:
+        response = server.api(path, params)
+        assert response.status_code == 400, (path, params, response.text)
+        assert response.json()["error"]["message"]
+    for path in ("/api/v2/autocompleteKeys", "/api/v3/traces", "/api/nothing/here"):
+        missing = server.api(path)
+        assert missing.status_code == 404
+        assert missing.json()["error"]["message"].startswith("no such API endpoint")
+    assert server.api("/api/v1/services/a%2Fb/operations").json()["operations"] == []
+    assert server.api("/api/v2/traces", {"serviceName": "shop", "remoteServiceName": "nobody"}).json() == []
+    assert len(server.api("/api/v2/traces", {"serviceName": "shop", "annotationQuery": "error"}).json()) == 1
+    assert len(server.api("/api/traces", {"service": "shop", "tags": '{"error":"true"}'}).json()["data"]) == 1

@@ -91,3 +91,18 @@ def test_an_instrumented_callee_is_not_also_a_peer(store: ClickHouseStore) -> No
     store.link(T0, T0 + MINUTE_NS)
     assert edges(store) == {("gateway", "orders", "service"): (1, 0)}
     assert store.dependencies(T0 + 20 * MINUTE_NS, T0 + 30 * MINUTE_NS).links == ()
+
+
+def test_a_peer_becomes_a_service_when_the_callee_spans_arrive(store: ClickHouseStore) -> None:
+    whole = SpanBatch()
+    add_trace(whole, T0, [
+        S("caller", "GET /", 0, 20, None, kind="Server"),
+        S("caller", "GET callee", 1, 10, 0, {"peer.service": "callee", "server.address": "callee.lan"}, kind="Client"),
+        S("callee", "GET /", 2, 5, 1, kind="Server"),
+    ])  # fmt: skip
+    store.write(whole.without({2}))
+    store.link(T0, T0 + MINUTE_NS)
+    assert edges(store) == {("caller", "callee", "peer"): (1, 0)}
+    store.write(whole.without({0, 1}))  # the callee's span, late
+    store.link(T0, T0 + MINUTE_NS)
+    assert edges(store) == {("caller", "callee", "service"): (1, 0)}

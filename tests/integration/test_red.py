@@ -71,3 +71,9 @@ def test_operation_and_kind_filters(store: ClickHouseStore, seeded: None) -> Non
     entry_spans = store.red(RedQuery("api", T0, T0 + MINUTE_NS, 60))  # default: Server and Consumer
     assert [p.calls for p in entry_spans] == [4 + 1]
     assert [(p.calls, p.p50_ns) for p in store.red(RedQuery("nobody", T0, T0 + MINUTE_NS, 60))] == [(0, 0.0)]
+
+
+def test_a_range_not_on_minutes_counts_only_its_own_spans(store: ClickHouseStore, seeded: None) -> None:
+    two_s = 2 * 10**9
+    points = store.red(RedQuery("api", T0 + two_s, T0 + MINUTE_NS + two_s, 60, operation="GET /items", span_kinds=()))
+    assert sum(p.calls for p in points) == 2  # minute 0 has calls at 0, 1, 2 and 3 s: the rollup would say 4

@@ -185,3 +185,12 @@ def test_hostile_values_are_only_values(store: ClickHouseStore, seeded: dict[str
         seeded, "late", "lonely", "slow", "browse", "checkout"
     )
     assert len(search(store)) == 5
+
+
+def test_newest_first_is_by_trace_start_not_by_matching_span(store: ClickHouseStore) -> None:
+    batch = SpanBatch()
+    older = add_trace(batch, NOW - 10 * 60_000 * MS, [S("a", "root", 0, 1, None), S("b", "late child", 300_000, 1, 0)])
+    newer = add_trace(batch, NOW - 8 * 60_000 * MS, [S("b", "root", 0, 1, None)])
+    store.write(batch)
+    assert search(store, service="b") == [newer, older]
+    assert search(store, service="b", limit=1) == [newer]

@@ -81,3 +81,18 @@ def test_defaults_to_the_last_hour() -> None:
 def test_inconsistent_queries_are_refused(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(BadRequest, match=message):
         query(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: parse_time("start", "²"), r"^start: '²' is not a time"),
+        (lambda: parse_time("end", "99999999999999999999"), r"^end: .* is outside 1970"),
+        (lambda: parse_time("end", "2150-01-01T00:00:00Z"), r"^end: .* is outside 1970"),
+        (lambda: parse_duration("minDuration", "9" * 400 + "ms"), r"^minDuration: .* is not a duration"),
+        (lambda: parse_duration("step", "99999999999h"), r"^step: .* is longer than a year"),
+    ],
+)
+def test_out_of_range_numbers_are_400s(call: object, message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        call()  # type: ignore[operator]
