@@ -129,6 +129,14 @@ class ClickHouseStore:
         except ClickHouseError as exc:
             raise insert_error(exc, "linking dependencies failed") from exc
 
+    def link_recent(self, since_ms: int) -> int:
+        """Relink the minutes that inserts after `since_ms` touched; returns the new watermark."""
+        try:
+            with self._writer() as client:
+                return linker.link_dirty(client, since_ms)
+        except ClickHouseError as exc:
+            raise insert_error(exc, "linking dependencies failed") from exc
+
     def services(self) -> list[str]:
         return [row[0] for row in self._query("services", {})]
 

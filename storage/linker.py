@@ -83,3 +83,37 @@ def link_minutes(client: Client, from_ns: int, to_ns: int, version: int | None =
     # spans arrived since, now a service link) must not survive under its old key.
     for statement in (_CLEAR, _SERVICE_LINKS, _PEER_LINKS):
         client.command(statement, parameters=params)
+
+
+_DIRTY = """
+SELECT DISTINCT toUnixTimestamp(Minute), toUnixTimestamp64Milli(InsertedAt)
+FROM tracehouse_link_dirty
+WHERE InsertedAt > fromUnixTimestamp64Milli({since:Int64})
+"""
+#: Inserts commit out of order by a little; minutes inserted this close before the
+#: watermark are looked at again (relinking twice is harmless).
+OVERLAP_MS = 10_000
+
+
+def link_dirty(client: Client, since_ms: int) -> int:
+    """Relink the minutes touched by inserts after `since_ms` (epoch ms), and the minutes up
+    to `PARENT_LOOKBACK_NS` after each (children of a late parent). Returns the new watermark."""
+    rows = client.query(_DIRTY, parameters={"since": since_ms - OVERLAP_MS}).result_rows
+    if not rows:
+        return since_ms
+    for start, end in _ranges(sorted({int(minute) * 10**9 for minute, _ in rows})):
+        link_minutes(client, start, end)
+    return max(int(inserted) for _, inserted in rows)
+
+
+def _ranges(minutes: list[int]) -> list[tuple[int, int]]:
+    """Sorted minute starts -> merged [start, end) ranges covering each minute and the
+    lookback after it."""
+    merged: list[tuple[int, int]] = []
+    for minute in minutes:
+        end = minute + MINUTE_NS + PARENT_LOOKBACK_NS
+        if merged and minute <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((minute, end))
+    return merged

@@ -155,17 +155,22 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
 
 async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.Event) -> None:
     """Link dependencies every `interval` seconds: the last hour at start, then the minutes
-    since the previous run and the one before it (for late spans). Never raises."""
-    since = time.time_ns() - 3600 * 10**9
+    that inserts touched since the previous run, however old (late spans, spool replays).
+    Never raises."""
+    watermark = time.time_ns() // 10**6
+    try:
+        await asyncio.to_thread(store.link, time.time_ns() - 3600 * 10**9, time.time_ns())
+    except StorageError as exc:
+        log.warning("dependency linker: %s", exc)
     while not stop.is_set():
-        now = time.time_ns()
-        try:
-            await asyncio.to_thread(store.link, since - 60 * 10**9, now)
-            since = now
-        except StorageError as exc:
-            log.warning("dependency linker: %s (retrying in %g s)", exc, interval)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
+        if stop.is_set():
+            break
+        try:
+            watermark = await asyncio.to_thread(store.link_recent, watermark)
+        except StorageError as exc:
+            log.warning("dependency linker: %s (retrying in %g s)", exc, interval)
 
 
 def _self_url(host: str, port: int) -> str:

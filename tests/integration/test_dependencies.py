@@ -106,3 +106,25 @@ def test_a_peer_becomes_a_service_when_the_callee_spans_arrive(store: ClickHouse
     store.write(whole.without({0, 1}))  # the callee's span, late
     store.link(T0, T0 + MINUTE_NS)
     assert edges(store) == {("caller", "callee", "service"): (1, 0)}
+
+
+def test_late_spans_are_linked_by_when_they_arrived(store: ClickHouseStore) -> None:
+    """Spans 40 minutes old arriving now (a spool replay, a slow exporter) are linked by the
+    next run: the linker follows the minutes inserts touched, not a window of span time."""
+    old = T0 - 40 * MINUTE_NS
+    watermark = time.time_ns() // 10**6
+    store.write(SpanBatch())  # nothing yet
+    assert store.link_recent(watermark) == watermark
+    split_trace(store, old + 1000 * MS, 0)
+    late_parent = SpanBatch()
+    add_trace(late_parent, old + 3000 * MS, [
+        S("billing", "run", 0, 400_000, None, kind="Server"),
+        S("ledger", "post", 240_000, 5, 0, kind="Server"),  # a child four minutes into its parent
+    ])  # fmt: skip
+    store.write(late_parent)
+    watermark = store.link_recent(watermark)
+    assert edges(store, old, old + 10 * MINUTE_NS) == {
+        ("gateway", "orders", "service"): (1, 0),
+        ("billing", "ledger", "service"): (1, 0),
+    }
+    assert store.link_recent(watermark) >= watermark
