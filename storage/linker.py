@@ -18,10 +18,15 @@ MINUTE_NS = 60 * 10**9
 #: calling out after five minutes) is not linked; the cost of each run grows with this.
 PARENT_LOOKBACK_NS = 5 * MINUTE_NS
 
-_CLEAR = """
-DELETE FROM tracehouse_links_1m
-WHERE Minute >= toStartOfMinute(fromUnixTimestamp64Nano({from:Int64}))
-  AND Minute < fromUnixTimestamp64Nano({to:Int64})
+# Written last: marks the generation `version` of each minute complete. Readers take, per
+# minute, only the links of its newest complete generation — a relinking replaces the whole
+# minute at once (links that no longer hold disappear), and readers never see it half done.
+_DONE = """
+INSERT INTO tracehouse_links_1m
+SELECT toDateTime(intDiv({from:Int64}, 1000000000) + number * 60), '', '', '__done__', 0, 0,
+       quantilesTDigestState(0.5, 0.95, 0.99)(toUInt64(0)), {version:UInt64}
+FROM numbers(intDiv({to:Int64} - {from:Int64}, 60000000000))
+GROUP BY number
 """
 
 _SERVICE_LINKS = """
@@ -79,9 +84,7 @@ def link_minutes(client: Client, from_ns: int, to_ns: int, version: int | None =
         "from": start, "to": end, "parents_from": start - PARENT_LOOKBACK_NS,
         "to_children": end + MINUTE_NS, "version": version if version is not None else time.time_ns(),
     }  # fmt: skip
-    # A relinked minute starts empty: a link that no longer holds (a peer whose callee's
-    # spans arrived since, now a service link) must not survive under its old key.
-    for statement in (_CLEAR, _SERVICE_LINKS, _PEER_LINKS):
+    for statement in (_SERVICE_LINKS, _PEER_LINKS, _DONE):
         client.command(statement, parameters=params)
 
 

@@ -1,7 +1,8 @@
 -- Dependency links per minute: parent service -> child service (or database, queue,
 -- un-instrumented peer), with calls, errors and the child spans' duration quantiles.
 -- Written by the linker (storage/linker.py), which joins child and parent spans that may
--- have arrived in different inserts; a minute linked again replaces its rows (Version).
+-- have arrived in different inserts. Each linking of a minute is a generation (Version) closed
+-- by a '__done__' row; readers take each minute's newest complete generation.
 CREATE TABLE IF NOT EXISTS tracehouse_links_1m (
     Minute DateTime CODEC(Delta, ZSTD(1)),
     Parent LowCardinality(String),
