@@ -29,6 +29,14 @@ FROM numbers(intDiv({to:Int64} - {from:Int64}, 60000000000))
 GROUP BY number
 """
 
+# Once generation `version` is complete, the older ones of its minutes are never read again.
+_PRUNE = """
+DELETE FROM tracehouse_links_1m
+WHERE Minute >= toStartOfMinute(fromUnixTimestamp64Nano({from:Int64}))
+  AND Minute < fromUnixTimestamp64Nano({to:Int64})
+  AND Version < {version:UInt64}
+"""
+
 _SERVICE_LINKS = """
 INSERT INTO tracehouse_links_1m
 SELECT
@@ -84,7 +92,7 @@ def link_minutes(client: Client, from_ns: int, to_ns: int, version: int | None =
         "from": start, "to": end, "parents_from": start - PARENT_LOOKBACK_NS,
         "to_children": end + MINUTE_NS, "version": version if version is not None else time.time_ns(),
     }  # fmt: skip
-    for statement in (_SERVICE_LINKS, _PEER_LINKS, _DONE):
+    for statement in (_SERVICE_LINKS, _PEER_LINKS, _DONE, _PRUNE):
         client.command(statement, parameters=params)
 
 

@@ -2,7 +2,9 @@
 -- un-instrumented peer), with calls, errors and the child spans' duration quantiles.
 -- Written by the linker (storage/linker.py), which joins child and parent spans that may
 -- have arrived in different inserts. Each linking of a minute is a generation (Version) closed
--- by a '__done__' row; readers take each minute's newest complete generation.
+-- by a '__done__' row; readers take each minute's newest complete generation, and the linker
+-- deletes older generations once a newer one is complete (a Replacing engine would merge an
+-- incomplete generation over the last complete one).
 CREATE TABLE IF NOT EXISTS tracehouse_links_1m (
     Minute DateTime CODEC(Delta, ZSTD(1)),
     Parent LowCardinality(String),
@@ -12,8 +14,8 @@ CREATE TABLE IF NOT EXISTS tracehouse_links_1m (
     Errors UInt64,
     Latency AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), UInt64),
     Version UInt64
-) ENGINE = ReplacingMergeTree(Version)
+) ENGINE = MergeTree
 PARTITION BY toDate(Minute)
-ORDER BY (Minute, Parent, Child, ChildKind)
+ORDER BY (Minute, Parent, Child, ChildKind, Version)
 TTL Minute + toIntervalDay({ttl_days})
 SETTINGS fsync_after_insert = 1, fsync_part_directory = 1

@@ -128,3 +128,18 @@ def test_late_spans_are_linked_by_when_they_arrived(store: ClickHouseStore) -> N
         ("billing", "ledger", "service"): (1, 0),
     }
     assert store.link_recent(watermark) >= watermark
+
+
+def test_an_incomplete_linking_never_hides_the_complete_one(store: ClickHouseStore) -> None:
+    """A linking in progress (links written, its __done__ row not yet) must not replace the
+    last complete one, even after the table's parts are merged."""
+    split_trace(store, T0 + 1000 * MS, 0)
+    store.link(T0, T0 + MINUTE_NS)
+    store.client().command(
+        "INSERT INTO tracehouse_links_1m SELECT Minute, Parent, Child, ChildKind, 99, 99, Latency, Version + 1 "
+        "FROM tracehouse_links_1m WHERE ChildKind = 'service'"
+    )
+    store.client().command("OPTIMIZE TABLE tracehouse_links_1m FINAL")
+    assert edges(store) == {("gateway", "orders", "service"): (1, 0)}
+    versions = store.client().command("SELECT uniqExact(Version) FROM tracehouse_links_1m WHERE ChildKind = '__done__'")
+    assert int(versions) == 1  # older complete generations were pruned
