@@ -17,6 +17,7 @@ from google.rpc.status_pb2 import Status
 from tracehouse.collector.admission import ByteBudget
 from tracehouse.collector.auth import check_bearer
 from tracehouse.collector.body import read_body
+from tracehouse.collector.breakers import BreakerSink, add_breaker_route
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.errors import IngestError, UnsupportedMediaType
 from tracehouse.collector.metrics import CONTENT_TYPE, IngestMetrics
@@ -31,9 +32,16 @@ _PROTOBUF_TYPES = (PROTOBUF, "application/protobuf")
 
 
 def build_otlp_http_app(
-    pipeline: Pipeline, config: CollectorConfig, metrics: IngestMetrics, budget: ByteBudget
+    pipeline: Pipeline,
+    config: CollectorConfig,
+    metrics: IngestMetrics,
+    budget: ByteBudget,
+    breakers: BreakerSink | None = None,
 ) -> FastAPI:
+    """``POST /v1/traces``, ``GET /metrics``, and ``POST /v1/breakers`` when ``breakers`` is given."""
     app = FastAPI(title="Tracehouse OTLP/HTTP receiver", docs_url=None, redoc_url=None, openapi_url=None)
+    if breakers is not None:
+        add_breaker_route(app, breakers, config, budget)
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:

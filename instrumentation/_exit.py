@@ -29,7 +29,7 @@ def flush_on_sigterm(handle: TracingHandle) -> bool:
 
     def on_sigterm(signum: int, _frame: FrameType | None) -> None:
         # Flush from a helper thread: the main thread may hold a lock the processor needs.
-        flusher = threading.Thread(target=handle.shutdown, name="tracehouse-flush", daemon=True)
+        flusher = threading.Thread(target=_flush_all, args=(handle,), name="tracehouse-flush", daemon=True)
         flusher.start()
         flusher.join(FLUSH_SECONDS)
         signal.signal(signum, signal.SIG_DFL)
@@ -37,3 +37,11 @@ def flush_on_sigterm(handle: TracingHandle) -> bool:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     return True
+
+
+def _flush_all(handle: TracingHandle) -> None:
+    """Spans, then the breaker stats of the last whole seconds."""
+    from tracehouse.instrumentation.breakers.reporter import stop_reporter
+
+    handle.shutdown()
+    stop_reporter()

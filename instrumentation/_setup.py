@@ -152,7 +152,24 @@ def install(config: InstrumentationConfig, exporter: SpanExporter | None = None)
             flush_on_sigterm(handle)
             if config.log_correlation:
                 _correlate_logs(config)
+            _start_breaker_reporting(config)
         return handle
+
+
+def _start_breaker_reporting(config: InstrumentationConfig) -> None:
+    """Push breaker stats beside the spans, and serve /hystrix.stream when asked. Never raises."""
+    from tracehouse.instrumentation.breakers.reporter import start_reporter
+    from tracehouse.instrumentation.breakers.stream import serve_hystrix_stream
+
+    try:
+        if config.report_breakers:
+            instance = config.service_instance_id or f"{socket.gethostname()}:{os.getpid()}"
+            start_reporter(config.breakers_url, config.service_name, instance, config.cluster, config.export_headers)
+        if config.hystrix_stream_port is not None:
+            server = serve_hystrix_stream(config.hystrix_stream_port)
+            _log.info("tracehouse: /hystrix.stream on http://127.0.0.1:%d", server.server_address[1])
+    except Exception:
+        _log.exception("tracehouse: breaker reporting set-up failed; breakers still protect calls")
 
 
 def _correlate_logs(config: InstrumentationConfig) -> None:

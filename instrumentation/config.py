@@ -34,6 +34,12 @@ setting                        environment variables, highest precedence first
 ``token``                      TRACEHOUSE_TOKEN (sent as ``Authorization: Bearer <token>``)
 ``log_correlation``            TRACEHOUSE_LOG_CORRELATION, OTEL_PYTHON_LOG_CORRELATION (``true`` or
                                ``false``, default true): ids on every ``logging`` record
+``cluster``                    TRACEHOUSE_CLUSTER: the breaker cluster this instance reports in
+                               (default: the service name)
+``report_breakers``            TRACEHOUSE_REPORT_BREAKERS (``true``/``false``, default true): push breaker
+                               stats each second to ``{endpoint}/v1/breakers``
+``hystrix_stream_port``        TRACEHOUSE_HYSTRIX_STREAM_PORT: serve this process's ``/hystrix.stream``
+                               on 127.0.0.1:PORT (default: not served)
 =============================  ==================================================================
 """
 
@@ -84,6 +90,9 @@ ENV_VARS: Mapping[str, str] = {
     "headers": "TRACEHOUSE_HEADERS",
     "token": "TRACEHOUSE_TOKEN",
     "log_correlation": "TRACEHOUSE_LOG_CORRELATION",
+    "cluster": "TRACEHOUSE_CLUSTER",
+    "report_breakers": "TRACEHOUSE_REPORT_BREAKERS",
+    "hystrix_stream_port": "TRACEHOUSE_HYSTRIX_STREAM_PORT",
 }
 
 # OTEL_TRACES_SAMPLER names and the root sampler each means here (always under ParentBased).
@@ -127,6 +136,9 @@ class InstrumentationConfig:
     headers: tuple[tuple[str, str], ...] = ()
     token: str | None = None
     log_correlation: bool = True
+    cluster: str | None = None
+    report_breakers: bool = True
+    hystrix_stream_port: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> InstrumentationConfig:
@@ -153,6 +165,9 @@ class InstrumentationConfig:
             headers=_headers_from_env(environ),
             token=_first(environ, "TRACEHOUSE_TOKEN"),
             log_correlation=_log_correlation_from_env(environ),
+            cluster=_first(environ, "TRACEHOUSE_CLUSTER"),
+            report_breakers=_flag(environ, "report_breakers", True),
+            hystrix_stream_port=_port(environ, "hystrix_stream_port"),
         )
 
     def replace(self, **changes: Any) -> InstrumentationConfig:
@@ -167,6 +182,11 @@ class InstrumentationConfig:
         return self.traces_endpoint or self.endpoint.rstrip("/") + TRACES_PATH
 
     @property
+    def breakers_url(self) -> str:
+        """The URL breaker stats are POSTed to: beside the traces, on the OTLP/HTTP port."""
+        return self.endpoint.rstrip("/") + "/v1/breakers"
+
+    @property
     def export_headers(self) -> dict[str, str]:
         """Headers of every export request, the bearer token included."""
         headers = dict(self.headers)
@@ -177,7 +197,7 @@ class InstrumentationConfig:
     def validate(self) -> InstrumentationConfig:
         """Return ``self`` if every setting is usable, else raise :class:`ConfigError` naming it."""
         _check_text("service_name", self.service_name)
-        for key in ("service_version", "environment", "service_instance_id"):
+        for key in ("service_version", "environment", "service_instance_id", "cluster"):
             value = getattr(self, key)
             if value is not None:
                 _check_text(key, value)
@@ -193,6 +213,24 @@ class InstrumentationConfig:
 
 
 # --- reading the environment -------------------------------------------------------------
+
+
+def _flag(environ: Mapping[str, str], key: str, default: bool) -> bool:
+    text = _first(environ, ENV_VARS[key])
+    if text is None:
+        return default
+    if text.lower() in _TRUE | _FALSE:
+        return text.lower() in _TRUE
+    raise ConfigError(key, f"{text[:40]!r} is not true or false")
+
+
+def _port(environ: Mapping[str, str], key: str) -> int | None:
+    text = _first(environ, ENV_VARS[key])
+    if text is None:
+        return None
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ConfigError(key, f"{text[:40]!r} is not a port number (0-65535)")
+    return int(text)
 
 
 def _first(environ: Mapping[str, str], *names: str) -> str | None:

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from tracehouse.query.breakers import breaker_router
 from tracehouse.query.errors import ApiError, NotFound
 from tracehouse.query.guard import guarded
 from tracehouse.query.ids import normalize_trace_id
@@ -21,14 +22,17 @@ from tracehouse.query.params import red_query, time_range, trace_query
 from tracehouse.query.views import dependencies_json, operation_json, red_json, summary_json, trace_json
 from tracehouse.query.zipkin_api import zipkin_router
 from tracehouse.storage import DependencyReader, MetricsReader, TraceReader
+from tracehouse.storage.seams import BreakerStore
 
 log = logging.getLogger(__name__)
 
 Health = Callable[[], dict[str, Any]]
 
 
-class Reader(TraceReader, MetricsReader, DependencyReader, Protocol):
-    """What the query API reads: traces, metrics, the service graph."""
+class Reader(TraceReader, MetricsReader, DependencyReader, BreakerStore, Protocol):
+    """What the query API reads: traces, metrics, the service graph, breaker stats."""
+
+    def breaker_clusters(self, since_s: int) -> list[tuple[str, int, int, int]]: ...
 
 
 def build_query_app(reader: Reader, health: Health) -> FastAPI:
@@ -110,6 +114,7 @@ def build_query_app(reader: Reader, health: Health) -> FastAPI:
             raise NotFound(f"trace {normalized} not found")
         return trace_json(normalized, spans)
 
+    app.include_router(breaker_router(reader, reader.breaker_clusters))
     app.include_router(zipkin_router(reader))
     app.include_router(jaeger_router(reader))
     _unknown_api_paths(app)

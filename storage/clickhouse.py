@@ -17,7 +17,8 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError
 
-from tracehouse.storage import linker, red, search, sql
+from tracehouse.instrumentation.breakers.wire import BreakerReport
+from tracehouse.storage import breakers, linker, red, search, sql
 from tracehouse.storage.batch import COLUMNS, OtlpPayload, SpanBatch
 from tracehouse.storage.client import connect, ensure_database
 from tracehouse.storage.config import StoreConfig
@@ -136,6 +137,39 @@ class ClickHouseStore:
                 return linker.link_dirty(client, since_ms)
         except ClickHouseError as exc:
             raise insert_error(exc, "linking dependencies failed") from exc
+
+    # -- BreakerStore -----------------------------------------------------------------
+
+    def write_breakers(self, reports: Sequence[tuple[BreakerReport, str]]) -> None:
+        """Insert breaker reports (``(report, "push" | "pull")``); durable when it returns."""
+        data = breakers.rows(reports)
+        if not data:
+            return
+        try:
+            with self._writer() as client:
+                client.insert(breakers.TABLE, data, column_names=breakers.COLUMNS)
+        except ClickHouseError as exc:
+            raise insert_error(exc, f"insert of {len(data)} breaker samples failed") from exc
+
+    def breaker_window(
+        self, cluster: str, start_s: int, end_s: int, instance: str | None = None, kind: str | None = None
+    ) -> list[breakers.InstanceWindow]:
+        """Per instance × breaker sums over the seconds [start_s, end_s), by kind, name, instance."""
+        text, params = breakers.window_query(instance, kind)
+        params.update(cluster=cluster, start=start_s, end=end_s)
+        return [breakers.instance_window(row) for row in self._run(text, params, "breaker_window")]
+
+    def breaker_history(
+        self, cluster: str, kind: str, name: str, start_s: int, end_s: int, step_s: int
+    ) -> list[breakers.HistoryPoint]:
+        """One breaker's sums per step over [start_s, end_s); steps without data are absent."""
+        params = {"cluster": cluster, "kind": kind, "name": name, "start": start_s, "end": end_s, "step": step_s}
+        return [breakers.history_point(row) for row in self._run(breakers.HISTORY, params, "breaker_history")]
+
+    def breaker_clusters(self, since_s: int) -> list[tuple[str, int, int, int]]:
+        """(cluster, breakers, instances, newest second) of every cluster that reported since ``since_s``."""
+        rows = self._run(breakers.CLUSTERS, {"since": since_s}, "breaker_clusters")
+        return [(row[0], int(row[1]), int(row[2]), int(row[3])) for row in rows]
 
     def services(self) -> list[str]:
         return [row[0] for row in self._query("services", {})]

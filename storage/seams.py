@@ -6,9 +6,12 @@ one implementation. Nothing outside `tracehouse.storage` may speak SQL.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
+from tracehouse.instrumentation.breakers.wire import BreakerReport
 from tracehouse.storage.batch import OtlpPayload, SpanBatch
+from tracehouse.storage.breakers import HistoryPoint, InstanceWindow
 from tracehouse.storage.model import Dependencies, Operation, RedPoint, RedQuery, Span, TraceQuery, TraceSummary
 
 
@@ -74,4 +77,26 @@ class DependencyReader(Protocol):
         """The service graph of the whole minutes overlapping [start_ns, end_ns), as last
         linked (links lag the spans by the linker's interval). Services without links are
         included; an unknown range gives no services and no links."""
+        ...
+
+
+class BreakerStore(Protocol):
+    def write_breakers(self, reports: Sequence[tuple[BreakerReport, str]]) -> None:
+        """Insert per-second breaker samples, each ``(report, source)``. Durable when it returns.
+        Idempotent per (cluster, kind, name, instance, second): a retried report replaces, never adds."""
+        ...
+
+    def breaker_window(
+        self, cluster: str, start_s: int, end_s: int, instance: str | None = None, kind: str | None = None
+    ) -> list[InstanceWindow]:
+        """Per instance × breaker sums of the seconds in [start_s, end_s), ordered by kind, name,
+        instance; state, concurrency, gauges and properties are the instance's newest. ``[]`` for an
+        unknown cluster."""
+        ...
+
+    def breaker_history(
+        self, cluster: str, kind: str, name: str, start_s: int, end_s: int, step_s: int
+    ) -> list[HistoryPoint]:
+        """One breaker's sums per step (aligned to multiples of ``step_s``), oldest first; steps
+        without any sample are absent."""
         ...

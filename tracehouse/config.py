@@ -67,6 +67,16 @@ SERVE_OPTIONS = (
         "none (ingest open to whoever reaches the ports)",
     ),
     Option("--link-interval", "seconds between runs of the dependency linker", 30.0, float, "SECONDS"),
+    Option(
+        "--hystrix-streams",
+        "hystrix.stream URLs to pull, comma-separated, each [CLUSTER=]URL; dns+http://name:port/path "
+        "follows every address of a DNS name",
+        "",
+        str,
+        "TARGETS",
+        "none",
+    ),
+    Option("--hystrix-streams-file", "file of hystrix.stream targets, one per line", None, Path, "FILE", "none"),
     Option("--log-level", f"one of {', '.join(LOG_LEVELS)}", "info", str, "LEVEL"),
 )
 
@@ -79,6 +89,8 @@ class ServeConfig:
     query: QueryConfig
     log_level: str = "info"
     link_interval: float = 30.0
+    hystrix_streams: tuple[str, ...] = ()
+    hystrix_streams_file: Path | None = None
 
     @classmethod
     def from_values(cls, v: dict[str, Any]) -> ServeConfig:
@@ -103,6 +115,8 @@ class ServeConfig:
             query=QueryConfig(host=v["host"], ui_port=v["ui_port"]),
             log_level=v["log_level"],
             link_interval=v["link_interval"],
+            hystrix_streams=tuple(t for t in v["hystrix_streams"].replace(",", " ").split() if t),
+            hystrix_streams_file=v["hystrix_streams_file"],
         )
 
     def validate(self) -> None:
@@ -111,6 +125,8 @@ class ServeConfig:
             raise ConfigError(f"log_level: {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
         if not 0.1 <= self.link_interval <= 3600:
             raise ConfigError(f"link_interval: must be between 0.1 and 3600 seconds (got {self.link_interval})")
+        if self.hystrix_streams_file is not None and not self.hystrix_streams_file.is_file():
+            raise ConfigError(f"hystrix_streams_file: {self.hystrix_streams_file} is not a readable file")
         self.store.validate()
         self.collector.validate()
         self.query.validate()

@@ -27,8 +27,10 @@ from tracehouse.collector import (
     build_otlp_http_app,
     build_zipkin_app,
 )
+from tracehouse.collector.breakers import BreakerSink
 from tracehouse.config import ServeConfig
 from tracehouse.dashboard import mount_dashboard
+from tracehouse.instrumentation.breakers.wire import BreakerReport
 from tracehouse.query import build_query_app
 from tracehouse.query.zipkin_api import zipkin_router
 from tracehouse.storage import ClickHouseStore, StorageError, open_store
@@ -105,6 +107,9 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
     pipeline.flush_observer = metrics.flush_seconds.observe
     pipeline_task = asyncio.create_task(pipeline.run(), name="pipeline")
     budget = ByteBudget(cc.max_inflight_bytes)  # shared by every ingest protocol
+    breaker_sink = BreakerSink(store)
+    breaker_task = asyncio.create_task(breaker_sink.run(), name="breaker-sink")
+    pullers = _pull_hystrix_streams(config, breaker_sink)
     grpc_server, grpc_port = build_grpc_server(pipeline, cc, metrics, budget)
     await grpc_server.start()
 
@@ -124,7 +129,10 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
     zipkin_app.include_router(zipkin_router(store))
     # The UI app needs its lifespan: Dash registers its catch-all page route at start-up.
     apps = [
-        (_uvicorn(build_otlp_http_app(pipeline, cc, metrics, budget), cc.max_concurrent_requests), sockets.otlp_http),
+        (
+            _uvicorn(build_otlp_http_app(pipeline, cc, metrics, budget, breaker_sink), cc.max_concurrent_requests),
+            sockets.otlp_http,
+        ),
         (_uvicorn(zipkin_app, cc.max_concurrent_requests), sockets.zipkin),
         (_uvicorn(query_app, lifespan="on"), sockets.ui),
     ]
@@ -143,14 +151,38 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
     # answer before the listeners wait for them to finish.
     log.info("shutting down: flushing %d queued spans, closing listeners", pipeline.queued_spans)
     await pipeline.close()
+    for puller in pullers:
+        puller.cancel()
+    await breaker_sink.close()
     for server in servers:
         server.should_exit = True
     await grpc_server.stop(grace=5)
     await asyncio.gather(*tasks, return_exceptions=True)
     await pipeline_task
+    await breaker_task
+    await asyncio.gather(*pullers, return_exceptions=True)
     await linking
     stopped.cancel()
     log.info("stopped; %d spans stored since start", pipeline.written_spans)
+
+
+def _pull_hystrix_streams(config: ServeConfig, sink: BreakerSink) -> list[asyncio.Task[None]]:
+    """Turbine classic: read the configured hystrix.streams into the breaker store."""
+    if not config.hystrix_streams and config.hystrix_streams_file is None:
+        return []
+    from tracehouse.collector.hystrix_pull import HystrixPuller, parse_target, read_targets_file
+
+    targets = [parse_target(text) for text in config.hystrix_streams]
+    if config.hystrix_streams_file is not None:
+        targets.extend(read_targets_file(config.hystrix_streams_file))
+    if not targets:
+        return []
+
+    async def store_pulled(report: BreakerReport) -> None:
+        await sink.submit(report, "pull")
+
+    log.info("pulling %d hystrix.stream target(s)", len(targets))
+    return [asyncio.create_task(HystrixPuller(targets, store_pulled).run(), name="hystrix-pull")]
 
 
 async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.Event) -> None:

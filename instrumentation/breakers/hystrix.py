@@ -203,11 +203,11 @@ def thread_pool_event(view: WindowView, now_ms: int | None = None) -> dict[str, 
     }
 
 
-#: Field names of each event, in order: what a validator checks for presence and type.
-COMMAND_FIELDS = tuple(command_event(window_view({}, 10), 0))
-THREAD_POOL_FIELDS = tuple(thread_pool_event(window_view({}, 10, "threadpool"), 0))
-
-
 def _ms(value: float) -> float | int:
     """Milliseconds as the dashboard prints them: whole numbers once above 10 ms."""
     return round(value) if value >= 10 else round(value, 3)
+
+
+#: Field names of each event, in order: what a validator checks for presence and type.
+COMMAND_FIELDS = tuple(command_event(window_view({}, 10), 0))
+THREAD_POOL_FIELDS = tuple(thread_pool_event(window_view({}, 10, "threadpool"), 0))

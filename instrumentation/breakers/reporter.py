@@ -6,6 +6,7 @@ wait in a bounded buffer; beyond it the oldest are dropped and counted in :attr:
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import threading
@@ -165,6 +166,7 @@ def start_reporter(
         if _global is None:
             _global = BreakerReporter(url, service, instance, cluster, headers)
             _global.start()
+            atexit.register(stop_reporter)
         return _global
 
 
