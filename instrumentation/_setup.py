@@ -106,6 +106,10 @@ def build_provider(config: InstrumentationConfig, exporter: SpanExporter | None 
     """A tracer provider exporting through a batch processor; it is not made global here."""
     provider = TracerProvider(resource=build_resource(config), sampler=build_sampler(config))
     provider.add_span_processor(BatchSpanProcessor(exporter or build_exporter(config)))
+    if config.auto_breakers:
+        from tracehouse.instrumentation.breakers.auto import AutoBreakerProcessor
+
+        provider.add_span_processor(AutoBreakerProcessor())
     if not config.service_instance_id:
         _renew_instance_after_fork(provider, config)
     return provider

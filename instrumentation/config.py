@@ -38,6 +38,8 @@ setting                        environment variables, highest precedence first
                                (default: the service name)
 ``report_breakers``            TRACEHOUSE_REPORT_BREAKERS (``true``/``false``, default true): push breaker
                                stats each second to ``{endpoint}/v1/breakers``
+``auto_breakers``              TRACEHOUSE_AUTO_BREAKERS (``true``/``false``, default true): a metrics-only
+                               breaker per outbound HTTP destination, fed by the client spans
 ``hystrix_stream_port``        TRACEHOUSE_HYSTRIX_STREAM_PORT: serve this process's ``/hystrix.stream``
                                on 127.0.0.1:PORT (default: not served)
 =============================  ==================================================================
@@ -93,6 +95,7 @@ ENV_VARS: Mapping[str, str] = {
     "cluster": "TRACEHOUSE_CLUSTER",
     "report_breakers": "TRACEHOUSE_REPORT_BREAKERS",
     "hystrix_stream_port": "TRACEHOUSE_HYSTRIX_STREAM_PORT",
+    "auto_breakers": "TRACEHOUSE_AUTO_BREAKERS",
 }
 
 # OTEL_TRACES_SAMPLER names and the root sampler each means here (always under ParentBased).
@@ -139,6 +142,7 @@ class InstrumentationConfig:
     cluster: str | None = None
     report_breakers: bool = True
     hystrix_stream_port: int | None = None
+    auto_breakers: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> InstrumentationConfig:
@@ -168,6 +172,7 @@ class InstrumentationConfig:
             cluster=_first(environ, "TRACEHOUSE_CLUSTER"),
             report_breakers=_flag(environ, "report_breakers", True),
             hystrix_stream_port=_port(environ, "hystrix_stream_port"),
+            auto_breakers=_flag(environ, "auto_breakers", True),
         )
 
     def replace(self, **changes: Any) -> InstrumentationConfig:
