@@ -53,12 +53,14 @@ class DemoService:
     calls: tuple[str, ...]
     error_rate: float
     latency_ms: float
+    fault_cycle: float = 0.0
 
 
-#: gateway -> orders -> inventory, and gateway -> payments.
+#: gateway -> orders -> inventory, and gateway -> payments; payments is slow, then fails, each
+#: two minutes, so the gateway's breaker on it opens, its fallback answers, and it recovers.
 SERVICES = (
     DemoService("inventory", (), 0.02, 4.0),
-    DemoService("payments", (), 0.05, 12.0),
+    DemoService("payments", (), 0.05, 12.0, fault_cycle=120.0),
     DemoService("orders", ("inventory",), 0.01, 6.0),
     DemoService("gateway", ("orders", "payments"), 0.0, 2.0),
 )
@@ -118,9 +120,11 @@ def _start_services(children: Children, otlp_endpoint: str) -> str:
             str(service.error_rate),
             "--latency-ms",
             str(service.latency_ms),
+            "--fault-cycle",
+            str(service.fault_cycle),
         ]
         for callee in service.calls:
-            command += ["--call", f"http://127.0.0.1:{ports[callee]}"]
+            command += ["--call", f"{callee}=http://127.0.0.1:{ports[callee]}"]
         children.start(service.name, command)
     for name, port in ports.items():
         wait_for_http(f"http://127.0.0.1:{port}/health", timeout=60, what=f"demo service {name}")
@@ -148,6 +152,7 @@ def _announce(ui: str, trace_id: str) -> None:
     print(
         f"\nTracehouse demo is running.\n"
         f"  Dashboard      {ui}/   (service map: {ui}/map)\n"
+        f"  Breakers       curl {ui}/api/v1/breakers   (Hystrix Dashboard: {ui}/turbine.stream?cluster=gateway)\n"
         f"  Services       curl {ui}/api/v1/services\n"
         f"  A trace        curl {ui}/api/v1/traces/{trace_id}\n"
         f"  API docs       {ui}/docs\n"

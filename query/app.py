@@ -105,6 +105,33 @@ def build_query_app(reader: Reader, health: Health) -> FastAPI:
         start_ns, end_ns = time_range(start, end)
         return dependencies_json(guarded(lambda: reader.dependencies(start_ns, end_ns)))
 
+    @app.get("/api/v1/attributes/keys", tags=["native"])
+    def attribute_keys(
+        service: str | None = None,
+        start: Annotated[str | None, Query(description="epoch µs or ISO 8601; default end - 1h")] = None,
+        end: Annotated[str | None, Query(description="epoch µs or ISO 8601; default now")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    ) -> dict[str, Any]:
+        """Attribute keys seen on spans (``span``) and their resources (``resource``), most
+        frequent first — for autocomplete, counted over a sample of up to 100k spans."""
+        start_ns, end_ns = time_range(start, end)
+        found = guarded(lambda: reader.attribute_keys(start_ns, end_ns, service, limit))
+        return {"keys": [{"key": k, "scope": scope, "count": n} for k, scope, n in found]}
+
+    @app.get("/api/v1/attributes/values", tags=["native"])
+    def attribute_values(
+        key: Annotated[str, Query(min_length=1, max_length=256)],
+        prefix: Annotated[str, Query(max_length=256)] = "",
+        service: str | None = None,
+        start: Annotated[str | None, Query(description="epoch µs or ISO 8601; default end - 1h")] = None,
+        end: Annotated[str | None, Query(description="epoch µs or ISO 8601; default now")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> dict[str, Any]:
+        """Values of one attribute starting with ``prefix``, most frequent first (autocomplete)."""
+        start_ns, end_ns = time_range(start, end)
+        found = guarded(lambda: reader.attribute_values(key, start_ns, end_ns, prefix, service, limit))
+        return {"key": key, "values": [{"value": v, "count": n} for v, n in found]}
+
     @app.get("/api/v1/traces/{trace_id}", tags=["native"])
     def get_trace(trace_id: str) -> dict[str, Any]:
         """One trace, spans ordered as a tree. 400 for a malformed id, 404 when unknown."""

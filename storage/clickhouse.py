@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 OTLP_SCHEMA = str(resources.files("tracehouse.storage").joinpath("schema", "otlp_trace.proto"))
 
 SPAN_TABLE = "otel_traces"
+#: Autocomplete reads at most this many spans of the range: fast on any volume, and the frequent
+#: keys and values are in any sample of this size.
+SAMPLE_SPANS = 100_000
 OTLP_TABLE = "otel_traces_otlp"
 _INSERT_SETTINGS = {"deduplicate_blocks_in_dependent_materialized_views": 1}
 _OTLP_SETTINGS = {
@@ -137,6 +140,21 @@ class ClickHouseStore:
                 return linker.link_dirty(client, since_ms)
         except ClickHouseError as exc:
             raise insert_error(exc, "linking dependencies failed") from exc
+
+    def attribute_keys(
+        self, start_ns: int, end_ns: int, service: str | None = None, limit: int = 200
+    ) -> list[tuple[str, str, int]]:
+        params = {"start": start_ns, "end": end_ns, "service": service or "", "sample": SAMPLE_SPANS, "limit": limit}
+        return [(row[0], row[1], int(row[2])) for row in self._query("attribute_keys", params)]
+
+    def attribute_values(
+        self, key: str, start_ns: int, end_ns: int, prefix: str = "", service: str | None = None, limit: int = 50
+    ) -> list[tuple[str, int]]:
+        params = {
+            "key": key, "prefix": prefix, "start": start_ns, "end": end_ns, "service": service or "",
+            "sample": SAMPLE_SPANS, "limit": limit,
+        }  # fmt: skip
+        return [(row[0], int(row[1])) for row in self._query("attribute_values", params)]
 
     # -- BreakerStore -----------------------------------------------------------------
 

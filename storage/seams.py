@@ -63,6 +63,20 @@ class TraceReader(Protocol):
         `[]` for an unknown service."""
         ...
 
+    def attribute_keys(
+        self, start_ns: int, end_ns: int, service: str | None = None, limit: int = 200
+    ) -> list[tuple[str, str, int]]:
+        """(key, ``span``|``resource``, count) of attributes on spans started in [start_ns, end_ns),
+        most frequent first, counted over a sample of the range's spans (autocomplete, not statistics)."""
+        ...
+
+    def attribute_values(
+        self, key: str, start_ns: int, end_ns: int, prefix: str = "", service: str | None = None, limit: int = 50
+    ) -> list[tuple[str, int]]:
+        """(value, count) of attribute ``key`` (span, else resource) starting with ``prefix``, most
+        frequent first, over a sample of the range's spans that carry the key."""
+        ...
+
 
 class MetricsReader(Protocol):
     def red(self, query: RedQuery) -> list[RedPoint]:
