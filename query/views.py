@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from tracehouse.query.critical_path import critical_path
+from tracehouse.query.skew import adjust_clock_skew
 from tracehouse.storage import CallStats, Dependencies, Operation, RedPoint, Span, TraceSummary
 
 
 def trace_json(trace_id: str, spans: list[Span]) -> dict[str, Any]:
-    """A trace with its spans ordered as a tree (parents before children, siblings by start)."""
+    """A trace with its spans ordered as a tree (parents before children, siblings by start),
+    clock skew adjusted (with a warning on each moved span) and the critical path marked."""
+    spans, warnings = adjust_clock_skew(spans)
     ordered = tree_order(spans)
+    path = critical_path(spans)
+    on_path = {segment.span_id for segment in path}
     start = min(s.timestamp_ns for s in spans)
     end = max(s.timestamp_ns + s.duration_ns for s in spans)
     return {
@@ -19,7 +25,12 @@ def trace_json(trace_id: str, spans: list[Span]) -> dict[str, Any]:
         "durationNano": end - start,
         "spanCount": len(spans),
         "services": sorted({s.service_name for s in spans}),
-        "spans": [span_json(span, depth) for span, depth in ordered],
+        "spans": [
+            span_json(span, depth, warnings.get(span.span_id), span.span_id in on_path) for span, depth in ordered
+        ],
+        "criticalPath": [
+            {"spanId": p.span_id, "startTimeUnixNano": str(p.start_ns), "endTimeUnixNano": str(p.end_ns)} for p in path
+        ],
     }
 
 
@@ -53,7 +64,7 @@ def _start(span: Span) -> tuple[int, str]:
     return span.timestamp_ns, span.span_id
 
 
-def span_json(span: Span, depth: int) -> dict[str, Any]:
+def span_json(span: Span, depth: int, warning: str | None = None, critical: bool = False) -> dict[str, Any]:
     return {
         "traceId": span.trace_id,
         "spanId": span.span_id,
@@ -76,6 +87,8 @@ def span_json(span: Span, depth: int) -> dict[str, Any]:
             {"traceId": k.trace_id, "spanId": k.span_id, "traceState": k.trace_state, "attributes": k.attributes}
             for k in span.links
         ],
+        "warnings": [] if warning is None else [warning],
+        "onCriticalPath": critical,
     }
 
 
