@@ -66,6 +66,14 @@ SERVE_OPTIONS = (
         "TOKEN",
         "none (ingest open to whoever reaches the ports)",
     ),
+    Option(
+        "--api-token",
+        "require 'Authorization: Bearer TOKEN' (or the cookie set by opening ?token=TOKEN) on the API and UI",
+        None,
+        str,
+        "TOKEN",
+        "none (API and UI open to whoever reaches the port)",
+    ),
     Option("--link-interval", "seconds between runs of the dependency linker", 30.0, float, "SECONDS"),
     Option(
         "--hystrix-streams",
@@ -112,7 +120,7 @@ class ServeConfig:
             data_dir=Path(v["data_dir"]).resolve(),
             store=StoreConfig(dsn=v["clickhouse"], ttl_days=v["ttl_days"]),
             collector=collector,
-            query=QueryConfig(host=v["host"], ui_port=v["ui_port"]),
+            query=QueryConfig(host=v["host"], ui_port=v["ui_port"], api_token=v["api_token"]),
             log_level=v["log_level"],
             link_interval=v["link_interval"],
             hystrix_streams=tuple(t for t in v["hystrix_streams"].replace(",", " ").split() if t),

@@ -32,6 +32,7 @@ from tracehouse.config import ServeConfig
 from tracehouse.dashboard import mount_dashboard
 from tracehouse.instrumentation.breakers.wire import BreakerReport
 from tracehouse.query import build_query_app
+from tracehouse.query.auth import TokenGate
 from tracehouse.query.zipkin_api import zipkin_router
 from tracehouse.storage import ClickHouseStore, StorageError, open_store
 from tracehouse.storage.lock import DataDirLock
@@ -123,6 +124,8 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
         }
 
     query_app = build_query_app(store, health)
+    if config.query.api_token:
+        query_app.add_middleware(TokenGate, token=config.query.api_token)
     mount_dashboard(query_app, _self_url(config.query.host, sockets.port("ui")))
     # Zipkin's port answers Zipkin's read API too, as a Zipkin server does (Lens, Grafana).
     zipkin_app = build_zipkin_app(pipeline, cc, metrics, budget)

@@ -1,0 +1,62 @@
+"""Tokens on a real server: with --api-token every API route, the dashboard and /turbine.stream
+refuse a request without it (401, no data in the body); with --ingest-token so does every ingest
+route, breaker stats included."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.server import Server, start_server
+
+pytestmark = pytest.mark.e2e
+API_TOKEN = "api-secret-123"
+INGEST_TOKEN = "ingest-secret-456"
+PATHS = ["/api/v1/services", "/api/v1/traces", "/api/v1/breakers", "/api/v2/services", "/api/services",
+         "/turbine.stream?cluster=x", "/", "/map", "/healthz", "/docs", "/openapi.json"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data: Path = tmp_path_factory.mktemp("access")
+    running = start_server(data, "--api-token", API_TOKEN, "--ingest-token", INGEST_TOKEN)
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_every_read_route_refuses_without_the_token(guarded: Server, path: str) -> None:
+    for headers in ({}, {"authorization": "Bearer wrong-token"}, {"cookie": "tracehouse_token=nope"}):
+        answer = httpx.get(guarded.ui + path, headers=headers, timeout=10)
+        assert answer.status_code == 401, (path, headers)
+        assert answer.json()["error"]["status"] == 401
+        assert API_TOKEN not in answer.text
+
+
+def test_the_token_opens_the_api_and_a_browser_gets_a_cookie(guarded: Server) -> None:
+    bearer = {"authorization": f"Bearer {API_TOKEN}"}
+    assert httpx.get(f"{guarded.ui}/api/v1/services", headers=bearer, timeout=10).status_code == 200
+    first = httpx.get(f"{guarded.ui}/map?lookback=1h&token={API_TOKEN}", timeout=10)
+    assert first.status_code == 303
+    assert first.headers["location"] == "/map?lookback=1h"
+    assert "HttpOnly" in first.headers["set-cookie"]
+    page = httpx.get(f"{guarded.ui}/map", cookies={"tracehouse_token": API_TOKEN}, timeout=10)
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+
+
+def test_every_ingest_route_refuses_without_the_ingest_token(guarded: Server) -> None:
+    base = guarded.otlp_http.removesuffix("/v1/traces")
+    for url, headers, body in [
+        (f"{base}/v1/traces", {"content-type": "application/json"}, b"{}"),
+        (f"{base}/v1/breakers", {"content-type": "application/json"}, b"{}"),
+        (f"{guarded.zipkin.removesuffix('/api/v2/spans')}/api/v2/spans", {"content-type": "application/json"}, b"[]"),
+    ]:
+        answer = httpx.post(url, content=body, headers=headers, timeout=10)
+        assert answer.status_code == 401, url
+        assert INGEST_TOKEN not in answer.text
+        ok = httpx.post(url, content=body, headers={**headers, "authorization": f"Bearer {INGEST_TOKEN}"}, timeout=10)
+        assert ok.status_code != 401, url
