@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server import Server
+from tests.e2e.server import Server, start_server
+from tests.e2e.test_hystrix_pull import node_service, node_service_dir  # noqa: F401 - fixtures
 from tracehouse.instrumentation.breakers.histogram import merge, percentiles_ms
 from tracehouse.instrumentation.breakers.hystrix import COMMAND_FIELDS
 
@@ -117,3 +118,25 @@ def test_bad_breaker_reports_get_a_precise_400(server: Server) -> None:
     answer = httpx.post(url, content=b"{}", headers={"content-type": "text/plain"})
     assert answer.status_code == 415
     assert server.api("/turbine.stream").status_code == 400
+
+
+def test_serve_pulls_a_node_hystrix_stream(tmp_path: Path, node_service: Any) -> None:  # noqa: F811
+    url = f"http://127.0.0.1:{node_service.port}/hystrix.stream"
+    pulled = start_server(tmp_path / "data", "--hystrix-streams", f"node-shop={url}")
+    try:
+        done = httpx.post(f"http://127.0.0.1:{node_service.port}/go", timeout=DEADLINE).json()
+        assert done["seen"]["successes"] == 20
+
+        def arrived(body: dict[str, Any]) -> bool:
+            return any(
+                b["name"] == "inventory.lookup" and b["counts"].get("short_circuited") == 3 for b in body["breakers"]
+            )
+
+        body = wait_for(pulled, "/api/v1/breakers", {"cluster": "node-shop", "window": "2m"}, arrived)
+        [entry] = [b for b in body["breakers"] if b["name"] == "inventory.lookup"]
+        assert entry["counts"]["success"] == 20
+        assert entry["counts"]["short_circuited"] == 3
+        assert entry["instances"][0]["instance"] == f"127.0.0.1:{node_service.port}"
+        assert entry["open"] is True
+    finally:
+        pulled.stop()
