@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from tracehouse.instrumentation.breakers import clock
 from tracehouse.instrumentation.breakers.bulkhead import SemaphoreBulkhead, ThreadPoolBulkhead
 from tracehouse.instrumentation.breakers.config import BreakerConfig
 from tracehouse.instrumentation.breakers.window import HEALTH_ERRORS, HEALTH_REQUESTS, Bucket, Outcome, RollingWindow
@@ -35,6 +35,8 @@ class State(Enum):
 
 #: States in which every call is let through whatever the health.
 _ALWAYS_PERMIT = frozenset({State.CLOSED, State.FORCED_CLOSED, State.DISABLED, State.METRICS_ONLY})
+# Enum members as module globals: ``State.CLOSED`` costs ~65 ns on Python 3.11, a global ~5 ns.
+_CLOSED, _HALF_OPEN = State.CLOSED, State.HALF_OPEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +86,22 @@ class BreakerCore:
         self.window = RollingWindow(config.window, config.slow_call_ms)
         self._lock = threading.Lock()
         self._state = State.CLOSED
+        self._fast = bulkhead is None and thread_pool is None  # closed without isolation; kept by _move
         self._open_until = 0.0
         self._trials_issued = 0
         self._trial_calls = self._trial_errors = self._trial_slow = 0
         self._concurrency = 0
         self._listeners: list[Listener] = []
         self._pending: Transition | None = None
+        #: The first second this breaker existed in: the reporter ships nothing older.
+        self.created_second = int(clock.wall())
 
     # -- state -----------------------------------------------------------------------------
 
     @property
     def state(self) -> State:
         with self._lock:
-            if self._state is State.OPEN and time.time() >= self._open_until:
+            if self._state is State.OPEN and clock.wall() >= self._open_until:
                 return State.HALF_OPEN  # what the next call will find
             return self._state
 
@@ -133,12 +138,13 @@ class BreakerCore:
         """Change state under the lock; the caller announces the transition after releasing it."""
         old = self._state
         if state is State.OPEN:
-            self._open_until = time.time() + self.config.wait_in_open
+            self._open_until = clock.wall() + self.config.wait_in_open
         if state is State.HALF_OPEN:
             self._trials_issued = self._trial_calls = self._trial_errors = self._trial_slow = 0
         if state is State.CLOSED:
             self.window.reset_health()
         self._state = state
+        self._fast = state is _CLOSED and self.bulkhead is None and self.thread_pool is None
         if old is state:
             return None
         return Transition(self.name, old, state, reason)
@@ -146,7 +152,8 @@ class BreakerCore:
     def _announce(self, transition: Transition | None) -> None:
         if transition is None:
             return
-        _log.warning(
+        _log.log(
+            logging.WARNING if transition.to_state is State.OPEN else logging.INFO,
             "breaker %s: %s -> %s (%s)",
             transition.breaker,
             transition.from_state.value,
@@ -163,18 +170,34 @@ class BreakerCore:
 
     def admit(self, pool: bool = True) -> Admission:
         """Decide whether a call may run, and take its concurrency slot (and a pool place) if so."""
-        now = time.time()
+        now = clock.wall()
+        lock = self._lock
+        lock.acquire()  # not ``with``: acquire/release is ~90 ns cheaper a call on Python 3.11
+        try:
+            if self._fast:
+                # The common case (closed, no bulkhead or pool): nothing to decide or isolate, one slot to take.
+                concurrency = self._concurrency = self._concurrency + 1
+                bucket = self.window.at(now)
+                if concurrency > bucket.max_concurrency:
+                    bucket.max_concurrency = concurrency
+                return _PERMIT
+        finally:
+            lock.release()
+        return self._admit(now, pool)
+
+    def _admit(self, now: float, pool: bool) -> Admission:
         refusal = None
         with self._lock:
             self._pending = None
-            admission = self._permission(now)
+            permission = admission = self._permission(now)
             if admission.refused is None:
                 admission = self._isolate(admission, pool)
             if admission.refused is not None:
                 self.window.record(int(now), admission.refused)
                 if admission.refused is not Outcome.SHORT_CIRCUITED:
-                    # A rejection is an error of the dependency's health, as in Hystrix.
-                    refusal = self._judge(admission.trial, admission.refused, None)
+                    # A rejection is an error of the dependency's health, as in Hystrix; a rejected
+                    # trial is a failed trial (else its slot would be lost and HALF_OPEN never left).
+                    refusal = self._judge(permission.trial, admission.refused, None)
             else:
                 self._concurrency += 1
                 bucket = self.window.bucket(int(now))
@@ -210,12 +233,20 @@ class BreakerCore:
 
     def complete(self, admission: Admission, outcome: Outcome, latency_ms: float | None) -> Bucket:
         """Count a finished call (``admit`` let it run) and move the state if its health says so."""
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             self._concurrency -= 1
             if self.bulkhead is not None:
                 self.bulkhead.release()
-            bucket = self.window.record(int(time.time()), outcome, latency_ms)
-            transition = self._judge(admission.trial, outcome, latency_ms)
+            window = self.window
+            bucket = window.record(clock.wall(), outcome, latency_ms)
+            if self._state is _CLOSED and not window.errors and not window.slow:
+                transition = None  # _judge's answer, without the call: nothing failed nor was slow
+            else:
+                transition = self._judge(admission.trial, outcome, latency_ms)
+        finally:
+            lock.release()
         if transition is not None:
             self._announce(transition)
         return bucket
@@ -223,20 +254,28 @@ class BreakerCore:
     def count(self, outcome: Outcome) -> None:
         """Count an outcome that is not a call of its own (fallback results, exceptions thrown)."""
         with self._lock:
-            self.window.record(int(time.time()), outcome)
+            self.window.record(int(clock.wall()), outcome)
+
+    def observe(self, outcome: Outcome, latency_ms: float | None) -> None:
+        """Count a call that ran without asking the breaker (seen afterwards, e.g. from its span)."""
+        with self._lock:
+            self.window.record(int(clock.wall()), outcome, latency_ms)
+            transition = self._judge(False, outcome, latency_ms)
+        self._announce(transition)
 
     def _judge(self, trial: bool, outcome: Outcome, latency_ms: float | None) -> Transition | None:
         state = self._state
-        if state is State.HALF_OPEN and trial:
+        if state is _HALF_OPEN and trial:
             return self._judge_trial(outcome, latency_ms)
-        if state is not State.CLOSED:
+        if state is not _CLOSED:
             return None
         window, config = self.window, self.config
         if window.calls < config.minimum_calls:
             return None
-        if window.errors * 100.0 >= config.failure_rate_threshold * window.calls:
+        # ``errors and``, ``slow and``: the thresholds are > 0, so no failure (no slow call) never opens.
+        if window.errors and window.errors * 100.0 >= config.failure_rate_threshold * window.calls:
             return self._move(State.OPEN, f"failure rate {_rate(window.errors, window.calls)} % of {window.calls}")
-        if window.slow * 100.0 >= config.slow_call_rate_threshold * window.calls:
+        if window.slow and window.slow * 100.0 >= config.slow_call_rate_threshold * window.calls:
             return self._move(State.OPEN, f"slow call rate {_rate(window.slow, window.calls)} % of {window.calls}")
         return None
 
@@ -262,12 +301,12 @@ class BreakerCore:
     def completed_buckets(self, after: int) -> tuple[list[Bucket], int]:
         """Copies of the completed seconds after ``after``, and the oldest second still held."""
         with self._lock:
-            return self.window.completed(after, int(time.time())), self.window.oldest_second
+            return self.window.completed(after, int(clock.wall())), self.window.oldest_second
 
     def recent_buckets(self, seconds: int | None = None) -> list[Bucket]:
         """Copies of the buckets of the last ``seconds`` (default: the window), the running one included."""
         with self._lock:
-            return self.window.recent(int(time.time()), seconds)
+            return self.window.recent(int(clock.wall()), seconds)
 
 
 def _rate(part: int, whole: int) -> str:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import contextvars
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from tracehouse.instrumentation.breakers import clock
 from tracehouse.instrumentation.breakers.window import Bucket, Outcome, RollingWindow
 
 __all__ = ["SemaphoreBulkhead", "ThreadPoolBulkhead"]
@@ -73,12 +73,13 @@ class ThreadPoolBulkhead:
         self._largest = 0
         self._completed = 0
         self._submitted = 0
+        self.created_second = int(clock.wall())
 
     def try_reserve(self) -> bool:
         """Take a place (a thread or a queue slot); ``False`` (and a rejection counted) when none is free."""
         with self._lock:
             if self._active + self._queued >= self.core_size + self.queue_size:
-                self.window.record(int(time.time()), Outcome.THREAD_POOL_REJECTED)
+                self.window.record(int(clock.wall()), Outcome.THREAD_POOL_REJECTED)
                 return False
             self._queued += 1
             self._submitted += 1
@@ -101,7 +102,7 @@ class ThreadPoolBulkhead:
             self._queued -= 1
             self._active += 1
             self._largest = max(self._largest, self._active)
-            bucket = self.window.bucket(int(time.time()))
+            bucket = self.window.bucket(int(clock.wall()))
             bucket.max_concurrency = max(bucket.max_concurrency, self._active)
         try:
             return context.run(fn, *args, **kwargs)
@@ -109,16 +110,16 @@ class ThreadPoolBulkhead:
             with self._lock:
                 self._active -= 1
                 self._completed += 1
-                self.window.record(int(time.time()), Outcome.SUCCESS)
+                self.window.record(int(clock.wall()), Outcome.SUCCESS)
 
     def completed_buckets(self, after: int) -> tuple[list[Bucket], int]:
         """Copies of the completed seconds after ``after``, and the oldest second still held."""
         with self._lock:
-            return self.window.completed(after, int(time.time())), self.window.oldest_second
+            return self.window.completed(after, int(clock.wall())), self.window.oldest_second
 
     def recent_buckets(self, seconds: int | None = None) -> list[Bucket]:
         with self._lock:
-            return self.window.recent(int(time.time()), seconds)
+            return self.window.recent(int(clock.wall()), seconds)
 
     def gauges(self) -> dict[str, float]:
         """The pool's current state, named as in a HystrixThreadPool event."""
@@ -135,5 +136,6 @@ class ThreadPoolBulkhead:
                 "propertyValue_queueSizeRejectionThreshold": self.queue_size,
             }
 
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    def shutdown(self, wait: bool = False) -> None:
+        """Cancel the queued calls; with ``wait``, also join the threads (running calls finish first)."""
+        self._executor.shutdown(wait=wait, cancel_futures=True)

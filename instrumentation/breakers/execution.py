@@ -13,7 +13,7 @@ import contextvars
 import functools
 import inspect
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from time import perf_counter
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
@@ -43,6 +43,9 @@ _FALL_BACK = frozenset(
         Outcome.THREAD_POOL_REJECTED,
     }
 )
+
+# Enum members as module globals: ``Outcome.SUCCESS`` costs ~65 ns on Python 3.11, a global ~5 ns.
+_SUCCESS, _TIMEOUT, _BAD_REQUEST = Outcome.SUCCESS, Outcome.TIMEOUT, Outcome.BAD_REQUEST
 
 _timeout_pool: concurrent.futures.ThreadPoolExecutor | None = None
 _timeout_pool_lock = threading.Lock()
@@ -99,19 +102,25 @@ class CircuitBreaker(BreakerCore):
 
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` under the breaker."""
+        return self._call(fn, args, kwargs)
+
+    def _call(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        # Arguments as a tuple and a dict, so the decorator passes them on without packing them again.
         admission = self.admit()
         if admission.refused is not None:
             return cast(T, self._fall_back(admission.refused, self._refusal(admission.refused), args, kwargs))
         start = perf_counter()
         try:
             if self.thread_pool is None and self.config.timeout is None:
-                result = fn(*args, **kwargs)
+                result = fn(*args, **kwargs) if kwargs else fn(*args)
             else:
                 result = self._run_isolated(fn, args, kwargs)
         except BaseException as exc:
             outcome = self._finish(admission, exc, start)
             return cast(T, self._fall_back(outcome, exc, args, kwargs))
-        self._finish(admission, None, start)
+        # What _finish does for a success, inline: this is the hot path.
+        self.complete(admission, _SUCCESS, (perf_counter() - start) * 1000.0)
+        annotate(self.name, _SUCCESS, self._state)
         return result
 
     def _run_isolated(self, fn: Callable[..., T], args: Any, kwargs: Any) -> T:
@@ -125,11 +134,12 @@ class CircuitBreaker(BreakerCore):
             if not future.done():
                 future.cancel()
                 raise CallTimeout(self.name, f"no answer within {self.config.timeout} s") from None
-            raise
+            # Done after all: the call's own TimeoutError, or it finished just as the wait ran out.
+            return future.result()
 
     def _fall_back(self, outcome: Outcome, exc: BaseException, args: Any, kwargs: Any) -> Any:
         if outcome not in _FALL_BACK:
-            if outcome is Outcome.BAD_REQUEST:
+            if outcome is _BAD_REQUEST:
                 self.count(Outcome.EXCEPTION_THROWN)
             raise exc
         if self.fallback is None:
@@ -145,25 +155,30 @@ class CircuitBreaker(BreakerCore):
 
     # -- async -------------------------------------------------------------------------------
 
-    async def call_async(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    def call_async(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, T]:
         """Await ``fn(*args, **kwargs)`` under the breaker (a thread pool does not apply to coroutines)."""
+        return self._call_async(fn, args, kwargs)  # nothing runs before it is awaited
+
+    async def _call_async(self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         admission = self.admit(pool=False)
         if admission.refused is not None:
             refusal = self._refusal(admission.refused)
             return cast(T, await self._fall_back_async(admission.refused, refusal, args, kwargs))
         start = perf_counter()
         try:
-            result = await self._await(fn, args, kwargs)
+            if self.config.timeout is None:
+                result = await fn(*args, **kwargs)
+            else:
+                result = await self._await(fn, args, kwargs)
         except BaseException as exc:
             outcome = self._finish(admission, exc, start)
             return cast(T, await self._fall_back_async(outcome, exc, args, kwargs))
-        self._finish(admission, None, start)
+        self.complete(admission, _SUCCESS, (perf_counter() - start) * 1000.0)  # _finish's success, inline
+        annotate(self.name, _SUCCESS, self._state)
         return result
 
     async def _await(self, fn: Callable[..., Awaitable[T]], args: Any, kwargs: Any) -> T:
         timeout = self.config.timeout
-        if timeout is None:
-            return await fn(*args, **kwargs)
         scope = asyncio.timeout(timeout)
         try:
             async with scope:
@@ -191,12 +206,12 @@ class CircuitBreaker(BreakerCore):
     def classify(self, exc: BaseException | None) -> Outcome:
         """The outcome of a call that ended with ``exc`` (``None``: it returned)."""
         if exc is None:
-            return Outcome.SUCCESS
+            return _SUCCESS
         if isinstance(exc, CallTimeout) and exc.breaker == self.name:
-            return Outcome.TIMEOUT
+            return _TIMEOUT
         config = self.config
         if isinstance(exc, config.bad_request):
-            return Outcome.BAD_REQUEST
+            return _BAD_REQUEST
         if isinstance(exc, config.ignore):
             return Outcome.IGNORED
         if isinstance(exc, config.failure):
@@ -226,24 +241,27 @@ class CircuitBreaker(BreakerCore):
         if inspect.iscoroutinefunction(fn):
             if self.thread_pool is not None:
                 raise TypeError(f"breaker {self.name}: a thread pool runs sync functions, not coroutines")
-            afn = cast(Callable[P, Awaitable[Any]], fn)
+            afn = cast(Callable[..., Awaitable[Any]], fn)
+            call_async = self._call_async
 
             @functools.wraps(fn)
             async def run_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self.call_async(afn, *args, **kwargs)
+                return await call_async(afn, args, kwargs)
 
             return cast(Callable[P, T], run_async)
 
+        call = self._call
+
         @functools.wraps(fn)
         def run(*args: P.args, **kwargs: P.kwargs) -> T:
-            return self.call(fn, *args, **kwargs)
+            return call(fn, args, kwargs)
 
         return run
 
     def __enter__(self) -> CircuitBreaker:
         admission = self.admit(pool=False)
         if admission.refused is not None:
-            self.count(Outcome.EXCEPTION_THROWN)
+            self.count(Outcome.FALLBACK_MISSING, Outcome.EXCEPTION_THROWN)  # a block has no fallback
             raise self._refusal(admission.refused)
         self._entered.set((*self._entered.get(), (admission, perf_counter())))
         return self
@@ -254,7 +272,9 @@ class CircuitBreaker(BreakerCore):
         *outer, (admission, start) = self._entered.get()
         self._entered.set(tuple(outer))
         outcome = self._finish(admission, exc, start)
-        if outcome in _FALL_BACK or outcome is Outcome.BAD_REQUEST:
+        if outcome in _FALL_BACK:
+            self.count(Outcome.FALLBACK_MISSING, Outcome.EXCEPTION_THROWN)  # as a call without fallback
+        elif outcome is _BAD_REQUEST:
             self.count(Outcome.EXCEPTION_THROWN)
 
     async def __aenter__(self) -> CircuitBreaker:

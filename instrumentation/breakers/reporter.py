@@ -82,15 +82,14 @@ class BreakerReporter:
         return self.send()
 
     def collect(self) -> None:
-        now = int(time.time())
         for breaker in self.registry.breakers():
             properties = breaker_properties(breaker)
             key = ("command", breaker.name)
-            buckets, oldest = breaker.completed_buckets(self._last.get(key, now - 2))
+            buckets, oldest = breaker.completed_buckets(self._last.get(key, breaker.created_second - 1))
             self._take(key, buckets, oldest, partial(bucket_sample, breaker, properties=properties))
         for pool in self.registry.pools():
             gauges = pool.gauges()
-            buckets, oldest = pool.completed_buckets(self._last.get(("threadpool", pool.name), now - 2))
+            buckets, oldest = pool.completed_buckets(self._last.get(("threadpool", pool.name), pool.created_second - 1))
             self._take(("threadpool", pool.name), buckets, oldest, partial(pool_sample, pool, gauges=gauges))
 
     def _take(

@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 from tracehouse.instrumentation.breakers.hystrix import command_event, thread_pool_event, window_view
 from tracehouse.instrumentation.breakers.registry import REGISTRY, Registry
@@ -115,22 +114,31 @@ async def _asgi_refuse(send: Callable[[Message], Awaitable[None]]) -> None:
 _wsgi_clients = _Clients()
 
 
-def hystrix_stream_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+def hystrix_stream_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """WSGI app for ``/hystrix.stream`` (it holds one worker thread per client while streaming)."""
     if not _wsgi_clients.enter():
         start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
         return iter([f"at most {MAX_CLIENTS} hystrix.stream clients at once\n".encode()])
     start_response("200 OK", list(HEADERS))
-    return _wsgi_frames()
+    return _WSGIStream()
 
 
-def _wsgi_frames() -> Iterator[bytes]:
-    try:
-        while True:
+class _WSGIStream:
+    """The streamed body. ``close()``, which WSGI servers always call, gives the client's place back,
+    even when nothing was sent yet (a generator's ``finally`` would not run then: the place would leak)."""
+
+    def __init__(self) -> None:
+        self._closed = threading.Event()
+
+    def __iter__(self) -> Iterator[bytes]:
+        while not self._closed.is_set():
             yield _frame(REGISTRY)
-            time.sleep(TICK)
-    finally:
-        _wsgi_clients.leave()
+            self._closed.wait(TICK)
+
+    def close(self) -> None:
+        if not self._closed.is_set():
+            self._closed.set()
+            _wsgi_clients.leave()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -149,10 +157,11 @@ class _Handler(BaseHTTPRequestHandler):
             for key, value in HEADERS:
                 self.send_header(key, value)
             self.end_headers()
-            while not getattr(self.server, "closing", False):
+            closing = cast(_StreamServer, self.server).closing
+            while not closing.is_set():
                 self.wfile.write(_frame(self.registry))
                 self.wfile.flush()
-                time.sleep(TICK)
+                closing.wait(TICK)
         except OSError:
             pass  # the client went away
         finally:
@@ -162,9 +171,25 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _StreamServer(ThreadingHTTPServer):
+    """The thread server; ``shutdown()`` also ends the streams in progress, which never end by themselves."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.closing = threading.Event()
+
+    def shutdown(self) -> None:
+        self.closing.set()
+        super().shutdown()
+
+
 def serve_hystrix_stream(port: int = 0, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """Serve ``/hystrix.stream`` from a daemon thread; ``server.server_address`` has the port."""
-    server = ThreadingHTTPServer((host, port), _Handler)
-    server.daemon_threads = True
+    """Serve ``/hystrix.stream`` from a daemon thread; ``server.server_address`` has the port.
+
+    Stop it with ``server.shutdown()`` (ends the streams too) and ``server.server_close()``.
+    """
+    server = _StreamServer((host, port), _Handler)
     threading.Thread(target=server.serve_forever, name="tracehouse-hystrix-stream", daemon=True).start()
     return server

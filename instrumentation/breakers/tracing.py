@@ -6,8 +6,13 @@ Instrumentation must never break the service: anything that fails here is swallo
 from __future__ import annotations
 
 import contextlib
+import contextvars
+from collections.abc import Callable
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
 from tracehouse.instrumentation.breakers.breaker import State, Transition
 from tracehouse.instrumentation.breakers.window import Outcome
@@ -18,14 +23,42 @@ NAME = "tracehouse.breaker.name"
 OUTCOME = "tracehouse.breaker.outcome"
 STATE = "tracehouse.breaker.state"
 
+_OUTCOME_KEYS = [outcome.key for outcome in Outcome]
+
+
+def _context_getter() -> Callable[[], Context]:
+    """``opentelemetry.context.get_current``, or the ``get`` of the ContextVar it reads when OTel keeps
+    the context in one (its default): the same answer without two Python calls."""
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    if type(runtime) is ContextVarsRuntimeContext and isinstance(variable, contextvars.ContextVar):
+        return variable.get
+    return otel_context.get_current
+
+
+_get_context = _context_getter()
+# The last context seen and its span (None: a NonRecordingSpan, which never records). A Context is
+# immutable, so the same context object means the same span: a call in an unchanged context skips
+# OTel's lookup. Replaced whole, never mutated, so threads may race on it harmlessly.
+_last: tuple[object, trace.Span | None] = (object(), None)
+
 
 def annotate(name: str, outcome: Outcome, state: State) -> None:
     """Set breaker name, outcome and state on the current span, if it records."""
-    span = trace.get_current_span()
-    if not span.is_recording():
+    global _last
+    context = _get_context()
+    last = _last
+    if last[0] is context:
+        span = last[1]
+    else:
+        span = trace.get_current_span(context)
+        if type(span) is trace.NonRecordingSpan:
+            span = None
+        _last = (context, span)
+    if span is None or not span.is_recording():
         return
     with contextlib.suppress(Exception):  # instrumentation never raises into the service
-        span.set_attributes({NAME: name, OUTCOME: outcome.key, STATE: state.value})
+        span.set_attributes({NAME: name, OUTCOME: _OUTCOME_KEYS[outcome], STATE: state._value_})
 
 
 def record_transition(transition: Transition) -> None:

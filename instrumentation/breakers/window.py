@@ -54,6 +54,8 @@ HEALTH_REQUESTS = frozenset(
 )
 #: Hystrix's errorCount.
 HEALTH_ERRORS = HEALTH_REQUESTS - {Outcome.SUCCESS}
+# Enum members as module globals: ``Outcome.SUCCESS`` costs ~65 ns on Python 3.11, a global ~5 ns.
+_SUCCESS, _SLOW = Outcome.SUCCESS, Outcome.SLOW
 
 
 @dataclass(slots=True)
@@ -93,6 +95,10 @@ class RollingWindow:
         self.slow_call_ms = slow_call_ms
         self._ring = [Bucket() for _ in range(seconds + slack)]
         self._newest = -1
+        # The bucket of ``_newest`` and its bounds as floats: ``at`` compares a time to them without ``int``
+        # (an empty range until the first second).
+        self._current = self._ring[-1]
+        self._start = self._end = 0.0
         self.calls = 0
         self.errors = 0
         self.slow = 0
@@ -105,6 +111,12 @@ class RollingWindow:
             second = self._newest  # a clock step back: count into the newest second
         return self._ring[second % len(self._ring)]
 
+    def at(self, now: float) -> Bucket:
+        """``bucket(int(now))`` for an epoch time ``now``, without the ``int`` while the second lasts."""
+        if self._start <= now < self._end:
+            return self._current
+        return self.bucket(int(now))
+
     def _advance(self, second: int) -> None:
         if second - self._newest >= self.seconds:
             self.calls = self.errors = self.slow = 0  # the whole window has passed
@@ -114,6 +126,8 @@ class RollingWindow:
         for s in range(max(self._newest + 1, second - len(self._ring) + 1), second + 1):
             self._ring[s % len(self._ring)].reset(s)
         self._newest = second
+        self._current = self._ring[second % len(self._ring)]
+        self._start, self._end = float(second), float(second + 1)
 
     def _evict(self, second: int) -> None:
         """Take ``second`` out of the health totals as it leaves the window."""
@@ -123,24 +137,27 @@ class RollingWindow:
             self.errors -= old.errors
             self.slow -= old.slow
 
-    def record(self, second: int, outcome: Outcome, latency_ms: float | None = None) -> Bucket:
-        """Count one outcome (and its execution latency) in ``second``."""
-        bucket = self.bucket(second)
+    def record(self, second: float, outcome: Outcome, latency_ms: float | None = None) -> Bucket:
+        """Count one outcome (and its execution latency) in ``second`` (an epoch time, or its ``int``)."""
+        bucket = self._current if self._start <= second < self._end else self.bucket(int(second))
         bucket.counts[outcome] += 1
         if latency_ms is not None:
             index = bucket_of(latency_ms)
-            bucket.latency[index] = bucket.latency.get(index, 0) + 1
+            latency = bucket.latency
+            latency[index] = latency.get(index, 0) + 1
             bucket.latency_sum_ms += latency_ms
             if self.slow_call_ms is not None and latency_ms >= self.slow_call_ms:
-                bucket.counts[Outcome.SLOW] += 1
+                bucket.counts[_SLOW] += 1
                 bucket.slow += 1
                 self.slow += 1
-        if outcome in HEALTH_REQUESTS:
+        if outcome is _SUCCESS:
             bucket.calls += 1
             self.calls += 1
-            if outcome is not Outcome.SUCCESS:
-                bucket.errors += 1
-                self.errors += 1
+        elif outcome in HEALTH_REQUESTS:
+            bucket.calls += 1
+            self.calls += 1
+            bucket.errors += 1
+            self.errors += 1
         return bucket
 
     def reset_health(self) -> None:

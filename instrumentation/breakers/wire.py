@@ -20,6 +20,7 @@ path of the bad value.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ __all__ = ["KINDS", "MAX_SAMPLES", "BreakerReport", "BreakerSample", "ReportErro
 KINDS = ("command", "threadpool")
 MAX_SAMPLES = 20_000
 _MAX_NAME = 200
+_BUCKET_DIGITS = len(str(MAX_BUCKET))
 _PropertyValue = str | int | float | bool
 
 
@@ -125,7 +127,9 @@ def _sample(item: Any, path: str, now: float) -> BreakerSample:
         latency_sum_ms=_number(latency.get("sumMs", 0.0), f"{path}.latency.sumMs"),
         concurrency=_integer(doc.get("concurrency", 0), f"{path}.concurrency"),
         max_concurrency=_integer(doc.get("maxConcurrency", 0), f"{path}.maxConcurrency"),
-        gauges={k: _number(v, f"{path}.gauges.{k}") for k, v in _object(doc.get("gauges", {}), path).items()},
+        gauges={
+            k: _number(v, f"{path}.gauges.{k}") for k, v in _object(doc.get("gauges", {}), f"{path}.gauges").items()
+        },
         properties=_properties(doc.get("properties", {}), f"{path}.properties"),
     )
 
@@ -149,7 +153,8 @@ def _integer(value: Any, path: str) -> int:
 
 
 def _number(value: Any, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+    # A chained comparison, not math.isfinite: that raises OverflowError on a huge JSON integer.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= sys.float_info.max:
         raise ReportError(f"{path}: must be a non-negative finite number")
     return float(value)
 
@@ -161,7 +166,8 @@ def _counts(value: Any, path: str) -> dict[str, int]:
 def _buckets(value: Any, path: str) -> dict[int, int]:
     buckets: dict[int, int] = {}
     for key, count in _object(value, path).items():
-        if not key.isdigit() or int(key) > MAX_BUCKET:
+        # ASCII digits only: str.isdigit() also accepts "²" (int() refuses it) and "٣" (int() reads 3).
+        if not (key.isascii() and key.isdigit()) or len(key) > _BUCKET_DIGITS or int(key) > MAX_BUCKET:
             raise ReportError(f"{path}: bucket {key[:20]!r} is not an index 0–{MAX_BUCKET}")
         buckets[int(key)] = _integer(count, f"{path}.{key}")
     return buckets
@@ -170,7 +176,11 @@ def _buckets(value: Any, path: str) -> dict[int, int]:
 def _properties(value: Any, path: str) -> dict[str, _PropertyValue]:
     props: dict[str, _PropertyValue] = {}
     for key, item in _object(value, path).items():
-        if not isinstance(item, str | int | float | bool) or (isinstance(item, str) and len(item) > 1000):
+        if (
+            not isinstance(item, str | int | float | bool)
+            or (isinstance(item, str) and len(item) > 1000)
+            or (isinstance(item, float) and not math.isfinite(item))  # NaN and Infinity are not JSON
+        ):
             raise ReportError(f"{path}.{key[:50]}: must be a string, number or boolean")
         props[key] = item
     return props

@@ -44,7 +44,11 @@ def test_window_sums_per_instance_and_retries_do_not_double(store: ClickHouseSto
     assert a.latency_sum_ms == pytest.approx(21.0)
     assert a.state == "OPEN"  # the newest second's
     assert a.second == NOW + 1
-    assert a.properties == {"circuitBreakerRequestVolumeThreshold": 20, "executionIsolationStrategy": "THREAD", "x": True}
+    assert a.properties == {
+        "circuitBreakerRequestVolumeThreshold": 20,
+        "executionIsolationStrategy": "THREAD",
+        "x": True,
+    }
     assert b.counts == {"success": 3, "failure": 3}
     assert rows[0].service == "checkout"
 
