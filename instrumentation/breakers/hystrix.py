@@ -125,7 +125,7 @@ def command_event(view: WindowView, now_ms: int | None = None) -> dict[str, Any]
         "group": view.group,
         "currentTime": int(time.time() * 1000) if now_ms is None else now_ms,
         "isCircuitBreakerOpen": view.is_open,
-        "errorPercentage": round(view.error_percentage) * hosts,
+        "errorPercentage": int(view.error_percentage) * hosts,
         "errorCount": view.errors,
         "requestCount": view.requests,
         "rollingCountBadRequests": c.get("bad_request", 0),

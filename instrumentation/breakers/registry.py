@@ -26,11 +26,9 @@ class Registry:
         return self._breakers.get(name)
 
     def remove(self, name: str) -> None:
+        """Forget the breaker ``name`` (thread pools are shared by a group and stay)."""
         with self._lock:
             self._breakers.pop(name, None)
-            pool = self._pools.pop(name, None)
-        if pool is not None:
-            pool.shutdown()
 
     def breakers(self) -> list[BreakerCore]:
         with self._lock:
