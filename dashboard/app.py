@@ -15,7 +15,7 @@ from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 from fastapi import FastAPI
 
-from tracehouse.dashboard.pages import service_map, trace, traces
+from tracehouse.dashboard.pages import breakers, service_map, trace, traces
 from tracehouse.query.client import QueryApiError, QueryClient
 
 _TRACE_PATH = re.compile(r"^/trace/([0-9A-Za-z]+)$")
@@ -33,7 +33,11 @@ def mount_dashboard(server: FastAPI, api_base_url: str) -> Dash:
                 [
                     html.A("Tracehouse", href="/?lookback=1h", className="brand"),
                     html.Nav(
-                        [dcc.Link("Traces", href="/?lookback=1h"), dcc.Link("Service map", href="/map", id="nav-map")],
+                        [
+                            dcc.Link("Traces", href="/?lookback=1h"),
+                            dcc.Link("Service map", href="/map", id="nav-map"),
+                            dcc.Link("Breakers", href=breakers.PATH, id="nav-breakers"),
+                        ],
                         style={"display": "flex", "gap": "1em", "marginLeft": "2em"},
                     ),
                     _lookup_form(),
@@ -53,6 +57,8 @@ def mount_dashboard(server: FastAPI, api_base_url: str) -> Dash:
                 return trace.page(match[1], await client.trace(match[1]))
             if pathname == "/map":
                 return await service_map.page(client, search or "")
+            if pathname == breakers.PATH:
+                return await breakers.page(client, search or "")
             return await traces.page(client, search or "")
         except QueryApiError as exc:
             return html.P(f"The query API answered {exc.status}: {exc.message}", className="error")
@@ -71,6 +77,7 @@ def mount_dashboard(server: FastAPI, api_base_url: str) -> Dash:
 
     traces.register(app)
     service_map.register(app)
+    breakers.register(app, client)
     return app
 
 

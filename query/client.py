@@ -66,6 +66,88 @@ class SummaryJson(TypedDict):
     services: list[ServiceCountJson]
 
 
+class BreakerRateJson(TypedDict):
+    cluster: float
+    host: float
+
+
+class BreakerInstanceJson(TypedDict):
+    instance: str
+    service: str
+    state: str
+    requests: int
+    errors: int
+    errorPercentage: float
+    lastSecond: int
+
+
+class BreakerJson(TypedDict):
+    """One breaker of one cluster over the window; ``latency`` in ms keyed mean, p0 … p100."""
+
+    cluster: str
+    name: str
+    group: str
+    hosts: int
+    requests: int
+    errors: int
+    errorPercentage: float
+    rate: BreakerRateJson
+    counts: dict[str, int]
+    latency: dict[str, float]
+    open: bool
+    states: dict[str, int]
+    concurrency: int
+    maxConcurrency: int
+    properties: dict[str, Any]
+    instances: list[BreakerInstanceJson]
+
+
+class ThreadPoolJson(TypedDict):
+    cluster: str
+    name: str
+    hosts: int
+    executed: int
+    rejected: int
+    rate: BreakerRateJson
+    maxActive: int
+    gauges: dict[str, float]
+
+
+class BreakersJson(TypedDict):
+    window: int
+    end: int
+    breakers: list[BreakerJson]
+    threadPools: list[ThreadPoolJson]
+
+
+class BreakerClusterJson(TypedDict):
+    cluster: str
+    breakers: int
+    instances: int
+    lastSecond: int
+
+
+class BreakerPointJson(TypedDict):
+    time: int
+    requests: int
+    errors: int
+    errorPercentage: float
+    rate: float
+    counts: dict[str, int]
+    latency: dict[str, float]
+    maxConcurrency: int
+    hosts: int
+    openHosts: int
+
+
+class BreakerHistoryJson(TypedDict):
+    cluster: str
+    name: str
+    kind: str
+    stepSeconds: int
+    points: list[BreakerPointJson]
+
+
 class QueryApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"{status}: {message}")
@@ -100,6 +182,24 @@ class QueryClient:
             if exc.status == 404:
                 return None
             raise
+
+    async def breakers(self, cluster: str | None, window: str = "10s") -> BreakersJson:
+        """`GET /api/v1/breakers`: every breaker and thread pool of `cluster` (None: all) over `window`."""
+        params = {"window": window} if cluster is None else {"window": window, "cluster": cluster}
+        return cast(BreakersJson, await self._get("/api/v1/breakers", params))
+
+    async def breaker_clusters(self, window: str = "1h") -> list[BreakerClusterJson]:
+        """`GET /api/v1/breakers/clusters`: clusters that reported breaker stats within `window`."""
+        body = await self._get("/api/v1/breakers/clusters", {"window": window})
+        return cast(list[BreakerClusterJson], body["clusters"])
+
+    async def breaker_history(
+        self, cluster: str, name: str, *, kind: str = "command", start_us: int, end_us: int, step: str
+    ) -> BreakerHistoryJson:
+        """`GET /api/v1/breakers/{name}/history`: sums per step, oldest first; empty steps absent."""
+        params = {"cluster": cluster, "kind": kind, "start": str(start_us), "end": str(end_us), "step": step}
+        body = await self._get(f"/api/v1/breakers/{quote(name, safe='')}/history", params)
+        return cast(BreakerHistoryJson, body)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -1,0 +1,275 @@
+"""Hystrix-dashboard tiles for the breaker wall: a breaker's circle (size = request rate per host,
+colour = error %), sparkline, coloured counters, rates, circuit state and latency table; a thread
+pool's tile; the wall's sort orders. Pure functions of the breakers API's JSON; no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from itertools import pairwise
+from typing import Any
+
+from dash import dcc, html
+
+from tracehouse.dashboard import sparkline
+from tracehouse.query.client import BreakerJson, ThreadPoolJson
+
+__all__ = ["SORTS", "breaker_tile", "circuit_parts", "health_colour", "pool_tile", "radius", "sort_breakers"]
+
+#: Hystrix's colour scale: d3 linear over error % 10 → 25 → 40 → 50, clamped at both ends.
+_STOPS = ((10.0, (0, 128, 0)), (25.0, (255, 204, 0)), (40.0, (255, 153, 0)), (50.0, (255, 0, 0)))
+RED = "#ff0000"
+_MAX_RATE, _MIN_R, _MAX_R = 400.0, 5.0, 125.0
+#: The counter columns as the Hystrix dashboard lays them out and colours them (its CSS names):
+#: (css key, label, tooltip, colour).
+_COUNTERS = (
+    (
+        ("success", "Success", "Successful Request Count", "green"),
+        ("short-circuited", "Short-circuited", "Short-circuited Request Count", "blue"),
+        ("bad-request", "Bad request", "Bad Request Count", "lightseagreen"),
+    ),
+    (
+        ("timeout", "Timeout", "Timed-out Request Count", "#ff9900"),
+        ("rejected", "Rejected", "Thread-pool and Semaphore Rejected Request Count", "purple"),
+        ("failure", "Failure", "Failure Request Count", "red"),
+    ),
+)
+_ERROR_TIP = "Error Percentage [Timed-out + Rejected + Failure / Total]"
+#: Circuit states, most alarming first, with the label and colour the tile gives them.
+_STATES = {
+    "FORCED_OPEN": ("Forced Open", "red"),
+    "OPEN": ("Open", "red"),
+    "HALF_OPEN": ("Half Open", "#ff9900"),
+    "CLOSED": ("Closed", "green"),
+    "FORCED_CLOSED": ("Forced Closed", "green"),
+    "METRICS_ONLY": ("Metrics Only", "grey"),
+    "DISABLED": ("Disabled", "grey"),
+}
+_ORDER = list(_STATES)
+
+_TILE = {
+    "position": "relative",
+    "width": "262px",
+    "height": "180px",
+    "overflow": "hidden",
+    "border": "1px solid #ddd",
+    "fontSize": "12px",
+    "color": "#333",
+    "background": "white",
+}
+_LAYER = {"position": "absolute", "inset": 0}
+_BODY = {
+    "position": "relative",
+    "display": "flex",
+    "flexDirection": "column",
+    "height": "100%",
+    "boxSizing": "border-box",
+    "padding": "2px 6px 4px",
+}
+_LINK = {"color": "inherit", "textDecoration": "none"}
+_NAME = {
+    "textAlign": "right",
+    "fontWeight": 600,
+    "fontSize": "13px",
+    "whiteSpace": "nowrap",
+    "overflow": "hidden",
+    "textOverflow": "ellipsis",
+}
+_SPARKLINE = {"position": "absolute", "left": 0, "top": "24px", "width": "100%", "height": "90px", "opacity": 0.8}
+_COUNTER_ROW = {"display": "flex", "gap": "0.8em", "justifyContent": "flex-end", "margin": "4px 0"}
+_COLUMN = {"textAlign": "right", "minWidth": "3em"}
+_ERROR = {"fontSize": "16px", "fontWeight": 600}
+_TABLE = {"marginTop": "auto", "width": "100%", "borderTop": "1px solid #ccc", "borderCollapse": "collapse"}
+_HEAD = {"color": "#777", "paddingRight": "0.4em"}
+_DATA = {"textAlign": "right", "paddingRight": "0.8em"}
+_RIGHT = {"textAlign": "right"}
+
+
+def health_colour(error_percentage: float) -> str:
+    """The circle's colour for an error %: green up to 10, through #FFCC00 (25) and #FF9900 (40)
+    to red from 50."""
+    if error_percentage <= _STOPS[0][0]:
+        return _hex(_STOPS[0][1])
+    for (x0, c0), (x1, c1) in pairwise(_STOPS):
+        if error_percentage <= x1:
+            f = (error_percentage - x0) / (x1 - x0)
+            # d3 rounds halves up (Math.round), Python's round() to even
+            return _hex(tuple(math.floor(a + (b - a) * f + 0.5) for a, b in zip(c0, c1, strict=True)))
+    return _hex(_STOPS[-1][1])
+
+
+def _hex(rgb: tuple[int, ...]) -> str:
+    return "#" + "".join(f"{c:02x}" for c in rgb)
+
+
+def radius(rate_per_host: float) -> float:
+    """Hystrix's √ scale: 0–400 requests/s per host → 5–125 px (clamped)."""
+    return _MIN_R + (_MAX_R - _MIN_R) * math.sqrt(min(max(rate_per_host, 0.0), _MAX_RATE) / _MAX_RATE)
+
+
+def circuit_parts(states: dict[str, int]) -> list[tuple[str, str]]:
+    """(text, colour) pieces of the circuit line: one state's label when every host agrees,
+    else ``Open N / Closed M`` (most alarming first)."""
+    present = sorted((s for s, n in states.items() if n), key=_state_rank)
+    labels = {s: _STATES.get(s, (s.replace("_", " ").title(), "grey")) for s in present}
+    if len(present) <= 1:
+        return [labels[present[0]]] if present else [("Unknown", "grey")]
+    parts: list[tuple[str, str]] = []
+    for state in present:
+        text, colour = labels[state]
+        parts += [(" / ", "#333")] if parts else []
+        parts.append((f"{text} {states[state]}", colour))
+    return parts
+
+
+def _state_rank(state: str) -> tuple[int, str]:
+    return (_ORDER.index(state) if state in _STATES else len(_ORDER), state)
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f}ms" if value >= 10 else f"{value:.1f}ms"
+
+
+def _latency(key: str) -> Callable[[BreakerJson], Any]:
+    return lambda b: -b["latency"].get(key, 0.0)
+
+
+#: URL value → (label, key); slowest, busiest and most failing first, as Hystrix sorted.
+SORTS: dict[str, tuple[str, Callable[[BreakerJson], Any]]] = {
+    "error-volume": ("Error then volume", lambda b: (-b["errorPercentage"], -b["rate"]["cluster"])),
+    "alpha": ("Alphabetical", lambda b: (b["name"].lower(), b["cluster"])),
+    "volume": ("Volume", lambda b: -b["rate"]["cluster"]),
+    "error": ("Error", lambda b: -b["errorPercentage"]),
+    "mean": ("Mean", _latency("mean")),
+    "median": ("Median", _latency("p50")),
+    "p90": ("90", _latency("p90")),
+    "p99": ("99", _latency("p99")),
+    "p99.5": ("99.5", _latency("p99.5")),
+}
+
+
+def sort_breakers(breakers: list[BreakerJson], sort: str) -> list[BreakerJson]:
+    """The wall's order; ties (and unknown sorts) fall back to name, then cluster."""
+    key = SORTS.get(sort, SORTS["error-volume"])[1]
+    return sorted(sorted(breakers, key=lambda b: (b["name"], b["cluster"])), key=key)
+
+
+def breaker_tile(b: BreakerJson, series: sparkline.Series, end_s: int, href: str, show_cluster: bool) -> dcc.Link:
+    """One breaker's tile; an open circuit is drawn red whatever its error % (Hystrix kept it green
+    once the failures had rolled out of the window while every call was short-circuited)."""
+    colour = RED if b["open"] else health_colour(b["errorPercentage"])
+    chart: list[Any] = [_circle(radius(b["rate"]["host"]), colour)]
+    if (uri := sparkline.svg_uri(series, end_s)) is not None:
+        chart.append(html.Img(src=uri, className="sparkline", style=_SPARKLINE))
+    circuit = [html.Span(text, style={"color": c}) for text, c in circuit_parts(b["states"])]
+    body = [
+        _title(b["name"], b["cluster"] if show_cluster else None),
+        _counters(b),
+        _line("rate-host", f"Host: {b['rate']['host']:,.1f}/s"),
+        _line("rate-cluster", f"Cluster: {b['rate']['cluster']:,.1f}/s"),
+        html.Div(["Circuit ", html.Span(circuit, className="circuit-state")], className="circuit", style=_RIGHT),
+        _latency_table(b),
+    ]
+    present = [s for s, n in b["states"].items() if n]
+    attributes: dict[str, Any] = {
+        "data-breaker": b["name"],
+        "data-cluster": b["cluster"],
+        "data-state": present[0] if len(present) == 1 else "MIXED",
+        "data-open": "true" if b["open"] else "false",
+    }
+    layers = [html.Div(chart, style=_LAYER), html.Div(body, style=_BODY)]
+    tile = html.Div(layers, className="breaker-tile", style=_TILE, **attributes)
+    return dcc.Link(tile, href=href, style=_LINK, title=f"{b['name']} ({b['cluster']}): history")
+
+
+def _circle(r: float, colour: str) -> html.Div:
+    style = {
+        "position": "absolute",
+        "left": f"calc(28% - {r:.1f}px)",
+        "top": f"{70 - r:.1f}px",
+        "width": f"{2 * r:.1f}px",
+        "height": f"{2 * r:.1f}px",
+        "borderRadius": "50%",
+        "background": colour,
+        "opacity": 0.75,
+    }
+    attributes: dict[str, Any] = {"data-colour": colour}
+    return html.Div(className="breaker-circle", style=style, **attributes)
+
+
+def _title(name: str, cluster: str | None) -> html.Div:
+    text = name if cluster is None else f"{name} · {cluster}"
+    return html.Div(text, className="tile-name", title=text, style=_NAME)
+
+
+def _line(kind: str, text: str) -> html.Div:
+    return html.Div(text, className=kind, style=_RIGHT)
+
+
+def _counters(b: BreakerJson) -> html.Div:
+    counts = b["counts"]
+    values = {
+        **counts,
+        "short-circuited": counts.get("short_circuited", 0),
+        "bad-request": counts.get("bad_request", 0),
+        "rejected": counts.get("thread_pool_rejected", 0) + counts.get("semaphore_rejected", 0),
+    }
+    columns = [html.Div([_count(values.get(c[0], 0), *c) for c in column], style=_COLUMN) for column in _COUNTERS]
+    error = html.Div(f"{b['errorPercentage']:.1f} %", className="error-percentage", title=_ERROR_TIP, style=_ERROR)
+    return html.Div([*columns, error], className="counters", style=_COUNTER_ROW)
+
+
+def _count(value: int, key: str, label: str, tip: str, colour: str) -> html.Div:
+    return html.Div(f"{value:,}", className=f"count count-{key}", title=f"{label}: {tip}", style={"color": colour})
+
+
+def _latency_table(b: BreakerJson) -> html.Table:
+    latency = b["latency"]
+    rows = (
+        ("Hosts", str(b["hosts"]), "90th", _ms(latency.get("p90", 0.0))),
+        ("Median", _ms(latency.get("p50", 0.0)), "99th", _ms(latency.get("p99", 0.0))),
+        ("Mean", _ms(latency.get("mean", 0.0)), "99.5th", _ms(latency.get("p99.5", 0.0))),
+    )
+    return _table(rows, "latency")
+
+
+def _table(rows: tuple[tuple[str, str, str, str], ...], kind: str) -> html.Table:
+    """A two-pair table; each value cell has class ``cell-<heading>`` (``cell-99_5th``) for tests."""
+
+    def cells(h1: str, v1: str, h2: str, v2: str) -> list[html.Td]:
+        return [
+            html.Td(h1, style=_HEAD),
+            html.Td(v1, className=_cell(h1), style=_DATA),
+            html.Td(h2, style=_HEAD),
+            html.Td(v2, className=_cell(h2), style=_DATA),
+        ]
+
+    return html.Table(html.Tbody([html.Tr(cells(*row)) for row in rows]), className=kind, style=_TABLE)
+
+
+def _cell(heading: str) -> str:
+    return "cell-" + heading.lower().replace(" ", "-").replace(".", "_")
+
+
+def pool_tile(p: ThreadPoolJson, href: str, show_cluster: bool) -> dcc.Link:
+    """A thread pool's tile: size by executions/s per host, colour by queue size per host. Gauges
+    are summed across hosts; the queue size limit is a setting, shown per host."""
+    g, hosts = p["gauges"], max(1, p["hosts"])
+    colour = health_colour(g.get("currentQueueSize", 0.0) / hosts)
+    limit = g.get("propertyValue_queueSizeRejectionThreshold", 0.0) / hosts
+    rows = (
+        ("Active", f"{g.get('currentActiveCount', 0):,.0f}", "Max Active", f"{p['maxActive']:,}"),
+        ("Queued", f"{g.get('currentQueueSize', 0):,.0f}", "Executions", f"{p['executed']:,}"),
+        ("Pool Size", f"{g.get('currentPoolSize', 0):,.0f}", "Queue Size", f"{limit:,.0f}"),
+    )
+    body = [
+        _title(p["name"], p["cluster"] if show_cluster else None),
+        _line("rate-host", f"Host: {p['rate']['host']:,.1f}/s"),
+        _line("rate-cluster", f"Cluster: {p['rate']['cluster']:,.1f}/s"),
+        _table(rows, "pool-gauges"),
+    ]
+    layers = [html.Div(_circle(radius(p["rate"]["host"]), colour), style=_LAYER), html.Div(body, style=_BODY)]
+    attributes: dict[str, Any] = {"data-pool": p["name"], "data-cluster": p["cluster"]}
+    tile = html.Div(layers, className="pool-tile", style={**_TILE, "height": "140px"}, **attributes)
+    return dcc.Link(tile, href=href, style=_LINK, title=f"{p['name']} ({p['cluster']}): history")
