@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGE_DIRS := tracehouse instrumentation collector storage query dashboard demo
 
-.PHONY: help install test lint typecheck pytest demo serve bench-ingest clean
+.PHONY: help install test lint typecheck pytest demo serve bench-ingest bench-breakers clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +42,9 @@ serve: $(STAMP)  ## the all-in-one server on the default ports
 
 bench-ingest: $(STAMP)  ## sustained OTLP/HTTP ingest into tracehouse serve vs the in-process limit (~2 min)
 	$(BIN)/python -m benchmarks.ingest --seconds 60
+
+bench-breakers: $(STAMP)  ## overhead of a breaker per call (sync, async) vs a bare call and pybreaker (~30 s)
+	$(BIN)/python -m benchmarks.breakers
 
 clean:  ## remove the virtualenv and build output
 	rm -rf $(VENV) build *.egg-info

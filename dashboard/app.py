@@ -21,11 +21,11 @@ from tracehouse.query.client import QueryApiError, QueryClient
 _TRACE_PATH = re.compile(r"^/trace/([0-9A-Za-z]+)$")
 
 
-def mount_dashboard(server: FastAPI, api_base_url: str) -> Dash:
-    """Attach the dashboard to `server` at `/`; it queries the API at `api_base_url`."""
+def mount_dashboard(server: FastAPI, api_base_url: str, api_token: str | None = None) -> Dash:
+    """Attach the dashboard to `server` at `/`; it queries the API at `api_base_url` (with the token)."""
     # Dash 4 takes a FastAPI server; its `server` annotation predates the backends.
     app = Dash(__name__, server=server, title="Tracehouse", update_title="", suppress_callback_exceptions=True)  # type: ignore[arg-type]
-    client = QueryClient(api_base_url)
+    client = QueryClient(api_base_url, token=api_token)
     app.layout = html.Div(
         [
             dcc.Location(id="url"),

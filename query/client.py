@@ -156,8 +156,9 @@ class QueryApiError(Exception):
 
 
 class QueryClient:
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
+    def __init__(self, base_url: str, *, timeout: float = 10.0, token: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers)
 
     async def services(self) -> list[str]:
         return cast(list[str], (await self._get("/api/v1/services"))["services"])

@@ -126,7 +126,7 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
     query_app = build_query_app(store, health)
     if config.query.api_token:
         query_app.add_middleware(TokenGate, token=config.query.api_token)
-    mount_dashboard(query_app, _self_url(config.query.host, sockets.port("ui")))
+    mount_dashboard(query_app, _self_url(config.query.host, sockets.port("ui")), config.query.api_token)
     # Zipkin's port answers Zipkin's read API too, as a Zipkin server does (Lens, Grafana).
     zipkin_app = build_zipkin_app(pipeline, cc, metrics, budget)
     zipkin_app.include_router(zipkin_router(store))

@@ -60,3 +60,25 @@ def test_every_ingest_route_refuses_without_the_ingest_token(guarded: Server) ->
         assert INGEST_TOKEN not in answer.text
         ok = httpx.post(url, content=body, headers={**headers, "authorization": f"Bearer {INGEST_TOKEN}"}, timeout=10)
         assert ok.status_code != 401, url
+
+
+def test_the_dashboard_reads_its_api_with_the_token(guarded: Server) -> None:
+    """The dashboard's own server-side API calls carry the token: a page renders data, not a 401."""
+    cookies = {"tracehouse_token": API_TOKEN}
+    layout = httpx.post(
+        f"{guarded.ui}/_dash-update-component",
+        cookies=cookies,
+        json={
+            "output": "page.children",
+            "outputs": {"id": "page", "property": "children"},
+            "inputs": [
+                {"id": "url", "property": "pathname", "value": "/breakers"},
+                {"id": "url", "property": "search", "value": ""},
+            ],
+            "changedPropIds": ["url.pathname"],
+            "state": [],
+        },
+        timeout=30,
+    )
+    assert layout.status_code == 200, layout.text[:300]
+    assert "401" not in layout.text
