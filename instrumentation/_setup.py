@@ -25,7 +25,7 @@ from opentelemetry.sdk.resources import (
     SERVICE_VERSION,
     Resource,
 )
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
@@ -106,13 +106,25 @@ def build_provider(config: InstrumentationConfig, exporter: SpanExporter | None 
     """A tracer provider exporting through a batch processor; it is not made global here."""
     provider = TracerProvider(resource=build_resource(config), sampler=build_sampler(config))
     provider.add_span_processor(BatchSpanProcessor(exporter or build_exporter(config)))
-    if config.auto_breakers:
-        from tracehouse.instrumentation.breakers.auto import AutoBreakerProcessor
-
-        provider.add_span_processor(AutoBreakerProcessor())
+    if config.auto_breakers != "off":
+        provider.add_span_processor(_auto_breakers(config.auto_breakers == "enforce"))
     if not config.service_instance_id:
         _renew_instance_after_fork(provider, config)
     return provider
+
+
+def _auto_breakers(enforce: bool) -> SpanProcessor:
+    """The span processor feeding per-destination breakers; with ``enforce``, httpx and requests are
+    guarded too (their spans are then counted by the guard, not by the processor)."""
+    from tracehouse.instrumentation.breakers.auto import AutoBreakerProcessor, AutoBreakers
+    from tracehouse.instrumentation.breakers.auto_guard import GUARDED_SCOPES, guard_http_clients
+
+    breakers = AutoBreakers(enforce=enforce)
+    if not enforce:
+        return AutoBreakerProcessor(breakers)
+    guarded = guard_http_clients(breakers)
+    _log.info("tracehouse: auto-breakers enforce on %s", ", ".join(guarded) or "no installed HTTP client")
+    return AutoBreakerProcessor(breakers, GUARDED_SCOPES)
 
 
 def _renew_instance_after_fork(provider: TracerProvider, config: InstrumentationConfig) -> None:

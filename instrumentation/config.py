@@ -38,8 +38,9 @@ setting                        environment variables, highest precedence first
                                (default: the service name)
 ``report_breakers``            TRACEHOUSE_REPORT_BREAKERS (``true``/``false``, default true): push breaker
                                stats each second to ``{endpoint}/v1/breakers``
-``auto_breakers``              TRACEHOUSE_AUTO_BREAKERS (``true``/``false``, default true): a metrics-only
-                               breaker per outbound HTTP destination, fed by the client spans
+``auto_breakers``              TRACEHOUSE_AUTO_BREAKERS: a breaker per outbound HTTP destination;
+                               ``metrics`` (default: metrics-only, fed by the client spans), ``enforce``
+                               (httpx and requests calls to an open destination are refused), ``off``
 ``hystrix_stream_port``        TRACEHOUSE_HYSTRIX_STREAM_PORT: serve this process's ``/hystrix.stream``
                                on 127.0.0.1:PORT (default: not served)
 =============================  ==================================================================
@@ -142,7 +143,7 @@ class InstrumentationConfig:
     cluster: str | None = None
     report_breakers: bool = True
     hystrix_stream_port: int | None = None
-    auto_breakers: bool = True
+    auto_breakers: str = "metrics"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> InstrumentationConfig:
@@ -172,7 +173,7 @@ class InstrumentationConfig:
             cluster=_first(environ, "TRACEHOUSE_CLUSTER"),
             report_breakers=_flag(environ, "report_breakers", True),
             hystrix_stream_port=_port(environ, "hystrix_stream_port"),
-            auto_breakers=_flag(environ, "auto_breakers", True),
+            auto_breakers=_auto_breakers(environ),
         )
 
     def replace(self, **changes: Any) -> InstrumentationConfig:
@@ -227,6 +228,17 @@ def _flag(environ: Mapping[str, str], key: str, default: bool) -> bool:
     if text.lower() in _TRUE | _FALSE:
         return text.lower() in _TRUE
     raise ConfigError(key, f"{text[:40]!r} is not true or false")
+
+
+AUTO_BREAKER_MODES = ("metrics", "enforce", "off")
+
+
+def _auto_breakers(environ: Mapping[str, str]) -> str:
+    text = (_first(environ, ENV_VARS["auto_breakers"]) or "metrics").lower()
+    text = {"true": "metrics", "1": "metrics", "on": "metrics", "false": "off", "0": "off", "no": "off"}.get(text, text)
+    if text not in AUTO_BREAKER_MODES:
+        raise ConfigError("auto_breakers", f"{text[:40]!r} is not one of {', '.join(AUTO_BREAKER_MODES)}")
+    return text
 
 
 def _port(environ: Mapping[str, str], key: str) -> int | None:

@@ -54,8 +54,8 @@ def group_windows(rows: list[InstanceWindow], window_s: int) -> list[tuple[Windo
 
 def _latency_json(latency: dict[int, int] | Any, latency_sum_ms: float) -> dict[str, float]:
     calls = sum(latency.values())
-    found: dict[str, float] = {"mean": 0.0 if calls == 0 else latency_sum_ms / calls}
-    found.update({f"p{key}": value for key, value in percentiles_ms(latency).items()})
+    found: dict[str, float] = {"mean": 0.0 if calls == 0 else round(latency_sum_ms / calls, 3)}
+    found.update({f"p{key}": round(value, 3) for key, value in percentiles_ms(latency).items()})
     return found
 
 

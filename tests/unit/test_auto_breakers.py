@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -9,7 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tracehouse.instrumentation.breakers import Registry, State
-from tracehouse.instrumentation.breakers.auto import AutoBreakerProcessor, destination
+from tracehouse.instrumentation.breakers.auto import AutoBreakerProcessor, AutoBreakers, destination
 from tracehouse.instrumentation.breakers.window import Outcome
 
 
@@ -17,7 +19,7 @@ from tracehouse.instrumentation.breakers.window import Outcome
 def traced() -> Iterator[tuple[TracerProvider, Registry]]:
     registry = Registry()
     provider = TracerProvider()
-    provider.add_span_processor(AutoBreakerProcessor(registry))
+    provider.add_span_processor(AutoBreakerProcessor(AutoBreakers(registry)))
     yield provider, registry
     provider.shutdown()
 
@@ -54,3 +56,43 @@ def test_destination_of_span_attributes() -> None:
     assert destination({"http.request.method": "GET", "url.full": "http://a.b/c"}) == "a.b:80"
     assert destination({"http.request.method": "GET"}) is None
     assert destination({"rpc.system": "grpc"}) is None
+
+
+ENFORCED = """
+import sys, threading, httpx, requests
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from tracehouse.instrumentation.breakers import CallNotPermitted, Registry
+from tracehouse.instrumentation.breakers.auto import AutoBreakers
+from tracehouse.instrumentation.breakers.auto_guard import guard_http_clients
+
+class Failing(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(503); self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+url = f"http://127.0.0.1:{server.server_address[1]}/"
+registry = Registry()
+print(sorted(guard_http_clients(AutoBreakers(registry, enforce=True))))
+sent = refused = 0
+for client in (httpx.get, requests.get):
+    for _ in range(25):
+        try:
+            client(url); sent += 1
+        except (httpx.TransportError, requests.ConnectionError) as exc:
+            assert isinstance(exc, CallNotPermitted), exc
+            refused += 1
+print(sent, refused, [b.state.value for b in registry.breakers()])
+server.shutdown()
+"""
+
+
+def test_enforcing_auto_breakers_refuse_calls_to_an_open_destination() -> None:
+    # In a process of its own: the guard patches httpx and requests for the whole process.
+    done = subprocess.run([sys.executable, "-c", ENFORCED], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    guarded, counts = done.stdout.splitlines()
+    assert guarded == "['httpx', 'requests']"
+    # 20 failing calls open the breaker (minimum 20 calls, 100 % errors); the other 30 never leave.
+    assert counts == "20 30 ['OPEN']"
