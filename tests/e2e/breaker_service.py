@@ -2,11 +2,15 @@
 scripted sequence of protected calls, waits for the second of its last call to end, stops the
 reporter (which ships the last whole seconds) and prints its own local totals as JSON.
 
+Each call's latency is scripted (the breaker's latency clock is advanced by exactly that much), so
+the test knows every raw latency and can check cluster percentiles against them.
+
     python breaker_service.py SEED SUCCESSES FAILURES [force-open]
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import random
 import sys
@@ -30,9 +34,15 @@ def main() -> None:
     breaker = CircuitBreaker("payments.charge", minimum_calls=10_000, fallback=lambda ok: "cached")
     plan = [True] * successes + [False] * failures
     rng.shuffle(plan)
+    latency_clock = [1000.0]
+    execution = importlib.import_module("tracehouse.instrumentation.breakers.execution")
+    execution.perf_counter = lambda: latency_clock[0]  # type: ignore[attr-defined]
+    raw: list[float] = []
 
     def charge(ok: bool) -> str:
-        time.sleep(rng.choice((0.0005, 0.001, 0.002, 0.004)))
+        latency_ms = rng.uniform(0.5, 400.0)
+        raw.append(latency_ms)
+        latency_clock[0] += latency_ms / 1000
         if not ok:
             raise Declined("card declined")
         return "charged"
@@ -53,7 +63,8 @@ def main() -> None:
     stop_reporter()
     counts = {o.key: sum(b.counts[o] for b in buckets) for o in Outcome}
     latency = merge(b.latency for b in buckets)
-    print(json.dumps({"counts": counts, "latency": {str(k): v for k, v in latency.items()}}), flush=True)
+    local = {"counts": counts, "latency": {str(k): v for k, v in latency.items()}, "raw": raw}
+    print(json.dumps(local), flush=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Hystrix format the original dashboard reads."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -17,7 +18,13 @@ import pytest
 
 from tests.e2e.server import Server, start_server
 from tests.e2e.test_hystrix_pull import node_service, node_service_dir  # noqa: F401 - fixtures
-from tracehouse.instrumentation.breakers.histogram import merge, percentiles_ms
+from tracehouse.instrumentation.breakers.histogram import (
+    PERCENTILES,
+    bucket_of,
+    bucket_value_ms,
+    merge,
+    percentiles_ms,
+)
 from tracehouse.instrumentation.breakers.hystrix import COMMAND_FIELDS
 
 pytestmark = pytest.mark.e2e
@@ -79,6 +86,11 @@ def test_cluster_view_is_the_sum_of_the_instances(server: Server) -> None:
     merged = merge({int(k): v for k, v in r["latency"].items()} for r in local)
     for key, value in percentiles_ms(merged).items():
         assert entry["latency"][f"p{key}"] == pytest.approx(value, abs=0.0005), key
+    # ... and those are the percentiles of every raw latency of the three processes, to the bucket.
+    raw = sorted(ms for r in local for ms in r["raw"])
+    for key, percentile in PERCENTILES:
+        nearest_rank = raw[max(1, math.ceil(percentile / 100 * len(raw))) - 1]
+        assert entry["latency"][f"p{key}"] == pytest.approx(bucket_value_ms(bucket_of(nearest_rank)), abs=0.0005)
     assert sorted(i["instance"] for i in entry["instances"]) == ["checkout-0:80", "checkout-1:80", "checkout-2:80"]
 
     history = server.api("/api/v1/breakers/payments.charge/history", {"cluster": "shop", "step": "1m"}).json()
