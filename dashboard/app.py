@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import unquote
 
 from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 from fastapi import FastAPI
 
-from tracehouse.dashboard.pages import breakers, service_map, trace, traces
+from tracehouse.dashboard.pages import breakers, service, service_map, trace, traces
 from tracehouse.query.client import QueryApiError, QueryClient
 
+_SERVICE_PREFIX = "/service/"
 _TRACE_PATH = re.compile(r"^/trace/([0-9A-Za-z]+)$")
 
 
@@ -59,6 +61,9 @@ def mount_dashboard(server: FastAPI, api_base_url: str, api_token: str | None = 
                 return await service_map.page(client, search or "")
             if pathname == breakers.PATH:
                 return await breakers.page(client, search or "")
+            if (pathname or "").startswith(_SERVICE_PREFIX):
+                name = unquote(pathname[len(_SERVICE_PREFIX) :])  # type: ignore[index]
+                return await service.page(client, name, search or "")
             return await traces.page(client, search or "")
         except QueryApiError as exc:
             return html.P(f"The query API answered {exc.status}: {exc.message}", className="error")

@@ -19,7 +19,14 @@ from tracehouse.query.guard import guarded
 from tracehouse.query.ids import normalize_trace_id
 from tracehouse.query.jaeger_api import jaeger_router
 from tracehouse.query.params import red_query, time_range, trace_query
-from tracehouse.query.views import dependencies_json, operation_json, red_json, summary_json, trace_json
+from tracehouse.query.views import (
+    dependencies_json,
+    operation_json,
+    operation_stats_json,
+    red_json,
+    summary_json,
+    trace_json,
+)
 from tracehouse.query.zipkin_api import zipkin_router
 from tracehouse.storage import DependencyReader, MetricsReader, TraceReader
 from tracehouse.storage.seams import BreakerStore
@@ -93,6 +100,20 @@ def build_query_app(reader: Reader, health: Health) -> FastAPI:
         points = guarded(lambda: reader.red(query))
         return {"service": service, "operation": operation, "stepSeconds": query.step_s,
                 "points": [red_json(p, query.step_s) for p in points]}  # fmt: skip
+
+    @app.get("/api/v1/metrics/operations", tags=["native"])
+    def operation_metrics(
+        service: str,
+        start: Annotated[str | None, Query(description="epoch µs or ISO 8601; default end - 1h")] = None,
+        end: Annotated[str | None, Query(description="epoch µs or ISO 8601; default now")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """Every operation of a service over the range, busiest first: calls, rate, errors,
+        p50/p95/p99 (whole minutes, from the per-minute rollup)."""
+        start_ns, end_ns = time_range(start, end)
+        found = guarded(lambda: reader.operation_stats(service, start_ns, end_ns, limit))
+        minutes = max(1, -(-(end_ns - start_ns) // (60 * 10**9)))
+        return {"service": service, "operations": [operation_stats_json(op, minutes * 60) for op in found]}
 
     @app.get("/api/v1/dependencies", tags=["native"])
     def dependencies(

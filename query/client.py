@@ -175,6 +175,16 @@ class QueryClient:
         """`GET /api/v1/dependencies`: `{"nodes": [{id, kind}], "edges": [...]}`."""
         return await self._get("/api/v1/dependencies", params)
 
+    async def red(self, service: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """`GET /api/v1/metrics/red`: `{"stepSeconds", "points": [{startTimeUnixNano, rate, calls, errors,
+        errorRate, p50Nano, p95Nano, p99Nano}]}` for the service's entry spans."""
+        return await self._get("/api/v1/metrics/red", {"service": service, **params})
+
+    async def operation_stats(self, service: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        """`GET /api/v1/metrics/operations`: every operation of the service, busiest first."""
+        body = await self._get("/api/v1/metrics/operations", {"service": service, **params})
+        return cast(list[dict[str, Any]], body["operations"])
+
     async def trace(self, trace_id: str) -> TraceJson | None:
         """The trace, or None when the API does not know it (404)."""
         try:

@@ -7,7 +7,7 @@ from typing import Any
 
 from tracehouse.query.critical_path import critical_path
 from tracehouse.query.skew import adjust_clock_skew
-from tracehouse.storage import CallStats, Dependencies, Operation, RedPoint, Span, TraceSummary
+from tracehouse.storage import CallStats, Dependencies, Operation, OperationStats, RedPoint, Span, TraceSummary
 
 
 def trace_json(trace_id: str, spans: list[Span]) -> dict[str, Any]:
@@ -122,6 +122,10 @@ def stats_json(stats: CallStats) -> dict[str, Any]:
 
 def red_json(point: RedPoint, step_s: int) -> dict[str, Any]:
     return {"startTimeUnixNano": str(point.start_ns), "rate": point.calls / step_s, **stats_json(point)}
+
+
+def operation_stats_json(stats: OperationStats, seconds: int) -> dict[str, Any]:
+    return {"name": stats.name, "kind": stats.kind, "rate": stats.calls / seconds, **stats_json(stats)}
 
 
 def dependencies_json(found: Dependencies) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from tracehouse.storage.model import (
     Event,
     Link,
     Operation,
+    OperationStats,
     RedPoint,
     RedQuery,
     Span,
@@ -119,6 +120,13 @@ class ClickHouseStore:
     def red(self, query: RedQuery) -> list[RedPoint]:
         text, params = red.red_series(query)
         return [_red_point(row) for row in self._run(text, params, "red")]
+
+    def operation_stats(self, service: str, start_ns: int, end_ns: int, limit: int = 100) -> list[OperationStats]:
+        params = {"service": service, "start": start_ns, "end": end_ns, "limit": limit}
+        return [
+            OperationStats(name=row[0], kind=row[1], **CallStats.of(row[2], row[3], row[4]))
+            for row in self._query("operation_stats", params)
+        ]
 
     def dependencies(self, start_ns: int, end_ns: int) -> Dependencies:
         window = {"start": start_ns, "end": end_ns}

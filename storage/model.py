@@ -133,6 +133,14 @@ class RedPoint(CallStats):
 
 
 @dataclass(frozen=True, slots=True)
+class OperationStats(CallStats):
+    """One operation (span name and kind) of a service over a range."""
+
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
 class DependencyLink(CallStats):
     """Calls from `parent` (a service) to `child`, whose kind is service, database, queue or
     peer (an un-instrumented remote); quantiles of the child spans' durations."""

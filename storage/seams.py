@@ -12,7 +12,16 @@ from typing import Protocol
 from tracehouse.instrumentation.breakers.wire import BreakerReport
 from tracehouse.storage.batch import OtlpPayload, SpanBatch
 from tracehouse.storage.breakers import HistoryPoint, InstanceWindow
-from tracehouse.storage.model import Dependencies, Operation, RedPoint, RedQuery, Span, TraceQuery, TraceSummary
+from tracehouse.storage.model import (
+    Dependencies,
+    Operation,
+    OperationStats,
+    RedPoint,
+    RedQuery,
+    Span,
+    TraceQuery,
+    TraceSummary,
+)
 
 
 class SpanWriter(Protocol):
@@ -83,6 +92,11 @@ class MetricsReader(Protocol):
         """One point per step of [query.start_ns, query.end_ns), oldest first, empty steps
         as zeros. Steps of whole minutes come from the per-minute rollup, shorter ones from
         raw spans; quantiles are t-digest estimates (exact for small counts)."""
+        ...
+
+    def operation_stats(self, service: str, start_ns: int, end_ns: int, limit: int = 100) -> list[OperationStats]:
+        """Every operation of ``service`` (name, kind) over the whole minutes overlapping [start_ns, end_ns),
+        busiest first: calls, errors and duration quantiles from the per-minute rollup."""
         ...
 
 

@@ -1,12 +1,12 @@
 """The service map: services, databases, queues and peers from the dependency API, laid out
 by dash-cytoscape; node colour by error rate of calls into it, edge labels with calls and
-error %. Clicking a node opens the traces of that service."""
+error %. Clicking a service opens its service page."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote
 
 import dash_cytoscape as cyto
 from dash import Dash, Input, Output, html
@@ -81,4 +81,4 @@ def register(app: Dash) -> None:
     async def open_service(node: dict[str, Any] | None) -> str:
         if not node or node.get("kind") != "service":
             raise PreventUpdate
-        return "/?" + urlencode({"service": node["id"], "lookback": "1h"})
+        return f"/service/{quote(node['id'], safe='')}?lookback=1h"

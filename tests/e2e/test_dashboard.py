@@ -126,6 +126,22 @@ def test_service_map(tmp_path: Path, browser: Browser) -> None:
         script = "() => document.querySelector('#service-map')._cyreg.cy.nodes().map(n => n.data('label'))"
         labels = page.evaluate(script)
         assert sorted(labels) == ["back", "front", "sqlite"]
+
+        # A service node leads to its service page: RED charts, operations, neighbours.
+        page.evaluate("() => document.querySelector('#service-map')._cyreg.cy.$id('front').emit('tap')")
+        page.wait_for_url(f"{server.ui}/service/front?lookback=1h")
+        expect(page.locator("#service-name")).to_have_text("front")
+        expect(page.locator("#service-rate")).to_be_visible()
+        expect(page.locator("#service-operations")).to_contain_text("GET /")
+        expect(page.locator("#service-downstream")).to_contain_text("back (service) — 1 calls, 0.0 % errors")
+        expect(page.locator("#service-downstream")).to_contain_text("sqlite (database)")
+        page.screenshot(path=str(tmp_path / "service.png"))
+        page.click("#service-downstream >> text=back")
+        page.wait_for_url(f"{server.ui}/service/back")
+        expect(page.locator("#service-upstream")).to_contain_text("front (service)")
+        expect(page.locator("#service-operations")).to_contain_text("handle")
+        page.goto(f"{server.ui}/service/nobody")
+        expect(page.locator("#service-empty")).to_contain_text("tracehouse-run")
     finally:
         page.close()
         server.stop()

@@ -77,3 +77,15 @@ def test_a_range_not_on_minutes_counts_only_its_own_spans(store: ClickHouseStore
     two_s = 2 * 10**9
     points = store.red(RedQuery("api", T0 + two_s, T0 + MINUTE_NS + two_s, 60, operation="GET /items", span_kinds=()))
     assert sum(p.calls for p in points) == 2  # minute 0 has calls at 0, 1, 2 and 3 s: the rollup would say 4
+
+
+def test_operation_stats_busiest_first(store: ClickHouseStore, seeded: None) -> None:
+    found = store.operation_stats("api", T0, T0 + 5 * MINUTE_NS)
+    assert [(o.name, o.kind, o.calls, o.errors) for o in found] == [
+        ("GET /items", "Server", 7, 2),
+        ("SELECT items", "Client", 7, 0),
+        ("GET /other", "Server", 1, 0),
+    ]
+    calls, errors, p50, p99 = expected([0, 1, 2, 3])
+    assert (found[0].p50_ns, found[0].p99_ns) == (p50, p99)
+    assert store.operation_stats("nobody", T0, T0 + 5 * MINUTE_NS) == []
