@@ -87,5 +87,5 @@ def test_operation_stats_busiest_first(store: ClickHouseStore, seeded: None) -> 
         ("GET /other", "Server", 1, 0),
     ]
     calls, errors, p50, p99 = expected([0, 1, 2, 3])
-    assert (found[0].p50_ns, found[0].p99_ns) == (p50, p99)
+    assert (found[0].calls, found[0].errors, found[0].p50_ns, found[0].p99_ns) == (calls, errors, p50, p99)
     assert store.operation_stats("nobody", T0, T0 + 5 * MINUTE_NS) == []
