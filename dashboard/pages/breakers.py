@@ -22,6 +22,7 @@ from dash.exceptions import PreventUpdate
 from tracehouse.dashboard import sparkline
 from tracehouse.dashboard.breaker_history import history_figure
 from tracehouse.dashboard.breaker_tiles import SORTS, breaker_tile, pool_tile, sort_breakers
+from tracehouse.dashboard.empty import send_breakers
 from tracehouse.dashboard.pages.trace import count
 from tracehouse.query.client import BreakerJson, BreakersJson, QueryApiError, QueryClient, ThreadPoolJson
 
@@ -208,7 +209,7 @@ def render_wall(wall: BreakersJson, state: WallState, series: dict[str, sparklin
 
     tiles = [tile(b) for b in sort_breakers(wall["breakers"], state.sort)]
     if not tiles:
-        tiles = [html.P("No breaker stats in this window.", id="breakers-empty")]
+        tiles = [send_breakers("breakers-empty")]
     volume = state.sort == "volume"
     pools = sorted(wall["threadPools"], key=lambda p: (-p["rate"]["cluster"] if volume else 0, p["name"], p["cluster"]))
     section = [html.H3("Thread pools"), html.Div([pool(p) for p in pools], style=_WALL)] if pools else []

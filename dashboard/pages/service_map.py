@@ -12,6 +12,7 @@ import dash_cytoscape as cyto
 from dash import Dash, Input, Output, html
 from dash.exceptions import PreventUpdate
 
+from tracehouse.dashboard.empty import send_spans
 from tracehouse.dashboard.pages.traces import LOOKBACKS
 from tracehouse.query.client import QueryClient
 
@@ -59,7 +60,7 @@ async def page(client: QueryClient, search: str) -> html.Div:
     start = str(int((datetime.now(UTC).timestamp() - seconds) * 1e6))
     graph = await client.dependencies({"start": start})
     if not graph["nodes"]:
-        return html.Div([html.H2("Service map"), html.P("No services yet.", id="map-empty")])
+        return html.Div([html.H2("Service map"), send_spans("map-empty")])
     return html.Div(
         [
             html.H2("Service map"),

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
+from tracehouse.dashboard.empty import send_spans
 from tracehouse.dashboard.pages.trace import count
 from tracehouse.query.client import QueryClient, SummaryJson
 
@@ -39,6 +40,8 @@ async def page(client: QueryClient, search: str) -> html.Div:
     service = form.get("service", [""])[0]
     operations = [op["name"] for op in await client.operations(service)] if service else []
     traces = await client.find_traces(api_params(form))  # no query string: the last hour
+    if not services:
+        return html.Div([_form(form, services, operations), send_spans("search-empty")])
     return html.Div([_form(form, services, operations), *_results(traces)])
 
 

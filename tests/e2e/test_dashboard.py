@@ -145,3 +145,16 @@ def test_service_map(tmp_path: Path, browser: Browser) -> None:
     finally:
         page.close()
         server.stop()
+
+
+def test_an_empty_store_says_how_to_send_data(server: Server, browser: Browser) -> None:
+    page = browser.new_page()
+    try:
+        for path, element in (("/", "#search-empty"), ("/map", "#map-empty")):
+            page.goto(server.ui + path)
+            expect(page.locator(element)).to_contain_text("tracehouse-run --service-name")
+            expect(page.locator(element)).to_contain_text("http://127.0.0.1:4318/v1/traces")
+        page.goto(server.ui + "/breakers")
+        expect(page.locator("#breakers-empty")).to_contain_text('@breaker("payments.charge"')
+    finally:
+        page.close()
