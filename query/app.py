@@ -18,6 +18,7 @@ from tracehouse.query.errors import ApiError, NotFound
 from tracehouse.query.guard import guarded
 from tracehouse.query.ids import normalize_trace_id
 from tracehouse.query.jaeger_api import jaeger_router
+from tracehouse.query.jaeger_v3 import jaeger_v3_router
 from tracehouse.query.params import red_query, time_range, trace_query
 from tracehouse.query.views import (
     dependencies_json,
@@ -165,6 +166,7 @@ def build_query_app(reader: Reader, health: Health) -> FastAPI:
     app.include_router(breaker_router(reader, reader.breaker_clusters))
     app.include_router(zipkin_router(reader))
     app.include_router(jaeger_router(reader))
+    app.include_router(jaeger_v3_router(reader))
     _unknown_api_paths(app)
     return app
 

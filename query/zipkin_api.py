@@ -1,6 +1,6 @@
 """The Zipkin v2 read API (Zipkin Lens, Grafana's Zipkin data source): Zipkin's paths,
-parameters, units (µs, ms) and answers, over the storage readers. The autocomplete
-endpoints are not served yet (no route: 404)."""
+parameters, units (µs, ms) and answers, over the storage readers. Autocomplete keys and
+values (and remote services) come from the spans of the last day."""
 
 from __future__ import annotations
 
@@ -34,6 +34,23 @@ def zipkin_router(reader: Reader) -> APIRouter:
     @router.get("/spans")
     def span_names(service_name: Annotated[str, Query(alias="serviceName")]) -> list[str]:
         return sorted({op.name for op in guarded(lambda: reader.operations(service_name))})
+
+    @router.get("/remoteServices")
+    def remote_services(service_name: Annotated[str, Query(alias="serviceName")]) -> list[str]:
+        start_ns, end_ns = _last_day()
+        found = guarded(lambda: reader.attribute_values("peer.service", start_ns, end_ns, service=service_name))
+        return sorted(value for value, _ in found)
+
+    @router.get("/autocompleteKeys")
+    def autocomplete_keys() -> list[str]:
+        start_ns, end_ns = _last_day()
+        found = guarded(lambda: reader.attribute_keys(start_ns, end_ns))
+        return sorted({key for key, scope, _ in found if scope == "span"})
+
+    @router.get("/autocompleteValues")
+    def autocomplete_values(key: Annotated[str, Query(min_length=1, max_length=256)]) -> list[str]:
+        start_ns, end_ns = _last_day()
+        return sorted(value for value, _ in guarded(lambda: reader.attribute_values(key, start_ns, end_ns)))
 
     @router.get("/traces")
     def traces(
@@ -89,6 +106,11 @@ def zipkin_router(reader: Reader) -> APIRouter:
         ]
 
     return router
+
+
+def _last_day() -> tuple[int, int]:
+    now = time.time_ns()
+    return now - DAY_MS * 10**6, now + 1
 
 
 def spans_json(reader: TraceReader, trace_id: str) -> list[dict[str, Any]]:

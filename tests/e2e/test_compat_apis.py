@@ -87,6 +87,49 @@ def test_jaeger_api(server: Server, traced: str) -> None:
     assert server.api("/api/traces", {"service": "shop", "tags": "not json"}).status_code == 400
 
 
+def test_zipkin_autocomplete(server: Server, traced: str) -> None:
+    assert "http.status" in server.api("/api/v2/autocompleteKeys").json()
+    assert server.api("/api/v2/autocompleteValues", {"key": "http.status"}).json() == ["200"]
+    assert server.api("/api/v2/autocompleteValues", {"key": "nothing.here"}).json() == []
+    assert server.api("/api/v2/remoteServices", {"serviceName": "shop"}).json() == []
+
+
+def test_jaeger_v3_api(server: Server, traced: str) -> None:
+    assert "shop" in server.api("/api/v3/services").json()["services"]
+    assert server.api("/api/v3/operations", {"service": "shop", "spanKind": "server"}).json() == {
+        "operations": [{"name": "GET /checkout", "spanKind": "server"}]
+    }
+    result = server.api(f"/api/v3/traces/{traced}").json()["result"]
+    [resource_spans] = result["resourceSpans"]
+    resource = {a["key"]: a["value"]["stringValue"] for a in resource_spans["resource"]["attributes"]}
+    assert resource["service.name"] == "shop"
+    spans = {s["name"]: s for scope in resource_spans["scopeSpans"] for s in scope["spans"]}
+    root, charge = spans["GET /checkout"], spans["charge"]
+    assert root["traceId"] == traced
+    assert len(root["spanId"]) == 16
+    assert "parentSpanId" not in root
+    assert charge["parentSpanId"] == root["spanId"]
+    assert (root["kind"], charge["kind"]) == (2, 3)  # SPAN_KIND_SERVER, SPAN_KIND_CLIENT
+    assert charge["status"] == {"code": 2, "message": "card declined"}
+    assert int(root["endTimeUnixNano"]) > int(root["startTimeUnixNano"]) > 1_700_000_000 * 10**9
+    assert {"key": "http.status", "value": {"stringValue": "200"}} in root["attributes"]
+    assert root["events"][0]["name"] == "validated"
+
+    now = time.time()
+    window = {
+        "query.serviceName": "shop",
+        "query.startTimeMin": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3600)),
+        "query.startTimeMax": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 60)),
+    }
+    found = server.api("/api/v3/traces", {**window, "query.attributes": json.dumps({"http.status": "200"})}).json()
+    assert {
+        s["traceId"] for rs in found["result"]["resourceSpans"] for sc in rs["scopeSpans"] for s in sc["spans"]
+    } == {traced}
+    assert server.api("/api/v3/traces", {**window, "query.operationName": "nope"}).status_code == 404
+    assert server.api("/api/v3/traces", {"query.serviceName": "shop"}).status_code == 400
+    assert server.api(f"/api/v3/traces/{'d' * 32}").status_code == 404
+
+
 def test_red_metrics(server: Server, traced: str) -> None:
     body = server.api("/api/v1/metrics/red", {"service": "shop", "step": "1m"}).json()
     assert body["stepSeconds"] == 60
@@ -167,7 +210,7 @@ def test_bad_parameters_are_json_400s_and_unknown_paths_json_404s(server: Server
         response = server.api(path, params)
         assert response.status_code == 400, (path, params, response.text)
         assert response.json()["error"]["message"]
-    for path in ("/api/v2/autocompleteKeys", "/api/v3/traces", "/api/nothing/here"):
+    for path in ("/api/v4/traces", "/api/v1/nothing", "/api/nothing/here"):
         missing = server.api(path)
         assert missing.status_code == 404
         assert missing.json()["error"]["message"].startswith("no such API endpoint")
