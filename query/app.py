@@ -29,7 +29,7 @@ from tracehouse.query.views import (
     trace_json,
 )
 from tracehouse.query.zipkin_api import zipkin_router
-from tracehouse.storage import DependencyReader, MetricsReader, TraceReader
+from tracehouse.storage import MAX_TRACE_SPANS, DependencyReader, MetricsReader, TraceReader
 from tracehouse.storage.seams import BreakerStore
 
 log = logging.getLogger(__name__)
@@ -156,12 +156,16 @@ def build_query_app(reader: Reader, health: Health) -> FastAPI:
 
     @app.get("/api/v1/traces/{trace_id}", tags=["native"])
     def get_trace(trace_id: str) -> dict[str, Any]:
-        """One trace, spans ordered as a tree. 400 for a malformed id, 404 when unknown."""
+        """One trace, spans ordered as a tree, clock skew adjusted, the critical path marked; at most
+        100,000 spans (the earliest; ``truncated`` says whether some were cut). 400 for a malformed id,
+        404 when unknown."""
         normalized = normalize_trace_id(trace_id)
-        spans = guarded(lambda: reader.get_trace(normalized))
+        spans = guarded(lambda: reader.get_trace(normalized, MAX_TRACE_SPANS + 1))
         if not spans:
             raise NotFound(f"trace {normalized} not found")
-        return trace_json(normalized, spans)
+        body = trace_json(normalized, spans[:MAX_TRACE_SPANS])
+        body["truncated"] = len(spans) > MAX_TRACE_SPANS
+        return body
 
     app.include_router(breaker_router(reader, reader.breaker_clusters))
     app.include_router(zipkin_router(reader))

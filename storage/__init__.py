@@ -16,6 +16,7 @@ from tracehouse.storage.errors import (
     StoreUnavailable,
 )
 from tracehouse.storage.model import (
+    MAX_TRACE_SPANS,
     AttributeFilter,
     CallStats,
     Dependencies,
@@ -42,6 +43,7 @@ def open_store(config: StoreConfig, *, migrate: bool = True, writers: int = 2) -
 
 __all__ = [
     "COLUMNS",
+    "MAX_TRACE_SPANS",
     "AttributeFilter",
     "Attributes",
     "CallStats",

@@ -26,6 +26,7 @@ from tracehouse.storage.errors import InvalidQuery, StorageError, StoreRejected,
 from tracehouse.storage.lock import DataDirLock
 from tracehouse.storage.migrate import apply_migrations, schema_version
 from tracehouse.storage.model import (
+    MAX_TRACE_SPANS,
     CallStats,
     Dependencies,
     DependencyLink,
@@ -105,8 +106,8 @@ class ClickHouseStore:
 
     # -- TraceReader ------------------------------------------------------------------
 
-    def get_trace(self, trace_id: str) -> list[Span]:
-        rows = self._query("trace_spans", {"trace_id": trace_id})
+    def get_trace(self, trace_id: str, limit: int = MAX_TRACE_SPANS) -> list[Span]:
+        rows = self._query("trace_spans", {"trace_id": trace_id, "limit": limit})
         return [_span(row) for row in rows]
 
     def find_traces(self, query: TraceQuery) -> list[TraceSummary]:

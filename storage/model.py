@@ -8,6 +8,9 @@ from typing import Any
 
 from tracehouse.storage.batch import Attributes
 
+#: The most spans a trace read returns; bigger traces are cut (and the API says so).
+MAX_TRACE_SPANS = 100_000
+
 
 @dataclass(frozen=True, slots=True)
 class Event:

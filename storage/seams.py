@@ -13,6 +13,7 @@ from tracehouse.instrumentation.breakers.wire import BreakerReport
 from tracehouse.storage.batch import OtlpPayload, SpanBatch
 from tracehouse.storage.breakers import HistoryPoint, InstanceWindow
 from tracehouse.storage.model import (
+    MAX_TRACE_SPANS,
     Dependencies,
     Operation,
     OperationStats,
@@ -46,8 +47,9 @@ class SpanWriter(Protocol):
 
 
 class TraceReader(Protocol):
-    def get_trace(self, trace_id: str) -> list[Span]:
-        """All spans of one trace, ordered by start time (ties by span id).
+    def get_trace(self, trace_id: str, limit: int = MAX_TRACE_SPANS) -> list[Span]:
+        """The spans of one trace, ordered by start time (ties by span id), at most `limit`
+        (the earliest ones): a caller asks for one more to know whether it was cut.
 
         `trace_id` is 32 lowercase hex characters (callers normalise). No time range
         is needed: the trace-id lookup table bounds the read. An unknown id gives `[]`.

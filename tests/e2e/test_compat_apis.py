@@ -99,6 +99,9 @@ def test_jaeger_v3_api(server: Server, traced: str) -> None:
     assert server.api("/api/v3/operations", {"service": "shop", "spanKind": "server"}).json() == {
         "operations": [{"name": "GET /checkout", "spanKind": "server"}]
     }
+    native = server.api(f"/api/v1/traces/{traced}").json()
+    assert native["truncated"] is False
+    assert {p["spanId"] for p in native["criticalPath"]} <= {s["spanId"] for s in native["spans"]}
     result = server.api(f"/api/v3/traces/{traced}").json()["result"]
     [resource_spans] = result["resourceSpans"]
     resource = {a["key"]: a["value"]["stringValue"] for a in resource_spans["resource"]["attributes"]}
