@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGE_DIRS := tracehouse instrumentation collector storage query dashboard demo
 
-.PHONY: help install test lint typecheck pytest demo serve bench-ingest bench-breakers clean
+.PHONY: help install test lint typecheck pytest demo serve bench-ingest bench-breakers bench-trace-page clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,6 +45,9 @@ bench-ingest: $(STAMP)  ## sustained OTLP/HTTP ingest into tracehouse serve vs t
 
 bench-breakers: $(STAMP)  ## overhead of a breaker per call (sync, async) vs a bare call and pybreaker (~30 s)
 	$(BIN)/python -m benchmarks.breakers
+
+bench-trace-page: $(STAMP)  ## time until a 10,000-span trace page is interactive, headless Chromium (~1 min)
+	$(BIN)/python -m benchmarks.trace_page
 
 clean:  ## remove the virtualenv and build output
 	rm -rf $(VENV) build *.egg-info

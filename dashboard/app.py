@@ -81,6 +81,7 @@ def mount_dashboard(server: FastAPI, api_base_url: str, api_token: str | None = 
         return f"/trace/{(trace_id or '').strip()}"
 
     traces.register(app)
+    trace.register(app)
     service_map.register(app)
     breakers.register(app, client)
     return app

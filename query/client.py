@@ -7,7 +7,7 @@ Errors come back as `QueryApiError` carrying the API's own message.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 from urllib.parse import quote
 
 import httpx
@@ -33,6 +33,15 @@ class SpanJson(TypedDict):
     resource: dict[str, str]
     events: list[dict[str, Any]]
     links: list[dict[str, Any]]
+    #: Clock-skew notes on a span the API moved.
+    warnings: list[str]
+    onCriticalPath: bool
+
+
+class CriticalSegmentJson(TypedDict):
+    spanId: str
+    startTimeUnixNano: str
+    endTimeUnixNano: str
 
 
 class TraceJson(TypedDict):
@@ -42,6 +51,10 @@ class TraceJson(TypedDict):
     spanCount: int
     services: list[str]
     spans: list[SpanJson]
+    #: Latest first.
+    criticalPath: list[CriticalSegmentJson]
+    #: True when the API cut the trace at its span limit (the earliest spans kept).
+    truncated: NotRequired[bool]
 
 
 class OperationJson(TypedDict):

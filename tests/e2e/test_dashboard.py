@@ -1,5 +1,5 @@
 """The dashboard in a real headless Chromium against a real `tracehouse serve`: the
-service list, a trace opened from the lookup box, its waterfall and summary."""
+service list, a trace opened from the lookup box, its waterfall, summary and a span's attributes."""
 
 from __future__ import annotations
 
@@ -50,17 +50,22 @@ def test_search_results_lead_to_the_waterfall(server: Server, browser: Browser, 
         rows.first.get_by_role("link").click()
         page.wait_for_url(f"{server.ui}/trace/{trace_id}")
         expect(page.locator("#trace-summary")).to_have_text(re.compile(r"^3 spans, 1 service, [\d.]+ ms, 1 error$"))
-        expect(page.locator("#waterfall g.point")).to_have_count(3)
-        ticks = page.locator("#waterfall .ytick text").all()
-        top_to_bottom = sorted(ticks, key=lambda tick: (tick.bounding_box() or {"y": 0.0})["y"])
-        labels = [tick.text_content() or "" for tick in top_to_bottom]
+        spans = page.locator("#waterfall .tv-row")
+        expect(spans).to_have_count(3)
+        top_to_bottom = sorted(spans.all(), key=lambda row: int(row.get_attribute("data-pos") or -1))
+        names = [row.locator(".tv-name") for row in top_to_bottom]
         page.screenshot(path=str(tmp_path / "trace.png"), full_page=True)
-        assert [label.split("#")[0].replace("\u00a0", " ").strip() for label in labels] == [
+        assert [name.text_content() for name in names] == [
             "storefront: GET /checkout",
             "storefront: charge",
             "storefront: persist",
         ]
-        assert [label.startswith("\u00a0") for label in labels] == [False, True, True]  # children indented
+        left = [(name.bounding_box() or {"x": 0.0})["x"] for name in names]
+        assert left[0] < left[1] == left[2]  # children indented
+
+        top_to_bottom[0].click()  # a span → its attributes
+        expect(page.locator("#span-attributes tr")).to_have_text(["http.status200"])
+        expect(page.locator("#span-events")).to_contain_text("validated")
     finally:
         page.close()
 
