@@ -4,6 +4,8 @@ error %. Clicking a service opens its service page."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -19,7 +21,9 @@ from tracehouse.query.client import QueryClient
 _SHAPES = {"service": "round-rectangle", "database": "barrel", "queue": "rhomboid", "peer": "ellipse"}
 STYLESHEET = [
     {"selector": "node", "style": {"label": "data(label)", "background-color": "data(colour)",
-                                   "shape": "data(shape)", "text-valign": "bottom", "font-size": 11}},
+                                   "shape": "data(shape)", "text-valign": "bottom", "font-size": 11,
+                                   "width": "data(size)", "height": "data(size)",
+                                   "border-color": "data(border)", "border-width": "data(borderWidth)"}},
     {"selector": "edge", "style": {"label": "data(label)", "curve-style": "bezier", "target-arrow-shape": "triangle",
                                    "font-size": 9, "width": 2, "line-color": "data(colour)",
                                    "target-arrow-color": "data(colour)"}},
@@ -34,12 +38,18 @@ def colour(error_rate: float) -> str:
     return "#e15759" if error_rate >= 0.05 else "#f28e2b" if error_rate > 0 else "#59a14f"
 
 
-def elements(graph: dict[str, Any]) -> list[dict[str, Any]]:
+def elements(graph: dict[str, Any], open_breakers: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """Nodes sized by the calls into them and coloured by their error rate, with a badge (a red border
+    and "N open" in the label) when breakers of that service are open; edges labelled with their numbers."""
     errors: dict[str, tuple[int, int]] = {}
     for edge in graph["edges"]:
         calls, failed = errors.get(edge["child"], (0, 0))
         errors[edge["child"]] = (calls + edge["calls"], failed + edge["errors"])
-    nodes = [_node(node, *errors.get(node["id"], (0, 0))) for node in graph["nodes"]]
+    busiest = max((calls for calls, _ in errors.values()), default=0)
+    nodes = [
+        _node(node, *errors.get(node["id"], (0, 0)), busiest, (open_breakers or {}).get(node["id"], 0))
+        for node in graph["nodes"]
+    ]
     edges = [
         {"data": {"source": e["parent"], "target": e["child"], "colour": colour(e["errorRate"]),
                   "label": f"{e['calls']} calls, {100 * e['errorRate']:.1f}% err, p99 {human_ns(e['p99Nano'])}"}}
@@ -48,17 +58,24 @@ def elements(graph: dict[str, Any]) -> list[dict[str, Any]]:
     return nodes + edges
 
 
-def _node(node: dict[str, str], calls: int, failed: int) -> dict[str, Any]:
+def _node(node: dict[str, str], calls: int, failed: int, busiest: int, open_breakers: int) -> dict[str, Any]:
     """A node, coloured by the error rate of the calls into it (blue when nothing calls it)."""
-    data = {"id": node["id"], "label": node["id"], "kind": node["kind"], "shape": _SHAPES.get(node["kind"], "ellipse")}
-    return {"data": {**data, "colour": colour(failed / calls) if calls else "#4e79a7"}}
+    label = node["id"] + (f"  ⚠ {open_breakers} open" if open_breakers else "")
+    data = {"id": node["id"], "label": label, "kind": node["kind"], "shape": _SHAPES.get(node["kind"], "ellipse")}
+    size = 30 + (40 * math.sqrt(calls / busiest) if busiest else 0)  # area follows the calls into it
+    border = {"border": "#e15759", "borderWidth": 4} if open_breakers else {"border": "#ffffff", "borderWidth": 0}
+    return {"data": {**data, **border, "size": size, "colour": colour(failed / calls) if calls else "#4e79a7"}}
 
 
 async def page(client: QueryClient, search: str) -> html.Div:
     form = parse_qs(search.lstrip("?"))
     seconds = LOOKBACKS.get(form.get("lookback", ["1h"])[0], 3600)
     start = str(int((datetime.now(UTC).timestamp() - seconds) * 1e6))
-    graph = await client.dependencies({"start": start})
+    graph, breakers = await asyncio.gather(client.dependencies({"start": start}), client.breakers(None, "1m"))
+    open_breakers: dict[str, int] = {}
+    for breaker in breakers["breakers"]:
+        if breaker["open"]:
+            open_breakers[breaker["cluster"]] = open_breakers.get(breaker["cluster"], 0) + 1
     if not graph["nodes"]:
         return html.Div([html.H2("Service map"), send_spans("map-empty")])
     return html.Div(
@@ -66,7 +83,7 @@ async def page(client: QueryClient, search: str) -> html.Div:
             html.H2("Service map"),
             cyto.Cytoscape(
                 id="service-map",
-                elements=elements(graph),
+                elements=elements(graph, open_breakers),
                 layout={"name": "breadthfirst", "directed": True, "spacingFactor": 1.3},
                 stylesheet=STYLESHEET,
                 style={"width": "100%", "height": "560px"},

@@ -4,9 +4,11 @@ service list, a trace opened from the lookup box, its waterfall, summary and a s
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from playwright.sync_api import Browser, expect, sync_playwright
@@ -147,6 +149,16 @@ def test_service_map(tmp_path: Path, browser: Browser) -> None:
         expect(page.locator("#service-operations")).to_contain_text("handle")
         page.goto(f"{server.ui}/service/nobody")
         expect(page.locator("#service-empty")).to_contain_text("tracehouse-run")
+
+        # An open breaker of a service is a badge on its node.
+        report = {"service": "front", "instance": "front-1:80", "samples": [
+            {"name": "front.back", "second": int(time.time()) - 2, "state": "OPEN", "counts": {"failure": 30}},
+        ]}  # fmt: skip
+        breakers_url = server.otlp_http.removesuffix("/v1/traces") + "/v1/breakers"
+        assert httpx.post(breakers_url, json=report, timeout=30).status_code == 200
+        page.goto(f"{server.ui}/map")
+        expect(page.locator("#service-map canvas").first).to_be_visible()
+        page.wait_for_function(f"() => ({script})().includes('front  ⚠ 1 open')")
     finally:
         page.close()
         server.stop()
