@@ -80,7 +80,7 @@ def mount_dashboard(server: FastAPI, api_base_url: str, api_token: str | None = 
             raise PreventUpdate
         return f"/trace/{(trace_id or '').strip()}"
 
-    traces.register(app)
+    traces.register(app, client)
     trace.register(app)
     service_map.register(app)
     breakers.register(app, client)

@@ -68,6 +68,18 @@ class ServiceCountJson(TypedDict):
     spans: int
 
 
+class AttributeKeyJson(TypedDict):
+    key: str
+    #: ``span`` or ``resource``.
+    scope: str
+    count: int
+
+
+class AttributeValueJson(TypedDict):
+    value: str
+    count: int
+
+
 class SummaryJson(TypedDict):
     traceId: str
     rootService: str
@@ -197,6 +209,15 @@ class QueryClient:
         """`GET /api/v1/metrics/operations`: every operation of the service, busiest first."""
         body = await self._get("/api/v1/metrics/operations", {"service": service, **params})
         return cast(list[dict[str, Any]], body["operations"])
+
+    async def attribute_keys(self, params: Mapping[str, str]) -> list[AttributeKeyJson]:
+        """`GET /api/v1/attributes/keys`: span and resource attribute keys, most frequent first."""
+        return cast(list[AttributeKeyJson], (await self._get("/api/v1/attributes/keys", params))["keys"])
+
+    async def attribute_values(self, key: str, params: Mapping[str, str]) -> list[AttributeValueJson]:
+        """`GET /api/v1/attributes/values`: values of `key` (``prefix`` in `params`), most frequent first."""
+        body = await self._get("/api/v1/attributes/values", {**params, "key": key})
+        return cast(list[AttributeValueJson], body["values"])
 
     async def trace(self, trace_id: str) -> TraceJson | None:
         """The trace, or None when the API does not know it (404)."""

@@ -1,5 +1,7 @@
-"""The trace search page: a form whose state lives in the URL's query string, a scatter of
-duration over time (click a dot to open the trace) and the results table, newest first."""
+"""The trace search page: a form whose state lives in the URL's query string (attribute
+expressions with autocomplete from the API's keys and values; a preset lookback or a custom
+range), a scatter of duration over time (click a dot to open the trace) and the results table,
+newest first. A search the API refuses leaves the form in place with the API's message."""
 
 from __future__ import annotations
 
@@ -8,63 +10,106 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import plotly.graph_objects as go
-from dash import Dash, Input, Output, State, dcc, html
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
+from tracehouse.dashboard.attr_suggest import suggest
 from tracehouse.dashboard.empty import send_spans
 from tracehouse.dashboard.pages.trace import count
-from tracehouse.query.client import QueryClient, SummaryJson
+from tracehouse.query.client import QueryApiError, QueryClient, SummaryJson
 
 LOOKBACKS = {"15m": 15 * 60, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400}
 HEADINGS = ("start", "trace", "duration", "spans", "errors", "services")
+#: URL parameter → the form field holding it, in the URL's order.
+_FIELDS = (("service", "service"), ("operation", "operation"), ("minDuration", "min"), ("maxDuration", "max"),
+           ("start", "from"), ("end", "to"), ("lookback", "lookback"))  # fmt: skip
+_SUGGESTION = "attr-suggestion"
+
+
+def first(form: dict[str, list[str]], name: str, default: str = "") -> str:
+    return form.get(name, [default])[0]
+
+
+def time_params(form: dict[str, list[str]]) -> dict[str, str]:
+    """The API's range: a custom ``start``/``end`` (epoch µs or ISO 8601, as the API takes them)
+    when the URL has one, else the preset lookback ending now."""
+    custom = {name: first(form, name).strip() for name in ("start", "end") if first(form, name).strip()}
+    if custom:
+        return custom
+    seconds = LOOKBACKS.get(first(form, "lookback", "1h"), 3600)
+    return {"start": str(int((datetime.now(UTC).timestamp() - seconds) * 1e6))}
 
 
 def api_params(form: dict[str, list[str]]) -> dict[str, str | list[str]]:
     """The page's query string -> the search API's parameters."""
     params: dict[str, str | list[str]] = {}
     for name in ("service", "operation", "minDuration", "maxDuration", "limit"):
-        if form.get(name) and form[name][0]:
-            params[name] = form[name][0]
+        if first(form, name):
+            params[name] = first(form, name)
     if form.get("attr"):
         params["attr"] = [a for a in form["attr"] if a]
-    if form.get("error", [""])[0] == "true":
+    if first(form, "error") == "true":
         params["error"] = "true"
-    seconds = LOOKBACKS.get(form.get("lookback", ["1h"])[0], 3600)
-    params["start"] = str(int((datetime.now(UTC).timestamp() - seconds) * 1e6))
-    return params
+    return {**params, **time_params(form)}
 
 
 async def page(client: QueryClient, search: str) -> html.Div:
     form = parse_qs(search.lstrip("?"))
     services = await client.services()
-    service = form.get("service", [""])[0]
+    service = first(form, "service")
     operations = [op["name"] for op in await client.operations(service)] if service else []
-    traces = await client.find_traces(api_params(form))  # no query string: the last hour
     if not services:
         return html.Div([_form(form, services, operations), send_spans("search-empty")])
+    try:
+        traces = await client.find_traces(api_params(form))  # no query string: the last hour
+    except QueryApiError as exc:  # a search the API refuses: keep the form, so it can be fixed
+        message = f"The query API refused the search ({exc.status}): {exc.message}"
+        return html.Div([_form(form, services, operations), html.P(message, id="search-problem", className="error")])
     return html.Div([_form(form, services, operations), *_results(traces)])
 
 
 def _form(form: dict[str, list[str]], services: list[str], operations: list[str]) -> html.Div:
-    def first(name: str, default: str = "") -> str:
-        return form.get(name, [default])[0]
-
+    custom = bool(first(form, "start") or first(form, "end"))
+    lookback = None if custom else first(form, "lookback", "1h")
     return html.Div(
         [
-            dcc.Dropdown(services, first("service") or None, id="search-service", placeholder="service"),
-            dcc.Dropdown(sorted(set(operations)), first("operation") or None, id="search-operation",
+            dcc.Dropdown(services, first(form, "service") or None, id="search-service", placeholder="service"),
+            dcc.Dropdown(sorted(set(operations)), first(form, "operation") or None, id="search-operation",
                          placeholder="operation"),
-            dcc.Textarea(id="search-attr", value="\n".join(form.get("attr", [])),
-                         placeholder="attributes, one per line: key=value, key!=value, key=~regex, key, !key"),
-            dcc.Input(id="search-min", value=first("minDuration"), placeholder="min duration (250ms)"),
-            dcc.Input(id="search-max", value=first("maxDuration"), placeholder="max duration (1.5s)"),
-            dcc.Dropdown(list(LOOKBACKS), first("lookback", "1h"), id="search-lookback", clearable=False),
-            dcc.Checklist(["errors only"], ["errors only"] if first("error") == "true" else [], id="search-error"),
-            dcc.Input(id="search-limit", type="number", value=_limit(first("limit", "20")), min=1, max=1000),
+            _attributes(form),
+            dcc.Input(id="search-min", value=first(form, "minDuration"), placeholder="min duration (250ms)"),
+            dcc.Input(id="search-max", value=first(form, "maxDuration"), placeholder="max duration (1.5s)"),
+            dcc.Dropdown(list(LOOKBACKS), lookback, id="search-lookback", clearable=False,
+                         placeholder="custom range"),
+            dcc.Input(id="search-from", value=first(form, "start"), placeholder="from (2026-11-25 17:00, UTC)"),
+            dcc.Input(id="search-to", value=first(form, "end"), placeholder="to (empty: now)"),
+            dcc.Checklist(["errors only"], ["errors only"] if first(form, "error") == "true" else [],
+                          id="search-error"),
+            dcc.Input(id="search-limit", type="number", value=_limit(first(form, "limit", "20")), min=1, max=1000),
             html.Button("Find traces", id="search-go"),
         ],
         style={"display": "grid", "gridTemplateColumns": "repeat(3, minmax(12em, 1fr))", "gap": "0.5em"},
     )  # fmt: skip
+
+
+def _attributes(form: dict[str, list[str]]) -> html.Div:
+    """The expressions, one per line, and the suggestions for the line being typed (the last)."""
+    hint = "attributes, one per line: key=value, key!=value, key=~regex, key, !key"
+    return html.Div(
+        [
+            # one expression a line, the last one open for the next
+            dcc.Textarea(id="search-attr", value="".join(f"{a}\n" for a in form.get("attr", [])), placeholder=hint,
+                         style={"width": "100%", "boxSizing": "border-box"}),
+            html.Div(id="search-attr-suggest", style={"display": "flex", "flexWrap": "wrap", "gap": "0.3em"}),
+        ],
+        style={"gridRow": "span 2"},
+    )  # fmt: skip
+
+
+def _suggestion(text: str) -> html.Button:
+    style = {"fontSize": "12px", "padding": "0.1em 0.5em", "border": "1px solid #bbb", "borderRadius": "3px",
+             "background": "#f6f6f6", "cursor": "pointer"}  # fmt: skip
+    return html.Button(text, id={"type": _SUGGESTION, "value": text}, className=_SUGGESTION, style=style)
 
 
 def _limit(text: str) -> int:
@@ -122,29 +167,56 @@ def _row(trace: SummaryJson) -> html.Tr:
     )
 
 
-def register(app: Dash) -> None:
+def register(app: Dash, client: QueryClient) -> None:
     @app.callback(
         Output("url", "search"),
         Input("search-go", "n_clicks"),
-        [State(f"search-{name}", "value") for name in ("service", "operation", "attr", "min", "max", "lookback")]
-        + [State("search-error", "value"), State("search-limit", "value")],
+        [State(f"search-{field}", "value") for _, field in _FIELDS]
+        + [State("search-attr", "value"), State("search-error", "value"), State("search-limit", "value")],
         prevent_initial_call=True,
     )
-    async def submit(_clicks: int | None, service: str | None, operation: str | None, attr: str | None,
-                     low: str | None, high: str | None, lookback: str | None, error: list[str] | None,
-                     limit: int | None) -> str:  # fmt: skip
-        if not _clicks:  # the form was just rendered (Dash calls callbacks of new components)
+    async def submit(clicks: int | None, *values: Any) -> str:
+        if not clicks:  # the form was just rendered (Dash calls callbacks of new components)
             raise PreventUpdate
-        fields: list[tuple[str, str]] = [
-            (name, value)
-            for name, value in (("service", service), ("operation", operation), ("minDuration", low),
-                                ("maxDuration", high), ("lookback", lookback))
-            if value
-        ]  # fmt: skip
-        fields += [("attr", line.strip()) for line in (attr or "").splitlines() if line.strip()]
-        fields += [("error", "true")] if error else []
-        fields += [("limit", str(limit))] if limit else []
-        return "?" + urlencode(fields or [("lookback", "1h")])
+        return "?" + urlencode(search_fields(*values) or [("lookback", "1h")])
+
+    @app.callback(
+        Output("search-from", "value"),
+        Output("search-to", "value"),
+        Input("search-lookback", "value"),
+        prevent_initial_call=True,
+    )
+    async def preset(lookback: str | None) -> tuple[str, str]:
+        if not lookback:
+            raise PreventUpdate
+        return "", ""  # a preset replaces the custom range
+
+    @app.callback(
+        Output("search-attr-suggest", "children"),
+        Input("search-attr", "value"),
+        [State(f"search-{field}", "value") for field in ("service", "lookback", "from", "to")],
+        prevent_initial_call=True,
+    )
+    async def offer(text: str | None, service: str | None, lookback: str | None, start: str | None,
+                    end: str | None) -> list[html.Button]:  # fmt: skip
+        line = (text or "").split("\n")[-1]
+        form = {"lookback": [lookback or "1h"], "start": [start or ""], "end": [end or ""]}
+        params = {**time_params(form), **({"service": service} if service else {})}
+        try:
+            return [_suggestion(s) for s in await suggest(client, line, params)]
+        except QueryApiError:
+            return []  # no suggestions; the search itself reports what is wrong
+
+    @app.callback(
+        Output("search-attr", "value"),
+        Input({"type": _SUGGESTION, "value": ALL}, "n_clicks"),
+        State("search-attr", "value"),
+        prevent_initial_call=True,
+    )
+    async def take(clicks: list[int | None], text: str | None) -> str:
+        if not any(clicks) or not isinstance(ctx.triggered_id, dict):
+            raise PreventUpdate  # new suggestions were drawn, none was clicked
+        return completed(text or "", str(ctx.triggered_id["value"]))
 
     @app.callback(
         Output("url", "pathname", allow_duplicate=True),
@@ -155,3 +227,24 @@ def register(app: Dash) -> None:
         if not click:
             raise PreventUpdate
         return f"/trace/{click['points'][0]['customdata']}"
+
+
+def search_fields(*values: Any) -> list[tuple[str, str]]:
+    """The form's values (`_FIELDS`' fields, then attributes, errors only, limit) -> the URL's query;
+    a custom range replaces the preset lookback."""
+    named = dict(zip((name for name, _ in _FIELDS), values, strict=False))
+    attr, error, limit = values[len(_FIELDS) :]
+    if named.get("start") or named.get("end"):
+        named.pop("lookback", None)
+    fields = [(name, str(value).strip()) for name, value in named.items() if value and str(value).strip()]
+    fields += [("attr", line.strip()) for line in (attr or "").splitlines() if line.strip()]
+    fields += [("error", "true")] if error else []
+    return fields + ([("limit", str(limit))] if limit else [])
+
+
+def completed(text: str, suggestion: str) -> str:
+    """The attribute text with its last line replaced by the chosen suggestion; a whole expression
+    ends the line, so the next one can be typed."""
+    lines = text.split("\n")
+    whole = not suggestion.endswith(("=", "=~", "!="))
+    return "\n".join([*lines[:-1], suggestion]) + ("\n" if whole else "")

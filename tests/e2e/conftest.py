@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.browser import browser  # noqa: F401  (the module-scoped headless Chromium fixture)
 from tests.e2e.server import Server, start_server
 
 

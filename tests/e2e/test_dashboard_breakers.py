@@ -8,15 +8,14 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
+from tests.e2e.browser import screenshot
 from tests.e2e.server import Server
-from tests.e2e.test_dashboard import browser  # noqa: F401  (the module's Chromium fixture)
 from tracehouse.instrumentation.breakers.histogram import bucket_of
 from tracehouse.instrumentation.breakers.wire import BreakerReport, BreakerSample
 
@@ -68,7 +67,7 @@ def a_second_ago() -> int:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:  # noqa: F811
+def page(browser: Browser) -> Iterator[Page]:
     opened = browser.new_page(viewport={"width": 1300, "height": 1000})
     problems: list[str] = []
     opened.on("pageerror", lambda error: problems.append(str(error)))
@@ -101,7 +100,7 @@ def feed_shop_and_search(server: Server) -> None:
     report(server, "search", "search-0:80", command("search.query", second, success=200))
 
 
-def test_the_wall_shows_a_tile_per_breaker(server: Server, page: Page, tmp_path: Path) -> None:
+def test_the_wall_shows_a_tile_per_breaker(server: Server, page: Page) -> None:
     feed_shop_and_search(server)
     page.goto(f"{server.ui}/breakers?window=1m")
     tiles = page.locator(".breaker-tile")
@@ -137,7 +136,7 @@ def test_the_wall_shows_a_tile_per_breaker(server: Server, page: Page, tmp_path:
     gauges = {"active": "3", "queued": "1", "pool-size": "8", "max-active": "4", "executions": "90", "queue-size": "5"}
     for cell, value in gauges.items():
         expect(payments.locator(f".cell-{cell}")).to_have_text(value)
-    page.screenshot(path=str(tmp_path / "wall.png"), full_page=True)
+    screenshot(page, "breakers-wall-counters")
 
 
 def test_a_tile_follows_new_stats_without_a_reload(server: Server, page: Page) -> None:
@@ -195,7 +194,7 @@ def test_selecting_a_cluster_writes_the_url(server: Server, page: Page) -> None:
     expect(page.locator("#breakers-cluster")).to_contain_text("nowhere")
 
 
-def test_clicking_a_tile_shows_its_history(server: Server, page: Page, tmp_path: Path) -> None:
+def test_clicking_a_tile_shows_its_history(server: Server, page: Page) -> None:
     end = a_second_ago()
     for second in range(end - 5, end + 1):
         state = "OPEN" if second == end else "CLOSED"  # the circuit opened in the last second
@@ -207,7 +206,7 @@ def test_clicking_a_tile_shows_its_history(server: Server, page: Page, tmp_path:
     graph = page.locator("#breaker-history-graph")
     expect(graph.locator(".scatterlayer .trace")).to_have_count(5)  # rate, error %, open, median, 99th
     expect(page.locator("#breaker-history")).to_contain_text("History of breaker payments.charge (shop)")
-    page.screenshot(path=str(tmp_path / "history.png"), full_page=True)
+    screenshot(page, "breakers-history-open")
     assert plotted(page) == {"requests": 60, "error %": [10.0], "median": [LATENCY_MS], "open markers": 1}
 
     page.click("#breaker-history-close")

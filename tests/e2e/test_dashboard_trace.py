@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect
 
+from tests.e2e.browser import screenshot
 from tests.e2e.server import Server, start_server
-from tests.e2e.test_dashboard import browser  # noqa: F401  (the module's Chromium fixture)
 from tests.e2e.trace_shapes import TraceShape, send, shop_trace, wide_trace
 
 pytestmark = pytest.mark.e2e
@@ -49,7 +49,7 @@ def wide(seeded: Server) -> TraceShape:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:  # noqa: F811
+def page(browser: Browser) -> Iterator[Page]:
     opened = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     problems: list[str] = []
     opened.on("pageerror", lambda error: problems.append(str(error)))
@@ -113,7 +113,7 @@ SHOP_ORDER = [
 
 
 def test_the_waterfall_shows_the_tree_services_errors_critical_path_and_skew(
-    seeded: Server, shop: TraceShape, page: Page, tmp_path: Path
+    seeded: Server, shop: TraceShape, page: Page
 ) -> None:
     body = api_trace(seeded, shop.trace_id)
     open_trace(page, seeded, shop.trace_id)
@@ -143,7 +143,7 @@ def test_the_waterfall_shows_the_tree_services_errors_critical_path_and_skew(
     skewed = row(page, shop.by_name("PlaceOrder").span_id).locator(".tv-badge-skew")
     expect(skewed).to_have_attribute("title", re.compile(r"^clock skew: moved -\d+\.\d+ ms"))
     expect(page.locator("#waterfall .tv-badge-skew")).to_have_count(1)
-    page.screenshot(path=str(tmp_path / "trace-page.png"), full_page=True)
+    screenshot(page, "trace-shop")
 
 
 def test_collapse_hides_the_subtree_expand_restores_it_and_the_url_keeps_it(
@@ -306,7 +306,7 @@ def test_a_ten_thousand_span_trace_becomes_interactive(
     row(page, last["spanId"]).click()
     expect(page.locator("#span-overview")).to_contain_text(last["spanId"])
     expect(page.locator("#span-attributes")).to_contain_text(f"index{last['attributes']['index']}")
-    page.screenshot(path=str(tmp_path / "trace-10k.png"))
+    screenshot(page, "trace-10k", full_page=False)
 
     page.fill("#trace-search", f"#{WIDE_SPANS // 2}")  # one operation name, deep in the tree
     expect(page.locator("#trace-search-count")).to_have_text("1 of 1 match")

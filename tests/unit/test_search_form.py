@@ -1,0 +1,52 @@
+"""The trace search form's pure parts: reading a half-typed attribute expression, what is offered
+for it, the chosen suggestion written back, and the form's values written as the page's URL."""
+
+from __future__ import annotations
+
+from tracehouse.dashboard.attr_suggest import Typed, key_suggestions, parse_typed, value_suggestions
+from tracehouse.dashboard.pages.traces import completed, search_fields, time_params
+
+
+def test_a_typed_line_reads_as_the_api_reads_it() -> None:
+    assert parse_typed("http.st") == Typed("http.st")
+    assert parse_typed("!http") == Typed("http", negated=True)
+    assert parse_typed("http.status=2") == Typed("http.status", "=", "2")
+    assert parse_typed("http.status!=5") == Typed("http.status", "!=", "5")
+    assert parse_typed("http.route=~/api") == Typed("http.route", "=~", "/api")
+    assert parse_typed("q=a=b") == Typed("q", "=", "a=b")
+
+
+def test_keys_prefix_matches_first_then_by_frequency() -> None:
+    keys = ["db.system", "http.status", "net.http.peer", "http.route"]
+    assert key_suggestions(Typed("http"), keys) == ["http.status=", "http.route=", "net.http.peer="]
+    assert key_suggestions(Typed("HTTP.R"), keys) == ["http.route="]
+    assert key_suggestions(Typed("http", negated=True), keys)[0] == "!http.status"
+    assert key_suggestions(Typed("nothing"), keys) == []
+    assert len(key_suggestions(Typed("k"), [f"k{i}" for i in range(50)])) == 10
+
+
+def test_values_become_whole_expressions() -> None:
+    assert value_suggestions(Typed("card", "=", "v"), ["visa"]) == ["card=visa"]
+    assert value_suggestions(Typed("card", "!=", ""), ["visa", "amex"]) == ["card!=visa", "card!=amex"]
+    assert value_suggestions(Typed("route", "=~", ""), ["/a.b"]) == ["route=~^/a\\.b$"]
+
+
+def test_a_chosen_suggestion_replaces_the_last_line() -> None:
+    assert completed("card", "card.brand=") == "card.brand="
+    assert completed("a=1\ncard.brand=v", "card.brand=visa") == "a=1\ncard.brand=visa\n"
+    assert completed("", "!http.status") == "!http.status\n"
+
+
+def test_the_form_writes_the_url() -> None:
+    values = ["orders", None, "250ms", "", "", "", "6h", "a=1\n\n !b \n", ["errors only"], 50]
+    assert search_fields(*values) == [
+        ("service", "orders"), ("minDuration", "250ms"), ("lookback", "6h"), ("attr", "a=1"), ("attr", "!b"),
+        ("error", "true"), ("limit", "50"),
+    ]  # fmt: skip
+    custom = [None, None, None, None, "2026-11-25 17:00", "", "1h", "", [], None]
+    assert search_fields(*custom) == [("start", "2026-11-25 17:00")]  # a custom range replaces the preset
+
+
+def test_a_custom_range_goes_to_the_api_as_given() -> None:
+    assert time_params({"start": ["2026-11-25 17:00"], "lookback": ["1h"]}) == {"start": "2026-11-25 17:00"}
+    assert set(time_params({"lookback": ["6h"]})) == {"start"}
