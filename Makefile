@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGE_DIRS := tracehouse instrumentation collector storage query dashboard demo
 
-.PHONY: help install test lint typecheck pytest demo serve bench-ingest bench-breakers bench-trace-page clean
+.PHONY: help install test lint typecheck pytest demo serve bench-ingest bench-breakers bench-trace-page bench-breaker-wall clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -48,6 +48,9 @@ bench-breakers: $(STAMP)  ## overhead of a breaker per call (sync, async) vs a b
 
 bench-trace-page: $(STAMP)  ## time until a 10,000-span trace page is interactive, headless Chromium (~1 min)
 	$(BIN)/python -m benchmarks.trace_page
+
+bench-breaker-wall: $(STAMP)  ## cost of one live update of a 200-breaker wall vs 20, headless Chromium (~3 min)
+	$(BIN)/python -m benchmarks.breaker_wall
 
 clean:  ## remove the virtualenv and build output
 	rm -rf $(VENV) build *.egg-info
