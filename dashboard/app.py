@@ -16,6 +16,7 @@ from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 from fastapi import FastAPI
 
+from tracehouse.dashboard.breaker_tiles import STYLE_SHEET
 from tracehouse.dashboard.pages import breakers, service, service_map, trace, traces
 from tracehouse.query.client import QueryApiError, QueryClient
 
@@ -27,6 +28,7 @@ def mount_dashboard(server: FastAPI, api_base_url: str, api_token: str | None = 
     """Attach the dashboard to `server` at `/`; it queries the API at `api_base_url` (with the token)."""
     # Dash 4 takes a FastAPI server; its `server` annotation predates the backends.
     app = Dash(__name__, server=server, title="Tracehouse", update_title="", suppress_callback_exceptions=True)  # type: ignore[arg-type]
+    app.index_string = _INDEX
     client = QueryClient(api_base_url, token=api_token)
     app.layout = html.Div(
         [
@@ -85,6 +87,34 @@ def mount_dashboard(server: FastAPI, api_base_url: str, api_token: str | None = 
     service_map.register(app)
     breakers.register(app, client)
     return app
+
+
+# Dash's page with the breaker tiles' style sheet inline: present on every first page (deep links
+# too, whose first request may come before Dash has collected assets/).
+_INDEX = (
+    """<!DOCTYPE html>
+<html>
+<head>
+{%metas%}
+<title>{%title%}</title>
+{%favicon%}
+{%css%}
+<style>
+"""
+    + STYLE_SHEET
+    + """</style>
+</head>
+<body>
+{%app_entry%}
+<footer>
+{%config%}
+{%scripts%}
+{%renderer%}
+</footer>
+</body>
+</html>
+"""
+)
 
 
 def _lookup_form() -> html.Div:

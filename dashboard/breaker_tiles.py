@@ -15,7 +15,16 @@ from dash import dcc, html
 from tracehouse.dashboard import sparkline
 from tracehouse.query.client import BreakerJson, ThreadPoolJson
 
-__all__ = ["SORTS", "breaker_tile", "circuit_parts", "health_colour", "pool_tile", "radius", "sort_breakers"]
+__all__ = [
+    "SORTS",
+    "STYLE_SHEET",
+    "breaker_tile",
+    "circuit_parts",
+    "health_colour",
+    "pool_tile",
+    "radius",
+    "sort_breakers",
+]
 
 #: Hystrix's colour scale: d3 linear over error % 10 → 25 → 40 → 50, clamped at both ends.
 _STOPS = ((10.0, (0, 128, 0)), (25.0, (255, 204, 0)), (40.0, (255, 153, 0)), (50.0, (255, 0, 0)))
@@ -48,42 +57,28 @@ _STATES = {
 }
 _ORDER = list(_STATES)
 
-_TILE = {
-    "position": "relative",
-    "width": "262px",
-    "height": "180px",
-    "overflow": "hidden",
-    "border": "1px solid #ddd",
-    "fontSize": "12px",
-    "color": "#333",
-    "background": "white",
-}
-_LAYER = {"position": "absolute", "inset": 0}
-_BODY = {
-    "position": "relative",
-    "display": "flex",
-    "flexDirection": "column",
-    "height": "100%",
-    "boxSizing": "border-box",
-    "padding": "2px 6px 4px",
-}
-_LINK = {"color": "inherit", "textDecoration": "none"}
-_NAME = {
-    "textAlign": "right",
-    "fontWeight": 600,
-    "fontSize": "13px",
-    "whiteSpace": "nowrap",
-    "overflow": "hidden",
-    "textOverflow": "ellipsis",
-}
-_SPARKLINE = {"position": "absolute", "left": 0, "top": "24px", "width": "100%", "height": "90px", "opacity": 0.8}
-_COUNTER_ROW = {"display": "flex", "gap": "0.8em", "justifyContent": "flex-end", "margin": "4px 0"}
-_COLUMN = {"textAlign": "right", "minWidth": "3em"}
-_ERROR = {"fontSize": "16px", "fontWeight": 600}
-_TABLE = {"marginTop": "auto", "width": "100%", "borderTop": "1px solid #ccc", "borderCollapse": "collapse"}
-_HEAD = {"color": "#777", "paddingRight": "0.4em"}
-_DATA = {"textAlign": "right", "paddingRight": "0.8em"}
-_RIGHT = {"textAlign": "right"}
+#: The tiles' fixed look, as one style sheet in the page's head (see `STYLE_SHEET`): each tile then
+#: carries class names instead of inline styles, which on a 200-breaker wall was most of each update.
+STYLE_SHEET = """
+.breaker-tile, .pool-tile { position: relative; width: 262px; height: 180px; overflow: hidden;
+  border: 1px solid #ddd; font-size: 12px; color: #333; background: white; }
+.pool-tile { height: 140px; }
+a.tile-link { color: inherit; text-decoration: none; }
+.tile-layer { position: absolute; inset: 0; }
+.tile-body { position: relative; display: flex; flex-direction: column; height: 100%; box-sizing: border-box;
+  padding: 2px 6px 4px; }
+.tile-name { text-align: right; font-weight: 600; font-size: 13px; white-space: nowrap; overflow: hidden;
+  text-overflow: ellipsis; }
+.sparkline { position: absolute; left: 0; top: 24px; width: 100%; height: 90px; opacity: 0.8; }
+.breaker-circle { position: absolute; border-radius: 50%; opacity: 0.75; }
+.counters { display: flex; gap: 0.8em; justify-content: flex-end; margin: 4px 0; }
+.counter-column { text-align: right; min-width: 3em; }
+.error-percentage { font-size: 16px; font-weight: 600; }
+.rate-host, .rate-cluster, .circuit { text-align: right; }
+.tile-table { margin-top: auto; width: 100%; border-top: 1px solid #ccc; border-collapse: collapse; }
+.tile-table .head { color: #777; padding-right: 0.4em; }
+.tile-table .data { text-align: right; padding-right: 0.8em; }
+""" + "".join(f".count-{key} {{ color: {colour}; }}\n" for column in _COUNTERS for key, _, _, colour in column)
 
 
 def health_colour(error_percentage: float) -> str:
@@ -161,14 +156,14 @@ def breaker_tile(b: BreakerJson, series: sparkline.Series, end_s: int, href: str
     colour = RED if b["open"] else health_colour(b["errorPercentage"])
     chart: list[Any] = [_circle(radius(b["rate"]["host"]), colour)]
     if (uri := sparkline.svg_uri(series, end_s)) is not None:
-        chart.append(html.Img(src=uri, className="sparkline", style=_SPARKLINE))
+        chart.append(html.Img(src=uri, className="sparkline"))
     circuit = [html.Span(text, style={"color": c}) for text, c in circuit_parts(b["states"])]
     body = [
         _title(b["name"], b["cluster"] if show_cluster else None),
         _counters(b),
         _line("rate-host", f"Host: {b['rate']['host']:,.1f}/s"),
         _line("rate-cluster", f"Cluster: {b['rate']['cluster']:,.1f}/s"),
-        html.Div(["Circuit ", html.Span(circuit, className="circuit-state")], className="circuit", style=_RIGHT),
+        html.Div(["Circuit ", html.Span(circuit, className="circuit-state")], className="circuit"),
         _latency_table(b),
     ]
     present = [s for s, n in b["states"].items() if n]
@@ -178,21 +173,18 @@ def breaker_tile(b: BreakerJson, series: sparkline.Series, end_s: int, href: str
         "data-state": present[0] if len(present) == 1 else "MIXED",
         "data-open": "true" if b["open"] else "false",
     }
-    layers = [html.Div(chart, style=_LAYER), html.Div(body, style=_BODY)]
-    tile = html.Div(layers, className="breaker-tile", style=_TILE, **attributes)
-    return dcc.Link(tile, href=href, style=_LINK, title=f"{b['name']} ({b['cluster']}): history")
+    layers = [html.Div(chart, className="tile-layer"), html.Div(body, className="tile-body")]
+    tile = html.Div(layers, className="breaker-tile", **attributes)
+    return dcc.Link(tile, href=href, className="tile-link", title=f"{b['name']} ({b['cluster']}): history")
 
 
 def _circle(r: float, colour: str) -> html.Div:
     style = {
-        "position": "absolute",
         "left": f"calc(28% - {r:.1f}px)",
         "top": f"{70 - r:.1f}px",
         "width": f"{2 * r:.1f}px",
         "height": f"{2 * r:.1f}px",
-        "borderRadius": "50%",
         "background": colour,
-        "opacity": 0.75,
     }
     attributes: dict[str, Any] = {"data-colour": colour}
     return html.Div(className="breaker-circle", style=style, **attributes)
@@ -200,11 +192,11 @@ def _circle(r: float, colour: str) -> html.Div:
 
 def _title(name: str, cluster: str | None) -> html.Div:
     text = name if cluster is None else f"{name} · {cluster}"
-    return html.Div(text, className="tile-name", title=text, style=_NAME)
+    return html.Div(text, className="tile-name", title=text)
 
 
 def _line(kind: str, text: str) -> html.Div:
-    return html.Div(text, className=kind, style=_RIGHT)
+    return html.Div(text, className=kind)
 
 
 def _counters(b: BreakerJson) -> html.Div:
@@ -215,13 +207,15 @@ def _counters(b: BreakerJson) -> html.Div:
         "bad-request": counts.get("bad_request", 0),
         "rejected": counts.get("thread_pool_rejected", 0) + counts.get("semaphore_rejected", 0),
     }
-    columns = [html.Div([_count(values.get(c[0], 0), *c) for c in column], style=_COLUMN) for column in _COUNTERS]
-    error = html.Div(f"{b['errorPercentage']:.1f} %", className="error-percentage", title=_ERROR_TIP, style=_ERROR)
-    return html.Div([*columns, error], className="counters", style=_COUNTER_ROW)
+    columns = [
+        html.Div([_count(values.get(c[0], 0), *c) for c in column], className="counter-column") for column in _COUNTERS
+    ]
+    error = html.Div(f"{b['errorPercentage']:.1f} %", className="error-percentage", title=_ERROR_TIP)
+    return html.Div([*columns, error], className="counters")
 
 
-def _count(value: int, key: str, label: str, tip: str, colour: str) -> html.Div:
-    return html.Div(f"{value:,}", className=f"count count-{key}", title=f"{label}: {tip}", style={"color": colour})
+def _count(value: int, key: str, label: str, tip: str, _colour: str) -> html.Div:
+    return html.Div(f"{value:,}", className=f"count count-{key}", title=f"{label}: {tip}")
 
 
 def _latency_table(b: BreakerJson) -> html.Table:
@@ -239,13 +233,13 @@ def _table(rows: tuple[tuple[str, str, str, str], ...], kind: str) -> html.Table
 
     def cells(h1: str, v1: str, h2: str, v2: str) -> list[html.Td]:
         return [
-            html.Td(h1, style=_HEAD),
-            html.Td(v1, className=_cell(h1), style=_DATA),
-            html.Td(h2, style=_HEAD),
-            html.Td(v2, className=_cell(h2), style=_DATA),
+            html.Td(h1, className="head"),
+            html.Td(v1, className=f"data {_cell(h1)}"),
+            html.Td(h2, className="head"),
+            html.Td(v2, className=f"data {_cell(h2)}"),
         ]
 
-    return html.Table(html.Tbody([html.Tr(cells(*row)) for row in rows]), className=kind, style=_TABLE)
+    return html.Table(html.Tbody([html.Tr(cells(*row)) for row in rows]), className=f"tile-table {kind}")
 
 
 def _cell(heading: str) -> str:
@@ -269,7 +263,8 @@ def pool_tile(p: ThreadPoolJson, href: str, show_cluster: bool) -> dcc.Link:
         _line("rate-cluster", f"Cluster: {p['rate']['cluster']:,.1f}/s"),
         _table(rows, "pool-gauges"),
     ]
-    layers = [html.Div(_circle(radius(p["rate"]["host"]), colour), style=_LAYER), html.Div(body, style=_BODY)]
+    layers = [html.Div(_circle(radius(p["rate"]["host"]), colour), className="tile-layer"),
+              html.Div(body, className="tile-body")]  # fmt: skip
     attributes: dict[str, Any] = {"data-pool": p["name"], "data-cluster": p["cluster"]}
-    tile = html.Div(layers, className="pool-tile", style={**_TILE, "height": "140px"}, **attributes)
-    return dcc.Link(tile, href=href, style=_LINK, title=f"{p['name']} ({p['cluster']}): history")
+    tile = html.Div(layers, className="pool-tile", **attributes)
+    return dcc.Link(tile, href=href, className="tile-link", title=f"{p['name']} ({p['cluster']}): history")

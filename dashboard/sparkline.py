@@ -1,6 +1,6 @@
 """The breaker wall's sparklines: a breaker's cluster request rate over the last two minutes, kept
-in the browser (a ``dcc.Store``) between ticks and seeded once from the stored history, drawn as a
-small SVG. Pure functions of JSON-able data; no I/O.
+by the dashboard process between ticks (pages/breakers.py `SeriesCache`) and seeded once from the
+stored history, drawn as a small SVG. Pure functions of JSON-able data; no I/O.
 """
 
 from __future__ import annotations
@@ -41,12 +41,12 @@ def extend(series: Series, t: int, rate: float) -> Series:
 
 def svg_uri(series: Series, end_s: int) -> str | None:
     """A ``data:`` URI of the polyline over ``[end_s - SPAN_S, end_s]``, scaled to its own peak;
-    None with fewer than two points."""
+    None with fewer than two points. Whole pixels: a 200-tile wall sends 200 of these a second."""
     if len(series) < 2:
         return None
     peak = max(rate for _, rate in series) or 1.0
     points = " ".join(
-        f"{(t - end_s + SPAN_S) * _WIDTH / SPAN_S:.1f},{_HEIGHT - 2 - rate / peak * (_HEIGHT - 4):.1f}"
+        f"{(t - end_s + SPAN_S) * _WIDTH / SPAN_S:.0f},{_HEIGHT - 2 - rate / peak * (_HEIGHT - 4):.0f}"
         for t, rate in series
     )
     svg = (

@@ -23,10 +23,11 @@ from tracehouse.dashboard import sparkline
 from tracehouse.dashboard.breaker_history import history_figure
 from tracehouse.dashboard.breaker_tiles import SORTS, breaker_tile, pool_tile, sort_breakers
 from tracehouse.dashboard.empty import send_breakers
+from tracehouse.dashboard.html_string import to_html
 from tracehouse.dashboard.pages.trace import count
 from tracehouse.query.client import BreakerJson, BreakersJson, QueryApiError, QueryClient, ThreadPoolJson
 
-__all__ = ["WallState", "page", "register"]
+__all__ = ["SeriesCache", "WallState", "page", "register"]
 
 PATH = "/breakers"
 WINDOWS = ("10s", "30s", "1m", "5m", "15m", "1h")
@@ -35,8 +36,8 @@ RANGES = {"15m": (900, "5s"), "1h": (3600, "15s"), "6h": (6 * 3600, "1m"), "24h"
 KINDS = ("command", "threadpool")
 TICK_MS = 1000
 HISTORY_TICK_MS = 10_000
-#: Sparklines seeded from the history API per tick; the rest are seeded on the next ticks.
-MAX_SEEDS_PER_TICK = 16
+#: History reads seeding sparklines at once; the other new breakers are seeded on later ticks.
+MAX_SEEDS_PER_TICK = 8
 _ALL = ""  # the cluster selector's "every cluster"
 
 
@@ -108,13 +109,13 @@ async def page(client: QueryClient, search: str) -> html.Div:
         [
             dcc.Location(id="breakers-url", refresh="callback-nav"),
             dcc.Store(id="breakers-state", data=state.query()),
-            dcc.Store(id="breakers-series"),
             dcc.Interval(id="breakers-tick", interval=TICK_MS),
             html.H2("Breakers"),
             _controls(state, clusters),
             *([_history_panel(state)] if state.breaker and state.selected_cluster else []),
+            dcc.Store(id="breakers-html"),
             html.Div(id="breakers-wall", style=_WALL),
-            html.Div(id="breakers-pools"),
+            html.Div(id="breakers-pools", style=_WALL),
         ]
     )
 
@@ -180,23 +181,61 @@ async def _seed(client: QueryClient, b: BreakerJson, end_s: int, window_s: int) 
     return sparkline.seed(points, end_s, window_s)
 
 
-async def update_series(client: QueryClient, wall: BreakersJson, stored: dict[str, Any] | None) -> dict[str, Any]:
-    """The sparklines after this tick: kept series extended with the live rate, new breakers'
-    seeded (a bounded number per tick), departed breakers' dropped."""
-    window_s, end_s = wall["window"], wall["end"] // 1_000_000
-    old: dict[str, sparkline.Series] = stored["series"] if stored and stored.get("window") == window_s else {}
-    current = {_key(b["cluster"], b["name"]): b for b in wall["breakers"]}
-    missing = [key for key in current if key not in old][:MAX_SEEDS_PER_TICK]
-    seeded = await asyncio.gather(*(_seed(client, current[key], end_s, window_s) for key in missing))
-    base = {**dict(zip(missing, seeded, strict=True)), **old}
-    series = {
-        key: sparkline.extend(base[key], end_s, b["rate"]["cluster"]) for key, b in current.items() if key in base
-    }
-    return {"window": window_s, "series": series}
+class SeriesCache:
+    """The sparklines of every wall this dashboard process serves, by window and breaker, so no
+    browser carries them to and fro each tick (on a 200-breaker wall that was most of an update).
+    Shared by every open wall: two ticks of the same second agree. A new breaker's series is seeded
+    from its history in the background (at most `MAX_SEEDS_PER_TICK` history reads at a time, each
+    breaker once), never holding up a tick: on a 200-breaker wall, ticks that awaited their seeds
+    piled up behind each other. A series whose newest point is older than its span is forgotten."""
+
+    def __init__(self) -> None:
+        self._by_window: dict[int, dict[str, sparkline.Series]] = {}
+        self._seeding: set[tuple[int, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def update(self, client: QueryClient, wall: BreakersJson) -> dict[str, sparkline.Series]:
+        """The wall's sparklines after this tick: kept series extended with the live rate; the
+        breakers without one yet start seeding."""
+        window_s, end_s = wall["window"], wall["end"] // 1_000_000
+        kept = self._by_window.setdefault(window_s, {})
+        current = {_key(b["cluster"], b["name"]): b for b in wall["breakers"]}
+        for key, b in current.items():
+            if key in kept:
+                kept[key] = sparkline.extend(kept[key], end_s, b["rate"]["cluster"])
+        self._start_seeding(client, window_s, [current[k] for k in current if k not in kept], end_s)
+        self._forget(end_s)
+        return {key: kept[key] for key in current if key in kept}
+
+    def _start_seeding(self, client: QueryClient, window_s: int, new: list[BreakerJson], end_s: int) -> None:
+        room = MAX_SEEDS_PER_TICK - len(self._seeding)
+        for b in new:
+            key = (window_s, _key(b["cluster"], b["name"]))
+            if room <= 0:
+                return
+            if key not in self._seeding:
+                room -= 1
+                self._seeding.add(key)
+                task = asyncio.get_running_loop().create_task(self._seed_one(client, key, b, end_s))
+                self._tasks.add(task)  # held until done: the loop keeps only weak references
+                task.add_done_callback(self._tasks.discard)
+
+    async def _seed_one(self, client: QueryClient, key: tuple[int, str], b: BreakerJson, end_s: int) -> None:
+        try:
+            series = await _seed(client, b, end_s, key[0])
+            self._by_window.setdefault(key[0], {}).setdefault(key[1], series)
+        finally:
+            self._seeding.discard(key)
+
+    def _forget(self, end_s: int) -> None:
+        for kept in self._by_window.values():
+            for key in [k for k, series in kept.items() if not series or series[-1][0] < end_s - sparkline.SPAN_S]:
+                del kept[key]
 
 
-def render_wall(wall: BreakersJson, state: WallState, series: dict[str, sparkline.Series]) -> tuple[Any, Any, str]:
-    """(breaker tiles, thread-pool section, status line) of one tick."""
+def render_wall(wall: BreakersJson, state: WallState, series: dict[str, sparkline.Series]) -> tuple[Any, str]:
+    """({"wall": [tile HTML, …], "pools": [heading and tile HTML, …]}, status line) of one tick; the
+    browser patches the tiles whose HTML changed (`PATCH_TILES`)."""
     end_s = wall["end"] // 1_000_000
     every = state.cluster is None
 
@@ -212,31 +251,69 @@ def render_wall(wall: BreakersJson, state: WallState, series: dict[str, sparklin
         tiles = [send_breakers("breakers-empty")]
     volume = state.sort == "volume"
     pools = sorted(wall["threadPools"], key=lambda p: (-p["rate"]["cluster"] if volume else 0, p["name"], p["cluster"]))
-    section = [html.H3("Thread pools"), html.Div([pool(p) for p in pools], style=_WALL)] if pools else []
+    section = [html.H3("Thread pools", style={"flexBasis": "100%"}), *(pool(p) for p in pools)] if pools else []
     ending = datetime.fromtimestamp(end_s, UTC).strftime("%H:%M:%S")
     found = f"{count(len(wall['breakers']), 'breaker')}, {count(len(pools), 'thread pool')}"
     status = f"{found}; {wall['window']} s window to {ending} UTC"
-    return tiles, section, status
+    return {"wall": [to_html(t) for t in tiles], "pools": [to_html(p) for p in section]}, status
+
+
+#: Puts each tick's tile HTML into the wall, replacing only the tiles whose HTML changed (React never
+#: sees them: Dash's renderer took most of a second to lay out 200 tiles of components), and makes a
+#: click on a tile navigate inside the app, as a ``dcc.Link`` does.
+PATCH_TILES = """function (data) {
+  const wall = window.tracehouseWall || (window.tracehouseWall = (() => {
+    const patch = (id, pieces) => {
+      const box = document.getElementById(id);
+      if (!box) return;
+      const sources = box.__tileSources || [];
+      const template = document.createElement("template");
+      pieces.forEach((piece, i) => {
+        const old = box.children[i];
+        if (old && sources[i] === piece) return;
+        template.innerHTML = piece;
+        const node = template.content.firstElementChild;
+        if (old) old.replaceWith(node); else box.appendChild(node);
+      });
+      while (box.children.length > pieces.length) box.lastElementChild.remove();
+      box.__tileSources = pieces.slice();
+    };
+    document.addEventListener("click", (event) => {
+      const link = event.target.closest ? event.target.closest("a.tile-link") : null;
+      if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      window.history.pushState({}, "", link.getAttribute("href"));
+      window.dispatchEvent(new CustomEvent("_dashprivate_pushstate"));
+      window.scrollTo(0, 0);
+    });
+    return { patch };
+  })());
+  if (data) {
+    wall.patch("breakers-wall", data.wall);
+    wall.patch("breakers-pools", data.pools);
+  }
+  return window.dash_clientside.no_update;
+}"""
 
 
 def register(app: Dash, client: QueryClient) -> None:
+    series = SeriesCache()
+
+    app.clientside_callback(PATCH_TILES, Output("breakers-wall", "title"), Input("breakers-html", "data"))  # type: ignore[no-untyped-call]
+
     @app.callback(
-        Output("breakers-wall", "children"),
-        Output("breakers-pools", "children"),
+        Output("breakers-html", "data"),
         Output("breakers-status", "children"),
-        Output("breakers-series", "data"),
         Input("breakers-tick", "n_intervals"),
         State("breakers-state", "data"),
-        State("breakers-series", "data"),
     )
-    async def tick(_n: int | None, search: str | None, stored: dict[str, Any] | None) -> tuple[Any, ...]:
+    async def tick(_n: int | None, search: str | None) -> tuple[Any, ...]:
         state = WallState.parse(search or "")
         try:
             wall = await client.breakers(state.cluster, state.window)
         except QueryApiError as exc:  # keep the last tiles; say why they are stale
-            return no_update, no_update, f"The query API answered {exc.status}: {exc.message}", no_update
-        data = await update_series(client, wall, stored)
-        return *render_wall(wall, state, data["series"]), data
+            return no_update, f"The query API answered {exc.status}: {exc.message}"
+        return render_wall(wall, state, series.update(client, wall))
 
     @app.callback(
         Output("breakers-url", "search"),

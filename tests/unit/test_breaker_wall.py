@@ -99,4 +99,4 @@ def test_sparkline_svg() -> None:
     uri = sparkline.svg_uri([[0, 0.0], [120, 4.0]], 120)
     assert uri is not None
     assert uri.startswith("data:image/svg+xml,")
-    assert "points='0.0,58.0%20240.0,2.0'" in uri  # oldest left at the bottom, peak right at the top
+    assert "points='0,58%20240,2'" in uri  # oldest left at the bottom, peak right at the top
