@@ -1,6 +1,6 @@
-"""Dash html components (and ``dcc.Link``) written as an HTML string, for parts of a page that
-change every second and are patched in the browser without React (the breaker wall): Dash's
-renderer spent most of a 200-tile update walking the new layout. Escapes every text and value.
+"""Dash html components (and ``dcc.Link``) written as an HTML string, for a part of a page that the
+browser patches without React (the breaker wall's empty state, among its tiles). Escapes every
+text and value.
 """
 
 from __future__ import annotations

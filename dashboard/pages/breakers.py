@@ -239,44 +239,88 @@ def render_wall(wall: BreakersJson, state: WallState, series: dict[str, sparklin
     end_s = wall["end"] // 1_000_000
     every = state.cluster is None
 
-    def tile(b: BreakerJson) -> Any:
+    def tile(b: BreakerJson) -> str:
         href = PATH + state.selecting(b["cluster"], b["name"], "command").query()
         return breaker_tile(b, series.get(_key(b["cluster"], b["name"]), []), end_s, href, every)
 
-    def pool(p: ThreadPoolJson) -> Any:
+    def pool(p: ThreadPoolJson) -> str:
         return pool_tile(p, PATH + state.selecting(p["cluster"], p["name"], "threadpool").query(), every)
 
     tiles = [tile(b) for b in sort_breakers(wall["breakers"], state.sort)]
     if not tiles:
-        tiles = [send_breakers("breakers-empty")]
+        tiles = [to_html(send_breakers("breakers-empty"))]
     volume = state.sort == "volume"
     pools = sorted(wall["threadPools"], key=lambda p: (-p["rate"]["cluster"] if volume else 0, p["name"], p["cluster"]))
-    section = [html.H3("Thread pools", style={"flexBasis": "100%"}), *(pool(p) for p in pools)] if pools else []
+    heading = '<h3 style="flex-basis: 100%">Thread pools</h3>'
+    section = [heading, *(pool(p) for p in pools)] if pools else []
     ending = datetime.fromtimestamp(end_s, UTC).strftime("%H:%M:%S")
     found = f"{count(len(wall['breakers']), 'breaker')}, {count(len(pools), 'thread pool')}"
     status = f"{found}; {wall['window']} s window to {ending} UTC"
-    return {"wall": [to_html(t) for t in tiles], "pools": [to_html(p) for p in section]}, status
+    return {"wall": tiles, "pools": section}, status
 
 
-#: Puts each tick's tile HTML into the wall, replacing only the tiles whose HTML changed (React never
-#: sees them: Dash's renderer took most of a second to lay out 200 tiles of components), and makes a
-#: click on a tile navigate inside the app, as a ``dcc.Link`` does.
+#: Puts each tick's tile HTML into the wall (React never sees the tiles: Dash's renderer took most
+#: of a second to lay out 200 tiles of components). A tile in view (or near it) whose HTML changed
+#: is morphed into the one already there: just the texts and attributes that differ change. A tile
+#: out of view keeps its newest HTML until it scrolls in, like the trace page's rows: on a 200-tile
+#: wall most tiles are out of view, and parsing and morphing them was most of a tick. A click on a
+#: tile navigates inside the app, as a ``dcc.Link`` does.
 PATCH_TILES = """function (data) {
   const wall = window.tracehouseWall || (window.tracehouseWall = (() => {
+    const morph = (old, next) => {
+      if (old.nodeType !== next.nodeType || old.nodeName !== next.nodeName) return old.replaceWith(next);
+      if (old.isEqualNode(next)) return;  // native and deep: most of a tile is as it was
+      if (old.nodeType !== 1) {
+        if (old.nodeValue !== next.nodeValue) old.nodeValue = next.nodeValue;
+        return;
+      }
+      for (const a of Array.from(old.attributes)) if (!next.hasAttribute(a.name)) old.removeAttribute(a.name);
+      for (const a of Array.from(next.attributes)) {
+        if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value);
+      }
+      const before = Array.from(old.childNodes), after = Array.from(next.childNodes);
+      if (before.length !== after.length) return old.replaceChildren(...after);
+      before.forEach((child, i) => morph(child, after[i]));
+    };
+    const parse = (piece) => {
+      const template = document.createElement("template");
+      template.innerHTML = piece;
+      return template.content.firstElementChild;
+    };
+    const refresh = (box, tile) => {
+      const i = Array.prototype.indexOf.call(box.children, tile);
+      if (i < 0 || box.__applied[i] === box.__latest[i]) return;
+      morph(tile, parse(box.__latest[i]));
+      box.__applied[i] = box.__latest[i];
+    };
+    const inView = new WeakSet();
+    const watcher = new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (!entry.isIntersecting) { inView.delete(entry.target); continue; }
+        inView.add(entry.target);
+        if (entry.target.parentElement) refresh(entry.target.parentElement, entry.target);
+      }
+    }, { rootMargin: "300px" });
     const patch = (id, pieces) => {
       const box = document.getElementById(id);
       if (!box) return;
-      const sources = box.__tileSources || [];
-      const template = document.createElement("template");
+      box.__applied = box.__applied || [];
+      box.__latest = pieces;
       pieces.forEach((piece, i) => {
-        const old = box.children[i];
-        if (old && sources[i] === piece) return;
-        template.innerHTML = piece;
-        const node = template.content.firstElementChild;
-        if (old) old.replaceWith(node); else box.appendChild(node);
+        const tile = box.children[i];
+        if (!tile) {
+          box.appendChild(parse(piece));
+          box.__applied[i] = piece;
+          watcher.observe(box.children[i]);
+        } else if (inView.has(tile)) {
+          refresh(box, tile);
+        }
       });
-      while (box.children.length > pieces.length) box.lastElementChild.remove();
-      box.__tileSources = pieces.slice();
+      while (box.children.length > pieces.length) {
+        watcher.unobserve(box.lastElementChild);
+        box.lastElementChild.remove();
+      }
+      box.__applied.length = pieces.length;
     };
     document.addEventListener("click", (event) => {
       const link = event.target.closest ? event.target.closest("a.tile-link") : null;

@@ -95,8 +95,8 @@ def test_sparkline_extend_replaces_a_second_and_trims() -> None:
 
 
 def test_sparkline_svg() -> None:
-    assert sparkline.svg_uri([[1, 0.0]], 1) is None
-    uri = sparkline.svg_uri([[0, 0.0], [120, 4.0]], 120)
-    assert uri is not None
-    assert uri.startswith("data:image/svg+xml,")
-    assert "points='0,58%20240,2'" in uri  # oldest left at the bottom, peak right at the top
+    assert sparkline.svg([[1, 0.0]], 1) is None
+    line = sparkline.svg([[0, 0.0], [120, 4.0]], 120)
+    assert line is not None
+    assert line.startswith('<svg class="sparkline"')
+    assert 'points="0,58 240,2"' in line  # oldest left at the bottom, peak right at the top
