@@ -74,12 +74,20 @@ def build_query_app(reader: Reader, health: Health) -> FastAPI:
         end: Annotated[str | None, Query(description="epoch µs or ISO 8601; default now")] = None,
         error: bool = False,
         limit: int = 20,
+        parent_service: Annotated[
+            str | None, Query(alias="parentService", description="the span's parent is of this service")
+        ] = None,
+        peer: Annotated[
+            str | None, Query(description="a client/producer span calling this database, queue or peer")
+        ] = None,
     ) -> dict[str, Any]:
         """Trace summaries, newest first, of traces with a span (started in [start, end))
-        matching every condition. Attribute conditions look at span and resource attributes."""
+        matching every condition. Attribute conditions look at span and resource attributes;
+        ``service`` + ``parentService`` or ``service`` + ``peer`` are the calls of a service map edge."""
         query = trace_query(
             service=service, operation=operation, attributes=attr, min_duration=min_duration,
             max_duration=max_duration, start=start, end=end, errors_only=error, limit=limit,
+            parent_service=parent_service, peer=peer,
         )  # fmt: skip
         found = guarded(lambda: reader.find_traces(query))
         return {"traces": [summary_json(s) for s in found], "limit": limit}

@@ -94,6 +94,8 @@ def trace_query(
     end: str | None,
     errors_only: bool,
     limit: int,
+    parent_service: str | None = None,
+    peer: str | None = None,
 ) -> TraceQuery:
     start_ns, end_ns = time_range(start, end)
     if not 1 <= limit <= MAX_LIMIT:
@@ -112,6 +114,8 @@ def trace_query(
         max_duration_ns=high,
         errors_only=errors_only,
         limit=limit,
+        parent_service=parent_service or None,
+        peer=peer or None,
     )
 
 

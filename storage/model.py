@@ -84,6 +84,11 @@ class TraceQuery:
     max_duration_ns: int | None = None
     errors_only: bool = False
     limit: int = 20
+    #: The span's parent is a span of this service: a call from it (a service map edge into `service`).
+    parent_service: str | None = None
+    #: The span is a client or producer span calling this database, queue or un-instrumented peer,
+    #: named as the dependency linker names it (a service map edge out of `service`).
+    peer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

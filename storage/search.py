@@ -19,6 +19,23 @@ _CONDITIONS = {
 }
 OPERATORS = frozenset(_CONDITIONS)
 
+#: A client or producer span's callee as the dependency linker names it (storage/linker.py
+#: `_PEER_LINKS`): the database, else the queue, else the peer service or address.
+PEER_NAME = """multiIf(
+    SpanAttributes['db.system'] != '', coalesce(nullIf(SpanAttributes['db.name'], ''), SpanAttributes['db.system']),
+    SpanAttributes['messaging.system'] != '', coalesce(nullIf(SpanAttributes['messaging.destination.name'], ''),
+                                                       SpanAttributes['messaging.system']),
+    coalesce(nullIf(SpanAttributes['peer.service'], ''), SpanAttributes['server.address'],
+             SpanAttributes['net.peer.name']))"""
+# A parent may have started up to this long before the window (as the linker looks back).
+_PARENT = """(TraceId, ParentSpanId) IN (
+      SELECT TraceId, SpanId FROM otel_traces
+      WHERE ServiceName = {parent_service:String}
+        AND Timestamp >= fromUnixTimestamp64Nano({parents_from:Int64})
+        AND Timestamp < fromUnixTimestamp64Nano({end:Int64})
+  )"""
+PARENT_LOOKBACK_NS = 3600 * 10**9
+
 # Matching spans pick the traces; the lookup table gives each trace's own start for the order.
 MATCHING_TRACES = """
 SELECT TraceId, min(Start) AS first
@@ -63,6 +80,12 @@ def matching_traces(query: TraceQuery) -> tuple[str, dict[str, Any]]:
             params[name] = value
     if query.errors_only:
         where.append("StatusCode = 'Error'")
+    if query.parent_service is not None:
+        where.append(_PARENT)
+        params.update(parent_service=query.parent_service, parents_from=query.start_ns - PARENT_LOOKBACK_NS)
+    if query.peer is not None:
+        where.append(f"SpanKind IN ('Client', 'Producer') AND {PEER_NAME} = {{peer:String}}")
+        params["peer"] = query.peer
     for i, attribute in enumerate(query.attributes):
         where.append(f"({_attribute_condition(attribute, i)})")
         params[f"k{i}"] = attribute.key

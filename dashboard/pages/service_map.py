@@ -1,6 +1,6 @@
 """The service map: services, databases, queues and peers from the dependency API, laid out
 by dash-cytoscape; node colour by error rate of calls into it, edge labels with calls and
-error %. Clicking a service opens its service page."""
+error %. Clicking a service opens its service page, an edge the traces of its calls."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import asyncio
 import math
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
 import dash_cytoscape as cyto
-from dash import Dash, Input, Output, html
+from dash import Dash, Input, Output, State, html
 from dash.exceptions import PreventUpdate
 
 from tracehouse.dashboard.empty import send_spans
@@ -50,8 +50,10 @@ def elements(graph: dict[str, Any], open_breakers: dict[str, int] | None = None)
         _node(node, *errors.get(node["id"], (0, 0)), busiest, (open_breakers or {}).get(node["id"], 0))
         for node in graph["nodes"]
     ]
+    kinds = {node["id"]: node["kind"] for node in graph["nodes"]}
     edges = [
-        {"data": {"source": e["parent"], "target": e["child"], "colour": colour(e["errorRate"]),
+        {"data": {"source": e["parent"], "target": e["child"], "kind": kinds.get(e["child"], "peer"),
+                  "colour": colour(e["errorRate"]),
                   "label": f"{e['calls']} calls, {100 * e['errorRate']:.1f}% err, p99 {human_ns(e['p99Nano'])}"}}
         for e in graph["edges"]
     ]  # fmt: skip
@@ -92,6 +94,17 @@ async def page(client: QueryClient, search: str) -> html.Div:
     )
 
 
+def edge_traces(edge: dict[str, Any], search: str) -> str:
+    """The traces page of an edge's calls: spans of the callee service whose parent is the caller's,
+    or the caller's client spans naming the database, queue or peer; over the map's lookback."""
+    lookback = parse_qs(search.lstrip("?")).get("lookback", ["1h"])[0]
+    if edge.get("kind") == "service":
+        fields = {"service": edge["target"], "parentService": edge["source"]}
+    else:
+        fields = {"service": edge["source"], "peer": edge["target"]}
+    return "/?" + urlencode({**fields, "lookback": lookback})
+
+
 def register(app: Dash) -> None:
     @app.callback(
         Output("url", "href", allow_duplicate=True), Input("service-map", "tapNodeData"), prevent_initial_call=True
@@ -100,3 +113,14 @@ def register(app: Dash) -> None:
         if not node or node.get("kind") != "service":
             raise PreventUpdate
         return f"/service/{quote(node['id'], safe='')}?lookback=1h"
+
+    @app.callback(
+        Output("url", "href", allow_duplicate=True),
+        Input("service-map", "tapEdgeData"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    async def open_edge(edge: dict[str, Any] | None, search: str | None) -> str:
+        if not edge:
+            raise PreventUpdate
+        return edge_traces(edge, search or "")

@@ -21,8 +21,9 @@ from tracehouse.query.client import QueryApiError, QueryClient, SummaryJson
 LOOKBACKS = {"15m": 15 * 60, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400}
 HEADINGS = ("start", "trace", "duration", "spans", "errors", "services")
 #: URL parameter → the form field holding it, in the URL's order.
-_FIELDS = (("service", "service"), ("operation", "operation"), ("minDuration", "min"), ("maxDuration", "max"),
-           ("start", "from"), ("end", "to"), ("lookback", "lookback"))  # fmt: skip
+_FIELDS = (("service", "service"), ("operation", "operation"), ("parentService", "parent"), ("peer", "peer"),
+           ("minDuration", "min"), ("maxDuration", "max"), ("start", "from"), ("end", "to"),
+           ("lookback", "lookback"))  # fmt: skip
 _SUGGESTION = "attr-suggestion"
 
 
@@ -43,7 +44,7 @@ def time_params(form: dict[str, list[str]]) -> dict[str, str]:
 def api_params(form: dict[str, list[str]]) -> dict[str, str | list[str]]:
     """The page's query string -> the search API's parameters."""
     params: dict[str, str | list[str]] = {}
-    for name in ("service", "operation", "minDuration", "maxDuration", "limit"):
+    for name in ("service", "operation", "parentService", "peer", "minDuration", "maxDuration", "limit"):
         if first(form, name):
             params[name] = first(form, name)
     if form.get("attr"):
@@ -77,6 +78,8 @@ def _form(form: dict[str, list[str]], services: list[str], operations: list[str]
             dcc.Dropdown(sorted(set(operations)), first(form, "operation") or None, id="search-operation",
                          placeholder="operation"),
             _attributes(form),
+            dcc.Input(id="search-parent", value=first(form, "parentService"), placeholder="called by service"),
+            dcc.Input(id="search-peer", value=first(form, "peer"), placeholder="calling database, queue or peer"),
             dcc.Input(id="search-min", value=first(form, "minDuration"), placeholder="min duration (250ms)"),
             dcc.Input(id="search-max", value=first(form, "maxDuration"), placeholder="max duration (1.5s)"),
             dcc.Dropdown(list(LOOKBACKS), lookback, id="search-lookback", clearable=False,

@@ -5,6 +5,7 @@ Every page of these tests fails on a browser console error."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from tests.e2e.browser import checked_page, png_size, screenshot, screenshot_dir
 from tests.e2e.server import Server, start_server
 from tests.e2e.test_compat_apis import two_service_trace
 from tests.e2e.test_dashboard_breakers import feed_shop_and_search
-from tests.e2e.trace_shapes import TraceShape, send, shop_trace
+from tests.e2e.trace_shapes import MS, SpanSpec, TraceShape, send, shop_trace
 
 pytestmark = pytest.mark.e2e
 HOURS_AGO = 3  # the old trace: outside the last hour, inside the last six
@@ -44,14 +45,16 @@ def _shop(brand: str, hours_ago: int = 0) -> TraceShape:
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    """Two shop traces (visa, amex) and one three hours old (diners), front → back + sqlite, and
-    breakers of two clusters; the tests only read."""
+    """Two shop traces (visa, amex) and one three hours old (diners), front → back + sqlite, a
+    service that calls nobody and nobody calls, and breakers of two clusters; the tests only read."""
     server = start_server(tmp_path_factory.mktemp("pages") / "data", "--link-interval", "0.2")
     try:
         visa, amex, old = _shop("visa"), _shop("amex"), _shop("diners", HOURS_AGO)
         for shape in (visa, amex, old):
             send(server.otlp_http, shape)
         front = two_service_trace(server)
+        t0 = time.time_ns() - 2_000 * MS
+        send(server.otlp_http, TraceShape(os.urandom(16).hex(), [SpanSpec("lonely", "cron tick", t0, t0 + 3 * MS)]))
         feed_shop_and_search(server)
         while len(server.api("/api/v1/dependencies").json()["edges"]) < 4:  # bounded by the test timeout
             time.sleep(0.1)  # the linker runs every 0.2 s; nothing to await but its table
@@ -68,7 +71,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 def test_attribute_autocomplete_offers_keys_then_values(seeded: Seeded, page: Page) -> None:
     page.goto(f"{seeded.server.ui}/?lookback=1h")
-    expect(page.locator("#search-results tr.trace-row")).to_have_count(3)  # visa, amex, front
+    expect(page.locator("#search-results tr.trace-row")).to_have_count(4)  # visa, amex, front, lonely
     offered = page.locator("#search-attr-suggest .attr-suggestion")
 
     page.click("#search-attr")
@@ -137,13 +140,48 @@ def test_a_dot_of_the_scatter_opens_its_trace(seeded: Seeded, page: Page) -> Non
     expect(page.locator("#trace-summary")).to_contain_text("10 spans, 3 services")
 
 
+_CY = "document.querySelector('#service-map')._cyreg.cy"
+
+
+def open_map(page: Page, ui: str) -> None:
+    """The map with its graph drawn (Cytoscape draws on a canvas: the tests read its model)."""
+    page.goto(f"{ui}/map?lookback=1h")
+    expect(page.locator("#service-map canvas").first).to_be_visible()
+    page.wait_for_function("() => document.querySelector('#service-map')?._cyreg?.cy?.edges().length >= 4")
+
+
+def test_the_map_shows_isolated_services_and_an_edge_opens_its_calls(seeded: Seeded, page: Page) -> None:
+    ui = seeded.server.ui
+    open_map(page, ui)
+    assert "lonely" in page.evaluate(f"() => {_CY}.nodes().map(n => n.id())")
+    assert page.evaluate(f"() => {_CY}.$id('lonely').connectedEdges().length") == 0  # on the map all the same
+
+    results = page.locator("#search-results tr.trace-row")
+    page.evaluate(f"() => {_CY}.edges('[source = \"front\"][target = \"back\"]').emit('tap')")
+    page.wait_for_url(f"{ui}/?service=back&parentService=front&lookback=1h")
+    expect(results).to_have_count(1)
+    expect(results.get_by_role("link")).to_have_attribute("href", f"/trace/{seeded.front}")
+    expect(page.locator("#search-parent")).to_have_value("front")
+
+    open_map(page, ui)  # service to service: only the calls of that edge
+    page.evaluate(f"() => {_CY}.edges('[source = \"frontend\"][target = \"payments\"]').emit('tap')")
+    page.wait_for_url(f"{ui}/?service=payments&parentService=frontend&lookback=1h")
+    expect(results).to_have_count(2)  # visa and amex; the old one is out of the hour
+
+    open_map(page, ui)  # to a database: the caller's client spans naming it
+    page.evaluate(f"() => {_CY}.edges('[source = \"front\"][target = \"sqlite\"]').emit('tap')")
+    page.wait_for_url(f"{ui}/?service=front&peer=sqlite&lookback=1h")
+    expect(results).to_have_count(1)
+    expect(page.locator("#search-peer")).to_have_value("sqlite")
+
+
 def test_a_refused_search_keeps_its_form(seeded: Seeded, page: Page) -> None:
     page.goto(f"{seeded.server.ui}/?minDuration=soon&lookback=1h")
     expect(page.locator("#search-problem")).to_contain_text("The query API refused the search (400): minDuration")
     expect(page.locator("#search-min")).to_have_value("soon")  # there to be fixed
     page.fill("#search-min", "1ms")
     page.click("#search-go")
-    expect(page.locator("#search-results tr.trace-row")).to_have_count(3)
+    expect(page.locator("#search-results tr.trace-row")).to_have_count(4)
     page.goto(f"{seeded.server.ui}/?start=yesterday")
     expect(page.locator("#search-problem")).to_contain_text("start: 'yesterday' is not a time")
 
@@ -159,7 +197,7 @@ def test_a_screenshot_of_every_page(seeded: Seeded, page: Page, browser: Browser
     page.wait_for_function(f"() => document.querySelector('#service-map')._cyreg.cy.nodes().length === {nodes}")
     screenshot(page, "map")
     page.goto(f"{ui}/?lookback=1h")
-    expect(page.locator("#search-results tr.trace-row")).to_have_count(3)
+    expect(page.locator("#search-results tr.trace-row")).to_have_count(4)
     screenshot(page, "search")
     page.goto(f"{ui}/trace/{seeded.visa.trace_id}")
     expect(page.locator("#trace-view")).to_have_attribute("data-ready", "true")

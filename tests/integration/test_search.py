@@ -194,3 +194,28 @@ def test_newest_first_is_by_trace_start_not_by_matching_span(store: ClickHouseSt
     store.write(batch)
     assert search(store, service="b") == [newer, older]
     assert search(store, service="b", limit=1) == [newer]
+
+
+def test_the_calls_of_a_service_map_edge(store: ClickHouseStore, seeded: dict[str, str]) -> None:
+    # service → service: spans of the callee whose parent is a span of the caller
+    assert search(store, service="payments", parent_service="gateway") == named(seeded, "slow", "checkout")
+    assert search(store, service="orders", parent_service="gateway") == named(seeded, "checkout")
+    assert search(store, service="gateway", parent_service="payments") == []
+    assert search(store, service="reports", parent_service="gateway") == []  # render starts after the window
+
+
+def test_the_calls_of_an_edge_to_a_database_queue_or_peer(store: ClickHouseStore) -> None:
+    batch = SpanBatch()
+    shop = add_trace(batch, NOW, [
+        S("api", "GET /", 0, 50, None),
+        S("api", "SELECT", 5, 5, 0, {"db.system": "postgresql", "db.name": "shop"}, kind="Client"),
+        S("api", "publish", 12, 2, 0, {"messaging.system": "kafka", "messaging.destination.name": "orders"},
+          kind="Producer"),
+        S("api", "POST /ledger", 20, 9, 0, {"peer.service": "ledger", "server.address": "10.0.0.9"}, kind="Client"),
+    ])  # fmt: skip
+    add_trace(batch, NOW, [S("api", "GET /x", 0, 5, None, {"db.system": "postgresql"}, kind="Server")])
+    store.write(batch)
+    assert search(store, service="api", peer="shop") == [shop]  # the database's name wins over its system
+    assert search(store, service="api", peer="postgresql") == []  # and a server span calls nothing
+    assert search(store, service="api", peer="orders") == [shop]
+    assert search(store, service="api", peer="ledger") == [shop]

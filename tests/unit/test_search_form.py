@@ -38,12 +38,12 @@ def test_a_chosen_suggestion_replaces_the_last_line() -> None:
 
 
 def test_the_form_writes_the_url() -> None:
-    values = ["orders", None, "250ms", "", "", "", "6h", "a=1\n\n !b \n", ["errors only"], 50]
+    values = ["orders", None, "front", "", "250ms", "", "", "", "6h", "a=1\n\n !b \n", ["errors only"], 50]
     assert search_fields(*values) == [
-        ("service", "orders"), ("minDuration", "250ms"), ("lookback", "6h"), ("attr", "a=1"), ("attr", "!b"),
-        ("error", "true"), ("limit", "50"),
+        ("service", "orders"), ("parentService", "front"), ("minDuration", "250ms"), ("lookback", "6h"),
+        ("attr", "a=1"), ("attr", "!b"), ("error", "true"), ("limit", "50"),
     ]  # fmt: skip
-    custom = [None, None, None, None, "2026-11-25 17:00", "", "1h", "", [], None]
+    custom = [None, None, None, None, None, None, "2026-11-25 17:00", "", "1h", "", [], None]
     assert search_fields(*custom) == [("start", "2026-11-25 17:00")]  # a custom range replaces the preset
 
 
