@@ -8,6 +8,7 @@ our own API would deadlock.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 from urllib.parse import unquote
@@ -20,6 +21,7 @@ from tracehouse.dashboard.breaker_tiles import STYLE_SHEET
 from tracehouse.dashboard.pages import breakers, service, service_map, trace, traces
 from tracehouse.query.client import QueryApiError, QueryClient
 
+log = logging.getLogger(__name__)
 _SERVICE_PREFIX = "/service/"
 _TRACE_PATH = re.compile(r"^/trace/([0-9A-Za-z]+)$")
 
@@ -55,20 +57,7 @@ def mount_dashboard(server: FastAPI, api_base_url: str, api_token: str | None = 
 
     @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
     async def render(pathname: str | None, search: str | None) -> Any:
-        match = _TRACE_PATH.match(pathname or "/")
-        try:
-            if match:
-                return trace.page(match[1], await client.trace(match[1]))
-            if pathname == "/map":
-                return await service_map.page(client, search or "")
-            if pathname == breakers.PATH:
-                return await breakers.page(client, search or "")
-            if (pathname or "").startswith(_SERVICE_PREFIX):
-                name = unquote(pathname[len(_SERVICE_PREFIX) :])  # type: ignore[index]
-                return await service.page(client, name, search or "")
-            return await traces.page(client, search or "")
-        except QueryApiError as exc:
-            return html.P(f"The query API answered {exc.status}: {exc.message}", className="error")
+        return await render_page(client, pathname or "/", search or "")
 
     @app.callback(
         Output("url", "pathname", allow_duplicate=True),
@@ -115,6 +104,30 @@ _INDEX = (
 </html>
 """
 )
+
+
+async def render_page(client: QueryClient, pathname: str, search: str) -> Any:
+    """The page at `pathname`; whatever goes wrong, a message saying so, never a blank page."""
+    try:
+        return await _page(client, pathname, search)
+    except QueryApiError as exc:
+        return html.P(f"The query API answered {exc.status}: {exc.message}", className="error", id="page-error")
+    except Exception as exc:  # a bug or an answer of the wrong shape: say so here, the details in the log
+        log.exception("the dashboard could not draw %s%s", pathname, search)
+        message = f"This page could not be drawn ({type(exc).__name__}); the server's log has the details."
+        return html.P(message, className="error", id="page-error")
+
+
+async def _page(client: QueryClient, pathname: str, search: str) -> Any:
+    if match := _TRACE_PATH.match(pathname):
+        return trace.page(match[1], await client.trace(match[1]))
+    if pathname == "/map":
+        return await service_map.page(client, search)
+    if pathname == breakers.PATH:
+        return await breakers.page(client, search)
+    if pathname.startswith(_SERVICE_PREFIX):
+        return await service.page(client, unquote(pathname[len(_SERVICE_PREFIX) :]), search)
+    return await traces.page(client, search)
 
 
 def _lookup_form() -> html.Div:

@@ -9,6 +9,7 @@ wall can be shared. Ticks redraw the tiles only; they never reload or re-render 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Container
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ from tracehouse.query.client import BreakerJson, BreakersJson, QueryApiError, Qu
 
 __all__ = ["SeriesCache", "WallState", "page", "register"]
 
+log = logging.getLogger(__name__)
 PATH = "/breakers"
 WINDOWS = ("10s", "30s", "1m", "5m", "15m", "1h")
 #: History range → (seconds, step): about 200–360 points each.
@@ -357,6 +359,9 @@ def register(app: Dash, client: QueryClient) -> None:
             wall = await client.breakers(state.cluster, state.window)
         except QueryApiError as exc:  # keep the last tiles; say why they are stale
             return no_update, f"The query API answered {exc.status}: {exc.message}"
+        except Exception as exc:  # the same for anything else; the details go to the log
+            log.exception("breaker wall tick failed")
+            return no_update, f"The wall could not be updated ({type(exc).__name__}); the server's log has the details."
         return render_wall(wall, state, series.update(client, wall))
 
     @app.callback(

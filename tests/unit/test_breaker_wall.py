@@ -8,7 +8,7 @@ from typing import cast
 import pytest
 
 from tracehouse.dashboard import sparkline
-from tracehouse.dashboard.breaker_tiles import circuit_parts, health_colour, radius, sort_breakers
+from tracehouse.dashboard.breaker_tiles import SORTS, circuit_parts, health_colour, radius, sort_breakers
 from tracehouse.dashboard.pages.breakers import WallState
 from tracehouse.query.client import BreakerJson
 
@@ -100,3 +100,17 @@ def test_sparkline_svg() -> None:
     assert line is not None
     assert line.startswith('<svg class="sparkline"')
     assert 'points="0,58 240,2"' in line  # oldest left at the bottom, peak right at the top
+
+
+def test_every_latency_sort_puts_the_slowest_first() -> None:
+    keys = {"mean": "mean", "median": "p50", "p90": "p90", "p99": "p99", "p99.5": "p99.5"}
+
+    def slowest_in(sort: str) -> BreakerJson:
+        entry = breaker(sort, 0, 1)
+        entry["latency"] = {key: 9.0 if key == keys[sort] else 1.0 for key in keys.values()}
+        return entry
+
+    wall = [slowest_in(sort) for sort in keys]
+    for sort in keys:
+        assert sort_breakers(wall, sort)[0]["name"] == sort
+    assert list(SORTS) == ["error-volume", "alpha", "volume", "error", *keys]  # Hystrix's orders, its default first
