@@ -38,9 +38,12 @@ def colour(error_rate: float) -> str:
     return "#e15759" if error_rate >= 0.05 else "#f28e2b" if error_rate > 0 else "#59a14f"
 
 
-def elements(graph: dict[str, Any], open_breakers: dict[str, int] | None = None) -> list[dict[str, Any]]:
+def elements(
+    graph: dict[str, Any], open_breakers: dict[str, int] | None = None, seconds: int = 3600
+) -> list[dict[str, Any]]:
     """Nodes sized by the calls into them and coloured by their error rate, with a badge (a red border
-    and "N open" in the label) when breakers of that service are open; edges labelled with their numbers."""
+    and "N open" in the label) when breakers of that service are open; edges labelled with their calls/s
+    over the `seconds` shown, error % and p99."""
     errors: dict[str, tuple[int, int]] = {}
     for edge in graph["edges"]:
         calls, failed = errors.get(edge["child"], (0, 0))
@@ -54,10 +57,19 @@ def elements(graph: dict[str, Any], open_breakers: dict[str, int] | None = None)
     edges = [
         {"data": {"source": e["parent"], "target": e["child"], "kind": kinds.get(e["child"], "peer"),
                   "colour": colour(e["errorRate"]),
-                  "label": f"{e['calls']} calls, {100 * e['errorRate']:.1f}% err, p99 {human_ns(e['p99Nano'])}"}}
+                  "label": _edge_label(e, seconds), "calls": e["calls"]}}
         for e in graph["edges"]
     ]  # fmt: skip
     return nodes + edges
+
+
+def _edge_label(edge: dict[str, Any], seconds: int) -> str:
+    return f"{_rate(edge['calls'], seconds)}, {100 * edge['errorRate']:.1f}% err, p99 {human_ns(edge['p99Nano'])}"
+
+
+def _rate(calls: int, seconds: int) -> str:
+    per_second = calls / max(1, seconds)
+    return f"{per_second:.3g} calls/s" if per_second >= 0.01 else f"{calls} calls/{seconds // 60} min"
 
 
 def _node(node: dict[str, str], calls: int, failed: int, busiest: int, open_breakers: int) -> dict[str, Any]:
@@ -85,7 +97,7 @@ async def page(client: QueryClient, search: str) -> html.Div:
             html.H2("Service map"),
             cyto.Cytoscape(
                 id="service-map",
-                elements=elements(graph, open_breakers),
+                elements=elements(graph, open_breakers, seconds),
                 layout={"name": "breadthfirst", "directed": True, "spacingFactor": 1.3},
                 stylesheet=STYLESHEET,
                 style={"width": "100%", "height": "560px"},
