@@ -34,7 +34,8 @@ def mount_dashboard(server: FastAPI, api_base_url: str, api_token: str | None = 
     client = QueryClient(api_base_url, token=api_token)
     app.layout = html.Div(
         [
-            dcc.Location(id="url"),
+            # callbacks that write the URL (search form, lookup, map clicks) navigate in the app, no reload
+            dcc.Location(id="url", refresh="callback-nav"),
             html.Header(
                 [
                     html.A("Tracehouse", href="/?lookback=1h", className="brand"),

@@ -104,7 +104,7 @@ def test_service_map(tmp_path: Path, browser: Browser) -> None:
             assert sorted(labels) == ["back", "front", "sqlite"]
 
             # A service node leads to its service page: RED charts, operations, neighbours.
-            page.evaluate("() => document.querySelector('#service-map')._cyreg.cy.$id('front').emit('tap')")
+            page.evaluate("() => document.querySelector('#service-map')._cyreg.cy.$id('front').emit('tap') && null")
             page.wait_for_url(f"{server.ui}/service/front?lookback=1h")
             expect(page.locator("#service-name")).to_have_text("front")
             expect(page.locator("#service-rate")).to_be_visible()

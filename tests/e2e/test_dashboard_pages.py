@@ -106,6 +106,7 @@ def test_time_presets_and_a_custom_range(seeded: Seeded, page: Page) -> None:
     page.goto(f"{seeded.server.ui}/?service=frontend&lookback=1h")
     results = page.locator("#search-results tr.trace-row")
     expect(results).to_have_count(2)
+    page.evaluate("window.notReloaded = true")  # searching navigates inside the app
     page.click("#search-lookback")
     page.get_by_role("option", name="6h", exact=True).click()
     page.click("#search-go")
@@ -127,6 +128,7 @@ def test_time_presets_and_a_custom_range(seeded: Seeded, page: Page) -> None:
     page.click("#search-go")
     page.wait_for_url(f"{seeded.server.ui}/?service=frontend&lookback=1h&limit=20")
     expect(results).to_have_count(2)
+    assert page.evaluate("window.notReloaded") is True
 
 
 def test_a_dot_of_the_scatter_opens_its_trace(seeded: Seeded, page: Page) -> None:
@@ -157,19 +159,19 @@ def test_the_map_shows_isolated_services_and_an_edge_opens_its_calls(seeded: See
     assert page.evaluate(f"() => {_CY}.$id('lonely').connectedEdges().length") == 0  # on the map all the same
 
     results = page.locator("#search-results tr.trace-row")
-    page.evaluate(f"() => {_CY}.edges('[source = \"front\"][target = \"back\"]').emit('tap')")
+    page.evaluate(f"() => {_CY}.edges('[source = \"front\"][target = \"back\"]').emit('tap') && null")
     page.wait_for_url(f"{ui}/?service=back&parentService=front&lookback=1h")
     expect(results).to_have_count(1)
     expect(results.get_by_role("link")).to_have_attribute("href", f"/trace/{seeded.front}")
     expect(page.locator("#search-parent")).to_have_value("front")
 
     open_map(page, ui)  # service to service: only the calls of that edge
-    page.evaluate(f"() => {_CY}.edges('[source = \"frontend\"][target = \"payments\"]').emit('tap')")
+    page.evaluate(f"() => {_CY}.edges('[source = \"frontend\"][target = \"payments\"]').emit('tap') && null")
     page.wait_for_url(f"{ui}/?service=payments&parentService=frontend&lookback=1h")
     expect(results).to_have_count(2)  # visa and amex; the old one is out of the hour
 
     open_map(page, ui)  # to a database: the caller's client spans naming it
-    page.evaluate(f"() => {_CY}.edges('[source = \"front\"][target = \"sqlite\"]').emit('tap')")
+    page.evaluate(f"() => {_CY}.edges('[source = \"front\"][target = \"sqlite\"]').emit('tap') && null")
     page.wait_for_url(f"{ui}/?service=front&peer=sqlite&lookback=1h")
     expect(results).to_have_count(1)
     expect(page.locator("#search-peer")).to_have_value("sqlite")
