@@ -24,8 +24,10 @@ from tracehouse.dashboard import sparkline
 from tracehouse.dashboard.breaker_history import history_figure
 from tracehouse.dashboard.breaker_tiles import SORTS, breaker_tile, pool_tile, sort_breakers
 from tracehouse.dashboard.empty import send_breakers
+from tracehouse.dashboard.history_range import RANGES, RangeError, history_span
 from tracehouse.dashboard.html_string import to_html
 from tracehouse.dashboard.pages.trace import count
+from tracehouse.dashboard.wall_patch import PATCH_TILES
 from tracehouse.query.client import BreakerJson, BreakersJson, QueryApiError, QueryClient, ThreadPoolJson
 
 __all__ = ["SeriesCache", "WallState", "page", "register"]
@@ -33,8 +35,6 @@ __all__ = ["SeriesCache", "WallState", "page", "register"]
 log = logging.getLogger(__name__)
 PATH = "/breakers"
 WINDOWS = ("10s", "30s", "1m", "5m", "15m", "1h")
-#: History range → (seconds, step): about 200–360 points each.
-RANGES = {"15m": (900, "5s"), "1h": (3600, "15s"), "6h": (6 * 3600, "1m"), "24h": (86400, "5m")}
 KINDS = ("command", "threadpool")
 TICK_MS = 1000
 HISTORY_TICK_MS = 10_000
@@ -56,6 +56,9 @@ class WallState:
     breaker_cluster: str | None = None
     kind: str = "command"
     range: str = "1h"
+    #: A custom history range (UTC times as typed); it replaces the preset `range`.
+    since: str | None = None
+    until: str | None = None
 
     @classmethod
     def parse(cls, search: str) -> WallState:
@@ -69,6 +72,8 @@ class WallState:
             breaker_cluster=form.get("breakerCluster") if "cluster" not in form else None,
             kind=_known(form.get("kind"), KINDS, default.kind),
             range=_known(form.get("range"), RANGES, default.range),
+            since=form.get("from"),
+            until=form.get("to") if "from" in form else None,
         )
 
     def query(self) -> str:
@@ -81,7 +86,9 @@ class WallState:
             ("breaker", self.breaker),
             ("breakerCluster", self.breaker_cluster if self.cluster is None and self.breaker else None),
             ("kind", self.kind if self.breaker and self.kind != default.kind else None),
-            ("range", self.range if self.breaker and self.range != default.range else None),
+            ("range", self.range if self.breaker and not self.since and self.range != default.range else None),
+            ("from", self.since if self.breaker else None),
+            ("to", self.until if self.breaker and self.since else None),
         ]
         fields = [(key, value) for key, value in pairs if value]
         return "?" + urlencode(fields) if fields else ""
@@ -95,7 +102,7 @@ class WallState:
         return replace(self, breaker=name, breaker_cluster=None if self.cluster else cluster, kind=kind)
 
     def closed(self) -> WallState:
-        return replace(self, breaker=None, breaker_cluster=None, kind="command", range="1h")
+        return replace(self, breaker=None, breaker_cluster=None, kind="command", range="1h", since=None, until=None)
 
 
 def _known(value: str | None, known: Container[str], default: str) -> str:
@@ -155,8 +162,14 @@ def _history_panel(state: WallState) -> html.Div:
         [
             html.H3([f"History of {kind} {state.breaker} ({state.selected_cluster}) ",
                      dcc.Link("close", href=PATH + state.closed().query(), id="breaker-history-close")]),
-            _labelled("Range", dcc.Dropdown(list(RANGES), state.range, id="breaker-range", clearable=False,
-                                            style={"width": "6em"})),
+            html.Div([
+                _labelled("Range", dcc.Dropdown(list(RANGES), None if state.since else state.range, id="breaker-range",
+                                                clearable=False, placeholder="custom", style={"width": "7em"})),
+                _labelled("or from", dcc.Input(id="breaker-from", value=state.since or "",
+                                               placeholder="2026-11-25 17:00 (UTC)")),
+                _labelled("to", dcc.Input(id="breaker-to", value=state.until or "", placeholder="now")),
+                html.Button("Show", id="breaker-range-go"),
+            ], style=_CONTROLS),
             html.P(id="breaker-history-error", className="error"),
             dcc.Graph(id="breaker-history-graph", config={"displaylogo": False}),
             dcc.Interval(id="breaker-history-tick", interval=HISTORY_TICK_MS),
@@ -261,87 +274,6 @@ def render_wall(wall: BreakersJson, state: WallState, series: dict[str, sparklin
     return {"wall": tiles, "pools": section}, status
 
 
-#: Puts each tick's tile HTML into the wall (React never sees the tiles: Dash's renderer took most
-#: of a second to lay out 200 tiles of components). A tile in view (or near it) whose HTML changed
-#: is morphed into the one already there: just the texts and attributes that differ change. A tile
-#: out of view keeps its newest HTML until it scrolls in, like the trace page's rows: on a 200-tile
-#: wall most tiles are out of view, and parsing and morphing them was most of a tick. A click on a
-#: tile navigates inside the app, as a ``dcc.Link`` does.
-PATCH_TILES = """function (data) {
-  const wall = window.tracehouseWall || (window.tracehouseWall = (() => {
-    const morph = (old, next) => {
-      if (old.nodeType !== next.nodeType || old.nodeName !== next.nodeName) return old.replaceWith(next);
-      if (old.isEqualNode(next)) return;  // native and deep: most of a tile is as it was
-      if (old.nodeType !== 1) {
-        if (old.nodeValue !== next.nodeValue) old.nodeValue = next.nodeValue;
-        return;
-      }
-      for (const a of Array.from(old.attributes)) if (!next.hasAttribute(a.name)) old.removeAttribute(a.name);
-      for (const a of Array.from(next.attributes)) {
-        if (old.getAttribute(a.name) !== a.value) old.setAttribute(a.name, a.value);
-      }
-      const before = Array.from(old.childNodes), after = Array.from(next.childNodes);
-      if (before.length !== after.length) return old.replaceChildren(...after);
-      before.forEach((child, i) => morph(child, after[i]));
-    };
-    const parse = (piece) => {
-      const template = document.createElement("template");
-      template.innerHTML = piece;
-      return template.content.firstElementChild;
-    };
-    const refresh = (box, tile) => {
-      const i = Array.prototype.indexOf.call(box.children, tile);
-      if (i < 0 || box.__applied[i] === box.__latest[i]) return;
-      morph(tile, parse(box.__latest[i]));
-      box.__applied[i] = box.__latest[i];
-    };
-    const inView = new WeakSet();
-    const watcher = new IntersectionObserver((entries) => {
-      for (const entry of entries) {
-        if (!entry.isIntersecting) { inView.delete(entry.target); continue; }
-        inView.add(entry.target);
-        if (entry.target.parentElement) refresh(entry.target.parentElement, entry.target);
-      }
-    }, { rootMargin: "300px" });
-    const patch = (id, pieces) => {
-      const box = document.getElementById(id);
-      if (!box) return;
-      box.__applied = box.__applied || [];
-      box.__latest = pieces;
-      pieces.forEach((piece, i) => {
-        const tile = box.children[i];
-        if (!tile) {
-          box.appendChild(parse(piece));
-          box.__applied[i] = piece;
-          watcher.observe(box.children[i]);
-        } else if (inView.has(tile)) {
-          refresh(box, tile);
-        }
-      });
-      while (box.children.length > pieces.length) {
-        watcher.unobserve(box.lastElementChild);
-        box.lastElementChild.remove();
-      }
-      box.__applied.length = pieces.length;
-    };
-    document.addEventListener("click", (event) => {
-      const link = event.target.closest ? event.target.closest("a.tile-link") : null;
-      if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
-      event.preventDefault();
-      window.history.pushState({}, "", link.getAttribute("href"));
-      window.dispatchEvent(new CustomEvent("_dashprivate_pushstate"));
-      window.scrollTo(0, 0);
-    });
-    return { patch };
-  })());
-  if (data) {
-    wall.patch("breakers-wall", data.wall);
-    wall.patch("breakers-pools", data.pools);
-  }
-  return window.dash_clientside.no_update;
-}"""
-
-
 def register(app: Dash, client: QueryClient) -> None:
     series = SeriesCache()
 
@@ -391,8 +323,23 @@ def register(app: Dash, client: QueryClient) -> None:
     )
     async def choose_range(chosen: str | None, search: str | None) -> str:
         state = WallState.parse(search or "")
-        new = replace(state, range=chosen or state.range)
+        new = replace(state, range=chosen, since=None, until=None) if chosen else state
         if new == state:
+            raise PreventUpdate
+        return new.query()
+
+    @app.callback(
+        Output("breakers-url", "search", allow_duplicate=True),
+        Input("breaker-range-go", "n_clicks"),
+        State("breaker-from", "value"),
+        State("breaker-to", "value"),
+        State("breakers-state", "data"),
+        prevent_initial_call=True,
+    )
+    async def choose_custom(clicks: int | None, since: str | None, until: str | None, search: str | None) -> str:
+        state = WallState.parse(search or "")
+        new = replace(state, since=(since or "").strip() or None, until=(until or "").strip() or None)
+        if not clicks or new == state:
             raise PreventUpdate
         return new.query()
 
@@ -406,13 +353,14 @@ def register(app: Dash, client: QueryClient) -> None:
         state = WallState.parse(search or "")
         if state.breaker is None or state.selected_cluster is None:
             raise PreventUpdate
-        seconds, step = RANGES[state.range]
-        end_s = int(time.time()) + 1
         try:
+            start_s, end_s, step = history_span(state.range, state.since, state.until, int(time.time()) + 1)
             found = await client.breaker_history(
                 state.selected_cluster, state.breaker, kind=state.kind,
-                start_us=(end_s - seconds) * 1_000_000, end_us=end_s * 1_000_000, step=step,
+                start_us=start_s * 1_000_000, end_us=end_s * 1_000_000, step=step,
             )  # fmt: skip
+        except RangeError as exc:
+            return no_update, str(exc)
         except QueryApiError as exc:
             return no_update, f"The query API answered {exc.status}: {exc.message}"
-        return history_figure(found, end_s - seconds, end_s), ""
+        return history_figure(found, start_s, end_s), ""

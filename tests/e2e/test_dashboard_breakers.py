@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -209,6 +209,20 @@ def test_clicking_a_tile_shows_its_history(server: Server, page: Page) -> None:
     screenshot(page, "breakers-history-open")
     assert plotted(page) == {"requests": 60, "error %": [10.0], "median": [LATENCY_MS], "open markers": 1}
 
+    # any range, typed in UTC: two minutes around the samples, one point a second
+    page.fill("#breaker-from", _utc(end - 60))
+    page.fill("#breaker-to", _utc(end + 60))
+    page.click("#breaker-range-go")
+    page.wait_for_url(re.compile(r".*&from=.*&to=.*"))
+    expect(page.locator("#breaker-range")).to_contain_text("custom")
+    figure = "document.querySelector('#breaker-history-graph .js-plotly-plot')"
+    page.wait_for_function(f"() => {figure}?.data?.[0]?.x?.length === 120")
+    assert plotted(page) == {"requests": 60, "error %": [10.0], "median": [LATENCY_MS], "open markers": 1}
+    page.fill("#breaker-from", "soon")
+    page.click("#breaker-range-go")
+    message = "from: 'soon' is not a time; write 2026-11-25 17:00 (UTC)"
+    expect(page.locator("#breaker-history-error")).to_have_text(message)
+
     page.click("#breaker-history-close")
     page.wait_for_url(f"{server.ui}/breakers?window=1m")
     expect(page.locator("#breaker-history")).to_have_count(0)
@@ -235,6 +249,10 @@ def plotted(page: Page) -> dict[str, Any]:
         "median": sorted({round(y) for y in by_name["median"]["y"] if y is not None}),
         "open markers": len(by_name["circuit open"]["x"]),
     }
+
+
+def _utc(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _epoch(text: str) -> float:

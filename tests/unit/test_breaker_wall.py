@@ -3,12 +3,14 @@ the URL state and the sparkline series (the browser test covers how they render)
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import cast
 
 import pytest
 
 from tracehouse.dashboard import sparkline
 from tracehouse.dashboard.breaker_tiles import SORTS, circuit_parts, health_colour, radius, sort_breakers
+from tracehouse.dashboard.history_range import RangeError, history_span, parse_moment, step_for
 from tracehouse.dashboard.pages.breakers import WallState
 from tracehouse.query.client import BreakerJson
 
@@ -114,3 +116,29 @@ def test_every_latency_sort_puts_the_slowest_first() -> None:
     for sort in keys:
         assert sort_breakers(wall, sort)[0]["name"] == sort
     assert list(SORTS) == ["error-volume", "alpha", "volume", "error", *keys]  # Hystrix's orders, its default first
+
+
+def test_a_custom_history_range_lives_in_the_url() -> None:
+    opened = WallState().selecting("shop", "payments.charge", "command")
+    custom = replace(opened, since="2026-11-25 17:00", until="2026-11-25 18:00", range="6h")
+    assert custom.query() == (
+        "?breaker=payments.charge&breakerCluster=shop&from=2026-11-25+17%3A00&to=2026-11-25+18%3A00"
+    )  # the custom range replaces the preset
+    assert WallState.parse(custom.query()) == replace(custom, range="1h")
+    assert WallState.parse("?to=2026-11-25") == WallState()  # an end alone means nothing
+    assert custom.closed() == WallState()
+
+
+def test_history_spans_and_steps() -> None:
+    now = 1_764_090_000
+    assert history_span("6h", None, None, now) == (now - 6 * 3600, now, "1m")
+    assert history_span("7d", None, None, now) == (now - 7 * 86400, now, "30m")
+    start = parse_moment("from", "2025-11-25 16:00")
+    assert start == parse_moment("from", "2025-11-25T17:00:00+01:00") == 1_764_086_400
+    assert history_span("1h", "2025-11-25 16:00", None, now) == (start, now, "15s")  # 3,600 s: 240 points
+    assert history_span("1h", "2025-11-25 16:00", "2025-11-25 16:05", now) == (start, start + 300, "1s")
+    assert step_for(30 * 86400) == 3 * 3600
+    with pytest.raises(RangeError, match="from: 'yesterday' is not a time; write 2026-11-25 17:00"):
+        history_span("1h", "yesterday", None, now)
+    with pytest.raises(RangeError, match="from: must be before to"):
+        history_span("1h", "2025-11-25 16:00", "2025-11-25 15:00", now)
