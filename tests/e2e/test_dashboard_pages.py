@@ -81,6 +81,7 @@ def test_attribute_autocomplete_offers_keys_then_values(seeded: Seeded, page: Pa
     expect(page.locator("#search-attr")).to_have_value("card.brand=")
     expect(offered).to_have_count(2)  # the key's values (the old trace's is out of the hour)
     assert sorted(offered.all_text_contents()) == ["card.brand=amex", "card.brand=visa"]
+    screenshot(page, "search-autocomplete", full_page=False)
 
     page.click("#search-attr")
     page.keyboard.press("Control+End")
