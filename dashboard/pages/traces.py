@@ -170,7 +170,48 @@ def _row(trace: SummaryJson) -> html.Tr:
     )
 
 
+#: Keyboard use of the suggestions (installed once): ↓ from the attribute box goes to the first
+#: suggestion, ←/→/↑/↓ move between them, Enter takes one (a button's click), Escape goes back; after
+#: a suggestion is taken the caret is back at the end of the box, ready for the value or next line.
+_KEYS = """function (_children) {
+  if (!window.tracehouseSuggestKeys) {
+    window.tracehouseSuggestKeys = true;
+    const box = () => document.getElementById("search-attr");
+    const offered = () => Array.from(document.querySelectorAll("#search-attr-suggest .attr-suggestion"));
+    const moves = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1 };
+    document.addEventListener("keydown", (event) => {
+      const list = offered();
+      const at = list.indexOf(document.activeElement);
+      if (event.target === box() && event.key === "ArrowDown" && list.length) {
+        event.preventDefault();
+        list[0].focus();
+      } else if (at >= 0 && event.key in moves) {
+        event.preventDefault();
+        list[Math.min(list.length - 1, Math.max(0, at + moves[event.key]))].focus();
+      } else if (at >= 0 && event.key === "Escape") {
+        box().focus();
+      }
+    });
+    document.addEventListener("click", (event) => {
+      if (!event.target.closest || !event.target.closest(".attr-suggestion")) return;
+      const watch = new MutationObserver(() => {
+        const input = box();
+        if (!input) return;
+        watch.disconnect();
+        input.focus();
+        input.setSelectionRange(input.value.length, input.value.length);
+      });
+      watch.observe(document.getElementById("search-attr-suggest"), { childList: true, subtree: true });
+    });
+  }
+  return window.dash_clientside.no_update;
+}"""
+
+
 def register(app: Dash, client: QueryClient) -> None:
+    # Dash leaves clientside_callback unannotated.
+    app.clientside_callback(_KEYS, Output("search-attr-suggest", "title"), Input("search-attr-suggest", "children"))  # type: ignore[no-untyped-call]
+
     @app.callback(
         Output("url", "search"),
         Input("search-go", "n_clicks"),

@@ -102,6 +102,24 @@ def test_attribute_autocomplete_offers_keys_then_values(seeded: Seeded, page: Pa
     page.keyboard.type("!http.st")  # the absence test offers keys too
     expect(offered).to_have_text(["!http.status_code"])
 
+    # by keyboard: ↓ to the suggestions, Enter takes one, the caret is back in the box
+    page.keyboard.press("ArrowDown")
+    expect(offered.first).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#search-attr")).to_have_value("card.brand=visa\n!http.status_code\n")
+    expect(page.locator("#search-attr")).to_be_focused()
+    page.keyboard.type("card")
+    expect(offered).to_have_text(["card.brand="])
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(offered).to_have_count(2)
+    expect(page.locator("#search-attr")).to_be_focused()
+    page.keyboard.type("a")
+    expect(offered).to_have_text(["card.brand=amex"])
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(page.locator("#search-attr")).to_have_value("card.brand=visa\n!http.status_code\ncard.brand=amex\n")
+
 
 def test_time_presets_and_a_custom_range(seeded: Seeded, page: Page) -> None:
     page.goto(f"{seeded.server.ui}/?service=frontend&lookback=1h")
