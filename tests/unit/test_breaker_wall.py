@@ -9,10 +9,18 @@ from typing import cast
 import pytest
 
 from tracehouse.dashboard import sparkline
-from tracehouse.dashboard.breaker_tiles import SORTS, circuit_parts, health_colour, radius, sort_breakers
+from tracehouse.dashboard.breaker_tiles import (
+    SORTS,
+    breaker_tile,
+    circuit_parts,
+    health_colour,
+    pool_tile,
+    radius,
+    sort_breakers,
+)
 from tracehouse.dashboard.history_range import RangeError, history_span, parse_moment, step_for
 from tracehouse.dashboard.pages.breakers import WallState
-from tracehouse.query.client import BreakerJson
+from tracehouse.query.client import BreakerJson, ThreadPoolJson
 
 
 @pytest.mark.parametrize(
@@ -142,3 +150,18 @@ def test_history_spans_and_steps() -> None:
         history_span("1h", "yesterday", None, now)
     with pytest.raises(RangeError, match="from: must be before to"):
         history_span("1h", "2025-11-25 16:00", "2025-11-25 15:00", now)
+
+
+def test_tile_html_escapes_what_reporters_send() -> None:
+    hostile = '<img src=x onerror=alert(1)>"'
+    entry = {
+        **breaker(hostile, 0, 1, cluster=hostile), "group": "g", "hosts": 1, "counts": {}, "open": False,
+        "states": {hostile: 1}, "latency": {},
+    }  # fmt: skip
+    tile = breaker_tile(cast(BreakerJson, entry), [[0, 1.0], [1, 2.0]], 1, f"/breakers?breaker={hostile}", True)
+    assert "<img" not in tile
+    assert "&lt;img src=x onerror=alert(1)&gt;&quot;" in tile  # in attributes
+    assert '&lt;img src=x onerror=alert(1)&gt;"' in tile  # in text
+    pool = {"cluster": hostile, "name": hostile, "hosts": 1, "executed": 1, "rejected": 0,
+            "rate": {"cluster": 1.0, "host": 1.0}, "maxActive": 1, "gauges": {}}  # fmt: skip
+    assert "<img" not in pool_tile(cast(ThreadPoolJson, pool), "/breakers", True)
