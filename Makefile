@@ -21,7 +21,7 @@ install: $(STAMP)  ## create the virtualenv with the server and dev extras
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check $(PACKAGE_DIRS) tests
+	$(BIN)/ruff format --check $(PACKAGE_DIRS) tests compose
 
 typecheck: $(STAMP)  ## mypy --strict on the package (through a link tree of the tracehouse.* namespace)
 	@rm -rf build/typecheck && mkdir -p build/typecheck/tracehouse
@@ -33,6 +33,12 @@ pytest: $(STAMP)  ## the whole pytest suite (unit, integration, end-to-end)
 	$(BIN)/pytest
 
 test: lint typecheck pytest  ## lint, type check and every test tier
+
+reliability: $(STAMP)  ## the reliability tier alone: crash, overload, hostile input, fuzz, instrumentation faults (~3 min)
+	$(BIN)/pytest tests/reliability -s
+
+reliability-long: $(STAMP)  ## long crash (20 kills) and overload (120 s) runs; figures for docs/reliability.md (~6 min)
+	$(BIN)/python -m benchmarks.reliability --kills 20 --storm-seconds 120
 
 demo: $(STAMP)  ## the server plus instrumented demo services with traffic; prints the UI address
 	$(BIN)/tracehouse demo

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -36,6 +36,18 @@ class StoreConfig:
         if self.embedded:
             return parse_qs(parsed.query).get("database", ["default"])[0]
         return parsed.path.strip("/").split("/")[0] or "default"
+
+    def with_database(self, database: str) -> StoreConfig:
+        """The same ClickHouse, on `database` (the DSN rewritten to name it)."""
+        if not _IDENTIFIER.match(database):
+            raise ConfigError(f"database: {database!r} is not a plain identifier")
+        parsed = urlparse(self.dsn)
+        if self.embedded:
+            query = [p for p in parsed.query.split("&") if p and not p.startswith("database=")]
+            dsn = self.dsn.split("?", 1)[0] + "?" + "&".join([*query, f"database={database}"])
+        else:
+            dsn = parsed._replace(path=f"/{database}").geturl()
+        return replace(self, dsn=dsn)
 
     def redacted_dsn(self) -> str:
         """The DSN without its password, for logs."""
