@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGE_DIRS := tracehouse instrumentation collector storage query dashboard demo
 
-.PHONY: help install test lint typecheck pytest demo serve bench-ingest bench-breakers bench-trace-page clean
+.PHONY: help install test lint typecheck pytest demo serve bench-ingest bench-breakers bench-query bench-trace-page reliability reliability-long clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -51,6 +51,9 @@ bench-ingest: $(STAMP)  ## sustained OTLP/HTTP ingest into tracehouse serve vs t
 
 bench-breakers: $(STAMP)  ## overhead of a breaker per call (sync, async) vs a bare call and pybreaker (~30 s)
 	$(BIN)/python -m benchmarks.breakers
+
+bench-query: $(STAMP)  ## query latency on 10M spans (1M traces) in the embedded store vs Jaeger's published figures (~10 min)
+	$(BIN)/python -m benchmarks.query
 
 bench-trace-page: $(STAMP)  ## time until a 10,000-span trace page is interactive, headless Chromium (~1 min)
 	$(BIN)/python -m benchmarks.trace_page
