@@ -104,7 +104,8 @@ def build_app(settings: Settings) -> FastAPI:
     return app
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[Settings, int]:
+def parse_args(argv: list[str] | None = None) -> tuple[Settings, int, int]:
+    """The settings, the port and the number of worker processes from the command line."""
     parser = argparse.ArgumentParser(description="Run one demo service (launch it through tracehouse-run).")
     parser.add_argument("name", help="service name, also used in answers")
     parser.add_argument("--port", type=int, required=True, help="port to listen on (127.0.0.1)")
@@ -117,23 +118,37 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, int]:
     parser.add_argument("--database", help="SQLAlchemy URL of a stock database to update per request")
     parser.add_argument("--queue", type=Path, help="SQLite file of the job queue to publish a job to per request")
     parser.add_argument("--destination", default="shipments", help="the queue's destination (queue name)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (each one instance)")
     args = parser.parse_args(argv)
-    return Settings(
-        name=args.name,
-        downstream=dict(call.split("=", 1) for call in args.call),
-        call_timeout=args.call_timeout,
-        error_rate=args.error_rate,
-        latency_ms=args.latency_ms,
-        faults=FaultSchedule(args.fault_cycle, args.fault_epoch),
-        database=args.database,
-        queue=args.queue,
-        destination=args.destination,
-    ), args.port
+    return (
+        Settings(
+            name=args.name,
+            downstream=dict(call.split("=", 1) for call in args.call),
+            call_timeout=args.call_timeout,
+            error_rate=args.error_rate,
+            latency_ms=args.latency_ms,
+            faults=FaultSchedule(args.fault_cycle, args.fault_epoch),
+            database=args.database,
+            queue=args.queue,
+            destination=args.destination,
+        ),
+        args.port,
+        args.workers,
+    )
+
+
+def app_from_command_line() -> FastAPI:
+    """The app of a uvicorn worker process: spawned workers get the parent's ``sys.argv``."""
+    return build_app(parse_args()[0])
 
 
 def main() -> None:
-    settings, port = parse_args()
-    uvicorn.run(build_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    settings, port, workers = parse_args()
+    if workers > 1:  # uvicorn's supervisor spawns the workers, each instrumented like its parent
+        target = "tracehouse.demo.service:app_from_command_line"
+        uvicorn.run(target, factory=True, workers=workers, host="127.0.0.1", port=port, log_level="warning")
+    else:
+        uvicorn.run(build_app(settings), host="127.0.0.1", port=port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ class DemoService:
     faulty: bool = False  # follows the fault schedule
     database: str | None = None  # SQLite file (its name is the database node's name)
     queue: bool = False  # publishes to (or, for the worker, consumes) the job queue
+    workers: int = 1  # uvicorn worker processes: instances of one service, children of its process
 
 
 #: In start order: callees before their callers, so the first request finds everyone up.
@@ -60,7 +61,10 @@ SERVICES = (
         "orders", "reserves stock, takes payment, queues the shipment", calls=("inventory", "payments"),
         error_rate=0.01, latency_ms=6.0, queue=True,
     ),
-    DemoService("gateway", "the front door: traffic comes here", calls=("orders",), call_timeout=2.0, latency_ms=2.0),
+    DemoService(
+        "gateway", "the front door, two worker processes: traffic comes here", calls=("orders",), call_timeout=2.0,
+        latency_ms=2.0, workers=2,
+    ),
 )  # fmt: skip
 
 
@@ -84,6 +88,8 @@ def command(service: DemoService, launch: Launch) -> list[str]:
     tracehouse_run += ["--endpoint", launch.otlp_endpoint, "--"]
     app = [sys.executable, "-m", service.module, service.name, "--port", str(launch.ports[service.name])]
     app += ["--latency-ms", str(service.latency_ms), "--error-rate", str(service.error_rate)]
+    if service.workers > 1:
+        app += ["--workers", str(service.workers)]
     return tracehouse_run + app + _calls(service, launch) + _faults(service, launch) + _storage(service, launch)
 
 

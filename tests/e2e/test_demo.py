@@ -195,13 +195,14 @@ def test_starts_the_server_and_six_services_each_through_tracehouse_run(demo: De
     assert set(demo.pids) == {"tracehouse serve"} | SERVICES
     assert len(set(demo.pids.values())) == 7
     for name in SERVICES:
-        environ = dict(
-            item.split("=", 1) for item in Path(f"/proc/{demo.pids[name]}/environ").read_text().split("\0") if item
-        )
+        environ = _environ(demo.pids[name])
         # What tracehouse-run sets before it execs the service: the distro and the service's name.
         assert environ.get("OTEL_PYTHON_DISTRO") == "tracehouse", name
         assert environ.get("TRACEHOUSE_SERVICE_NAME") == name
         assert "auto_instrumentation" in environ["PYTHONPATH"].split(os.pathsep)[0]
+    # The gateway's uvicorn workers: grandchildren of the demo, traced as instances of the gateway.
+    workers = eventually(lambda: w if len(w := descendants(demo.pids["gateway"])) >= 2 else None, 60, "workers")
+    assert all(_environ(pid).get("TRACEHOUSE_SERVICE_NAME") == "gateway" for pid in workers)
     for source in SERVICE_SOURCES:
         assert "opentelemetry" not in (DEMO_SOURCES / source).read_text(), f"{source} has tracing code"
     assert re.search(r"Breakers wall\s+http://\S+/breakers", demo.text())
@@ -288,6 +289,17 @@ def test_the_fault_opens_a_breaker_and_the_recovery_closes_it(demo: Demo) -> Non
     assert {"orders.payments", "orders.inventory"} <= {b["name"] for b in live}
 
 
+def test_the_gateway_breaker_sums_both_worker_processes(demo: Demo) -> None:
+    def gateway_breaker() -> dict[str, Any] | None:
+        live = demo.api("/api/v1/breakers", cluster="gateway", window="30s")["breakers"]
+        found = next((b for b in live if b["name"] == "gateway.orders"), None)
+        return found if found and found["hosts"] == 2 else None
+
+    breaker = eventually(gateway_breaker, 60, "gateway.orders reported by two instances")
+    assert len({i["instance"] for i in breaker["instances"]}) == 2
+    assert breaker["requests"] > 0
+
+
 def test_ctrl_c_stops_every_process_it_started(demo: Demo) -> None:
     started = set(demo.pids.values())
     below = demo.below()
@@ -335,6 +347,11 @@ def test_sigterm_while_starting_leaves_no_process(tmp_path: Path) -> None:
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+def _environ(pid: int) -> dict[str, str]:
+    items = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
+    return dict(item.split("=", 1) for item in items if "=" in item)
 
 
 def _services(spans: list[dict[str, Any]]) -> set[str]:
