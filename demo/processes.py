@@ -130,7 +130,7 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def wait_for_line(proc: subprocess.Popen[Any], marker: str, timeout: float, stop: StopRequest) -> list[str]:
+def wait_for_line(proc: subprocess.Popen[Any], marker: str, timeout: float, what: str, stop: StopRequest) -> list[str]:
     """Read `proc`'s stdout until a line contains `marker`; returns the lines read so far. Later
     output keeps being drained in the background and echoed (warnings and errors of the child)."""
     assert proc.stdout is not None
@@ -149,8 +149,7 @@ def wait_for_line(proc: subprocess.Popen[Any], marker: str, timeout: float, stop
                 found.set()
 
     threading.Thread(target=pump, daemon=True).start()
-    if not _wait(found.is_set, proc, timeout, stop):
-        raise ChildFailed(f"no {marker!r} from {proc.args!r} within {timeout:g} s (exit code {proc.poll()})")
+    _wait(found.is_set, proc, timeout, what, stop)
     return lines
 
 
@@ -163,17 +162,18 @@ def wait_for_http(url: str, proc: subprocess.Popen[Any], timeout: float, what: s
         except httpx.TransportError:
             return False
 
-    if not _wait(answers, proc, timeout, stop):
-        raise ChildFailed(f"{what} did not answer {url} within {timeout:g} s (exit code {proc.poll()})")
+    _wait(answers, proc, timeout, what, stop)
 
 
-def _wait(ready: Callable[[], bool], proc: subprocess.Popen[Any], timeout: float, stop: StopRequest) -> bool:
+def _wait(ready: Callable[[], bool], proc: subprocess.Popen[Any], timeout: float, what: str, stop: StopRequest) -> None:
+    """Return once ``ready()``; raise :class:`ChildFailed` when ``proc`` exits first or ``timeout``
+    passes, :class:`Interrupted` when a stop is requested."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         stop.check()
         if ready():
-            return True
-        if proc.poll() is not None:
-            return ready()
+            return
+        if (code := proc.poll()) is not None:
+            raise ChildFailed(f"{what} exited with code {code} before it was ready (its own message is above)")
         time.sleep(0.1)
-    return False
+    raise ChildFailed(f"{what} was not ready within {timeout:g} s")

@@ -88,10 +88,13 @@ def run_demo(args: argparse.Namespace) -> int:
             trace_id, traceparent = first_traceparent()
             _announce(server.ui, trace_id, launch.faults)
             stats = asyncio.run(_traffic(launch, options, traceparent, stop))
-            print(f"\n{stats.summary()}\nstopping {len(children)} processes: the services, then the server", flush=True)
+            print(f"\n{stats.summary()}\nstopping the {len(children) - 1} services, then the server", flush=True)
     except Interrupted:
         print("interrupted while starting; every process the demo started has stopped", flush=True)
         return 130
+    except ChildFailed as exc:
+        print(f"tracehouse demo: error: {exc}; every process the demo started has stopped", file=sys.stderr)
+        return 1
     print("every process the demo started has stopped", flush=True)
     return 0
 
@@ -114,7 +117,7 @@ def _start_server(children: Children, options: dict[str, Any]) -> ServerAddresse
         command += [f"--{flag.replace('_', '-')}", str(options[flag])]
     command += ["--log-level", "warning"]
     server = children.start("tracehouse serve", command, tier=SERVER_TIER, stdout=subprocess.PIPE)
-    announced = "\n".join(wait_for_line(server, "  store ", SERVER_READY_TIMEOUT, children.stop))
+    announced = "\n".join(wait_for_line(server, "  store ", SERVER_READY_TIMEOUT, "tracehouse serve", children.stop))
     ui = re.search(r"UI \+ API\s+(http://\S+?)/ ", announced)
     otlp = re.search(r"OTLP/HTTP\s+(http://\S+)/v1/traces", announced)
     if not ui or not otlp:

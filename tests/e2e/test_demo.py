@@ -13,6 +13,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -344,6 +345,21 @@ def test_sigterm_while_starting_leaves_no_process(tmp_path: Path) -> None:
     assert "interrupted while starting; every process the demo started has stopped" in demo.text()
     assert server_pid in below
     assert_all_gone(below, sessions=below)
+
+
+def test_a_server_that_cannot_start_ends_the_demo_with_one_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        demo = start_demo(tmp_path / "demo", "--ui-port", str(taken.getsockname()[1]))
+        try:
+            code = demo.proc.wait(120)
+        finally:
+            stop_leftovers(demo)
+    assert code == 1, demo.text()
+    assert "tracehouse demo: error: tracehouse serve exited with code 2 before it was ready" in demo.text()
+    assert "Address already in use" in demo.text()
+    assert "Traceback" not in demo.text()
 
 
 # --- helpers -------------------------------------------------------------------------------------
