@@ -30,7 +30,6 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 __all__ = ["SYSTEM", "Job", "JobQueue"]
 
 _log = logging.getLogger("tracehouse.demo.jobqueue")
-_tracer = trace.get_tracer("tracehouse.demo.jobqueue")
 
 #: ``messaging.system`` of its spans.
 SYSTEM = "jobqueue"
@@ -64,10 +63,19 @@ class Job:
 
 
 class JobQueue:
-    """One destination (a named queue) in the SQLite file ``path``; safe across threads and processes."""
+    """One destination (a named queue) in the SQLite file ``path``; safe across threads and processes.
+    Spans go to ``tracer_provider``, by default the global one (as contrib instrumentations do)."""
 
-    def __init__(self, path: Path, destination: str, visibility_timeout: float = 30.0, max_attempts: int = 3) -> None:
+    def __init__(
+        self,
+        path: Path,
+        destination: str,
+        visibility_timeout: float = 30.0,
+        max_attempts: int = 3,
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
         self.destination = destination
+        self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
         self.visibility_timeout = visibility_timeout
         self.max_attempts = max_attempts
         self._lock = threading.Lock()
@@ -81,7 +89,7 @@ class JobQueue:
 
     def publish(self, body: Mapping[str, Any]) -> int:
         """Enqueue ``body`` (JSON-able) under a PRODUCER span; returns the job id."""
-        with _tracer.start_as_current_span(
+        with self._tracer.start_as_current_span(
             f"publish {self.destination}", kind=SpanKind.PRODUCER, attributes=self._attributes("publish", "publish")
         ) as span:
             headers: dict[str, str] = {}
@@ -102,7 +110,7 @@ class JobQueue:
         job = self._claim()
         if job is None:
             return False
-        with _tracer.start_as_current_span(
+        with self._tracer.start_as_current_span(
             f"process {self.destination}",
             kind=SpanKind.CONSUMER,
             links=_creation_links(job.headers),
