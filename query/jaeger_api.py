@@ -99,7 +99,14 @@ def jaeger_router(reader: Reader) -> APIRouter:
         found = guarded(lambda: reader.dependencies((end_ts - lookback) * 10**6, end_ts * 10**6 + 1))
         node_id = node_ids(found)
         return envelope(
-            [{"parent": k.parent, "child": node_id(k.child, k.child_kind), "callCount": k.calls} for k in found.links]
+            [
+                {
+                    "parent": node_id(k.parent, k.parent_kind),
+                    "child": node_id(k.child, k.child_kind),
+                    "callCount": k.calls,
+                }
+                for k in found.links
+            ]
         )
 
     return router

@@ -135,7 +135,7 @@ def node_ids(found: Dependencies) -> Callable[[str, str], str]:
     non-service one is `name (kind)`."""
     kinds_of: dict[str, set[str]] = {name: {"service"} for name in found.services}
     for link in found.links:
-        kinds_of.setdefault(link.parent, set()).add("service")
+        kinds_of.setdefault(link.parent, set()).add(link.parent_kind)
         kinds_of.setdefault(link.child, set()).add(link.child_kind)
 
     def node_id(name: str, kind: str) -> str:
@@ -148,12 +148,13 @@ def dependencies_json(found: Dependencies) -> dict[str, Any]:
     node_id = node_ids(found)
     nodes = {(name, "service") for name in found.services}
     for link in found.links:
-        nodes.update(((link.parent, "service"), (link.child, link.child_kind)))
+        nodes.update(((link.parent, link.parent_kind), (link.child, link.child_kind)))
     return {
         "nodes": [{"id": node_id(name, kind), "name": name, "kind": kind} for name, kind in sorted(nodes)],
         "edges": [
             {
-                "parent": link.parent,
+                "parent": node_id(link.parent, link.parent_kind),
+                "parentKind": link.parent_kind,
                 "child": node_id(link.child, link.child_kind),
                 "childKind": link.child_kind,
                 **stats_json(link),

@@ -104,7 +104,7 @@ def zipkin_router(reader: Reader) -> APIRouter:
         node_id = node_ids(found)
         return [
             {
-                "parent": link.parent,
+                "parent": node_id(link.parent, link.parent_kind),
                 "child": node_id(link.child, link.child_kind),
                 "callCount": link.calls,
                 "errorCount": link.errors,

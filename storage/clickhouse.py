@@ -23,6 +23,7 @@ from tracehouse.storage.batch import COLUMNS, OtlpPayload, SpanBatch
 from tracehouse.storage.client import connect, ensure_database
 from tracehouse.storage.config import StoreConfig
 from tracehouse.storage.errors import InvalidQuery, StorageError, StoreRejected, StoreUnavailable
+from tracehouse.storage.linker import CONSUMER_KIND
 from tracehouse.storage.lock import DataDirLock
 from tracehouse.storage.migrate import apply_migrations, recorded_versions
 from tracehouse.storage.model import (
@@ -279,7 +280,10 @@ def _first_line(exc: Exception) -> str:
 
 def _link(row: Sequence[Any]) -> DependencyLink:
     parent, child, kind, calls, errors, quantiles = row
-    return DependencyLink(parent=parent, child=child, child_kind=kind, **CallStats.of(calls, errors, quantiles))
+    stats = CallStats.of(calls, errors, quantiles)
+    if kind == CONSUMER_KIND:  # queue -> the service consuming it
+        return DependencyLink(parent=parent, child=child, child_kind="service", parent_kind="queue", **stats)
+    return DependencyLink(parent=parent, child=child, child_kind=kind, **stats)
 
 
 def _red_point(row: Sequence[Any]) -> RedPoint:

@@ -89,18 +89,40 @@ FROM (
       AND SpanKind IN ('Client', 'Producer')
 )
 WHERE Peer != ''
-  AND (TraceId, SpanId) NOT IN (
+  -- a queue stays a node whatever runs below the producer (its consumer may be a child)
+  AND (Kind = 'queue' OR (TraceId, SpanId) NOT IN (
       SELECT TraceId, ParentSpanId FROM otel_traces
       WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64})
         AND Timestamp < fromUnixTimestamp64Nano({to_children:Int64}) AND ParentSpanId != ''
-  )
+  ))
 GROUP BY Minute, ServiceName, Peer, Kind
+"""
+
+#: The ChildKind of a queue -> consumer link: its Parent is a queue, its Child a service.
+CONSUMER_KIND = "consumer"
+
+# Consumer spans naming a queue: the queue's messages reach the consuming service, whether
+# the consumer continues the producer's trace or (as the messaging conventions advise) links it.
+_CONSUMER_LINKS = """
+INSERT INTO tracehouse_links_1m
+SELECT Minute, Queue, ServiceName, 'consumer', count(), countIf(StatusCode = 'Error'),
+       quantilesTDigestState(0.5, 0.95, 0.99)(Duration), {version:UInt64}
+FROM (
+    SELECT
+        toStartOfMinute(Timestamp) AS Minute, ServiceName, StatusCode, Duration,
+        coalesce(nullIf(SpanAttributes['messaging.destination.name'], ''), SpanAttributes['messaging.system']) AS Queue
+    FROM otel_traces
+    WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64}) AND Timestamp < fromUnixTimestamp64Nano({to:Int64})
+      AND SpanKind = 'Consumer' AND SpanAttributes['messaging.system'] != ''
+)
+WHERE Queue != ''
+GROUP BY Minute, Queue, ServiceName
 """
 
 
 #: A generation's statements, in order: its links, then its `__done__` rows, then the pruning
 #: of the older generations of its minutes.
-GENERATION = (_SERVICE_LINKS, _PEER_LINKS, _DONE, _PRUNE)
+GENERATION = (_SERVICE_LINKS, _PEER_LINKS, _CONSUMER_LINKS, _DONE, _PRUNE)
 #: Low digits of every version this process writes: distinct collectors, distinct versions.
 _SALT = secrets.randbelow(1000)
 

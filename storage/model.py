@@ -145,12 +145,14 @@ class OperationStats(CallStats):
 
 @dataclass(frozen=True, slots=True)
 class DependencyLink(CallStats):
-    """Calls from `parent` (a service) to `child`, whose kind is service, database, queue or
-    peer (an un-instrumented remote); quantiles of the child spans' durations."""
+    """Calls from `parent` to `child`, whose kind is service, database, queue or peer (an
+    un-instrumented remote); quantiles of the child spans' durations. `parent` is a service,
+    or a queue (`parent_kind`) whose messages `child`, a service, consumes."""
 
     parent: str
     child: str
     child_kind: str
+    parent_kind: str = "service"
 
 
 @dataclass(frozen=True, slots=True)

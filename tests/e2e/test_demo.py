@@ -253,6 +253,7 @@ def test_dependency_graph_has_every_call_with_databases_and_queue(demo: Demo) ->
         ("payments", "fraud", "service"),
         ("inventory", "inventory.db", "database"),
         ("orders", "shipments", "queue"),
+        ("shipments", "worker", "service"),  # the queue's consumer, from its CONSUMER spans
         ("worker", "shipping.db", "database"),
     }
 

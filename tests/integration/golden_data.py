@@ -2,8 +2,8 @@
 every answer computed from it can be compared byte for byte with a file in snapshots/api/.
 
 Three traces, 10:00–10:05 UTC on 2026-11-01, across gateway → orders → payments (+ a SQLite
-call and a queue producer), one of them failing in payments; written as two batches so that
-a link across insert batches is part of every graph answer.
+call and a queue producer), one of them failing in payments, and a worker consuming the queue;
+written as two batches so that a link across insert batches is part of every graph answer.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ class GoldenSpan:
     error: str = ""
 
 
+QUEUE = (("messaging.system", "sqlite-queue"), ("messaging.destination.name", "orders"))
+
+
 def trace_id(trace: int) -> str:
     return f"{trace:032x}".replace("0", "a", 2)
 
@@ -54,7 +57,7 @@ def _trace(trace: int, at_ms: int, fail: bool) -> list[GoldenSpan]:
                    (("db.system", "sqlite"), ("db.name", "orders.db"))),
         # A queue named like its service: another node of the graph.
         GoldenSpan(trace, 5, 3, "orders", "orders publish", "Producer", at_ms + 25, 3,
-                   (("messaging.system", "sqlite-queue"), ("messaging.destination.name", "orders"))),
+                   QUEUE),
         GoldenSpan(trace, 6, 3, "orders", "POST", "Client", at_ms + 30, 70,
                    (("server.address", "payments"),), pay_error),
         GoldenSpan(trace, 7, 6, "payments", "POST /charge", "Server", at_ms + 33, 60,
@@ -62,13 +65,21 @@ def _trace(trace: int, at_ms: int, fail: bool) -> list[GoldenSpan]:
     ]  # fmt: skip
 
 
-SPANS = [*_trace(1, 0, False), *_trace(2, 60_000, True), *_trace(3, 180_000, False)]
+SPANS = [
+    *_trace(1, 0, False),
+    *_trace(2, 60_000, True),
+    *_trace(3, 180_000, False),
+    # The worker consumes the queue: once as the producer's child, once in a trace of its own
+    # (linking the producer, as the messaging conventions advise).
+    GoldenSpan(1, 8, 5, "worker", "orders process", "Consumer", 40, 20, QUEUE),
+    GoldenSpan(4, 1, 0, "worker", "orders process", "Consumer", 190_000, 25, QUEUE),
+]
 
 
 def batches() -> list[SpanBatch]:
-    """The data set as two insert batches: the payments spans arrive separately."""
-    first = _batch([s for s in SPANS if s.service != "payments"], "golden-1")
-    second = _batch([s for s in SPANS if s.service == "payments"], "golden-2")
+    """The data set as two insert batches: the payments and worker spans arrive separately."""
+    first = _batch([s for s in SPANS if s.service not in ("payments", "worker")], "golden-1")
+    second = _batch([s for s in SPANS if s.service in ("payments", "worker")], "golden-2")
     return [first, second]
 
 
