@@ -93,8 +93,11 @@ ROOT_SAMPLERS: Mapping[str, Callable[[InstrumentationConfig], Sampler]] = {
 
 
 def build_sampler(config: InstrumentationConfig) -> Sampler:
-    """Follow the caller's decision when there is one, else ask the root sampler ``config.sampler``."""
-    return ParentBased(ROOT_SAMPLERS[config.sampler](config))
+    """Follow the caller's decision when there is one, else ask the root sampler ``config.sampler``;
+    without ``config.sampler_parent_based`` (OTel's ``always_on``, ``always_off``, ``traceidratio``)
+    the root sampler decides every span."""
+    root = ROOT_SAMPLERS[config.sampler](config)
+    return ParentBased(root) if config.sampler_parent_based else root
 
 
 def build_exporter(config: InstrumentationConfig) -> SpanExporter:
