@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGE_DIRS := tracehouse instrumentation collector storage query dashboard demo
 
-.PHONY: help install test lint typecheck pytest demo serve bench-ingest bench-breakers bench-trace-page clean
+.PHONY: help install test lint typecheck pytest demo serve bench-ingest bench-breakers bench-trace-page bench-instrumentation clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -48,6 +48,9 @@ bench-breakers: $(STAMP)  ## overhead of a breaker per call (sync, async) vs a b
 
 bench-trace-page: $(STAMP)  ## time until a 10,000-span trace page is interactive, headless Chromium (~1 min)
 	$(BIN)/python -m benchmarks.trace_page
+
+bench-instrumentation: $(STAMP)  ## latency per request of a FastAPI endpoint: tracehouse-run vs opentelemetry-instrument vs none (~1 min)
+	$(BIN)/python -m benchmarks.instrumentation
 
 clean:  ## remove the virtualenv and build output
 	rm -rf $(VENV) build *.egg-info
