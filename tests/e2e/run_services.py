@@ -93,15 +93,24 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def start_run_service(
-    name: str, endpoint: str, script: Path, args: Sequence[str] = (), flags: Sequence[str] = ()
+    name: str,
+    endpoint: str,
+    script: Path,
+    args: Sequence[str] = (),
+    flags: Sequence[str] = (),
+    env: dict[str, str] | None = None,
 ) -> RunService:
-    """``tracehouse-run --service-name NAME --endpoint ENDPOINT FLAGS -- python SCRIPT --port P ARGS``,
-    returned once ``/health`` answers."""
+    """``tracehouse-run --service-name NAME --endpoint ENDPOINT FLAGS -- python SCRIPT --port P ARGS``
+    (environment: :data:`SERVICE_ENV` and ``env``), returned once ``/health`` answers."""
     port = free_port()
     command = [launcher(), "--service-name", name, "--endpoint", endpoint, *flags, "--"]
     command += [sys.executable, str(script), "--port", str(port), *args]
     proc = subprocess.Popen(
-        command, env=clean_env(SERVICE_ENV), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        env=clean_env({**SERVICE_ENV, **(env or {})}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     service = RunService(name, proc, f"http://127.0.0.1:{port}")
     service.pump = threading.Thread(target=_pump, args=(proc, service.output), daemon=True)
