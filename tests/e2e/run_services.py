@@ -67,7 +67,11 @@ class RunService:
 
     def wait_for_line(self, predicate: Callable[[str], bool], timeout: float = DEADLINE) -> str:
         """The first output line matching ``predicate``, awaited (the output is read in the background)."""
-        return eventually(lambda: next((line for line in list(self.output) if predicate(line)), None), timeout)
+
+        def matching() -> str | None:
+            return next((line for line in list(self.output) if predicate(line)), None)
+
+        return eventually(matching, timeout, "no matching line")
 
     def text(self) -> str:
         return "\n".join(self.output)
@@ -139,7 +143,7 @@ def _healthy(service: RunService) -> bool | None:
         return None
 
 
-def eventually(probe: Callable[[], T | None], timeout: float = DEADLINE) -> T:
+def eventually(probe: Callable[[], T | None], timeout: float = DEADLINE, what: str = "nothing") -> T:
     """Call ``probe`` until it returns something other than None (or False); fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -147,12 +151,14 @@ def eventually(probe: Callable[[], T | None], timeout: float = DEADLINE) -> T:
         if result is not None and result is not False:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"nothing came within {timeout:g} s")
+            raise AssertionError(f"{what} came within {timeout:g} s")
         time.sleep(POLL)
 
 
 def trace_when(server: Server, trace_id: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """``GET /api/v1/traces/{trace_id}``, polled until the trace is stored and ``done`` says it is complete."""
+
+    last: list[str] = ["404"]
 
     def probe() -> dict[str, Any] | None:
         answer = server.api(f"/api/v1/traces/{trace_id}")
@@ -160,9 +166,13 @@ def trace_when(server: Server, trace_id: str, done: Callable[[dict[str, Any]], b
             return None
         answer.raise_for_status()
         body: dict[str, Any] = answer.json()
+        last[0] = ", ".join(f"{s['serviceName']} {s['kind']} {s['name']}" for s in body["spans"])
         return body if done(body) else None
 
-    return eventually(probe)
+    try:
+        return eventually(probe)
+    except AssertionError:
+        raise AssertionError(f"trace {trace_id} not complete within {DEADLINE:g} s; stored: {last[0]}") from None
 
 
 def find_traces(server: Server, **params: str) -> list[dict[str, Any]]:

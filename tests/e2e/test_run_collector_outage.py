@@ -74,7 +74,7 @@ def test_requests_succeed_while_the_collector_is_away_and_spans_arrive_after(tmp
         service = start_run_service("outage", server.otlp_http, SHOP, env=SMALL_QUEUE)
         try:
             ping_all(service, 1)
-            eventually(lambda: spans_since(server, "outage", 0))  # the way to the store works
+            eventually(lambda: spans_since(server, "outage", 0), what="no first span")  # the way to the store works
 
             with frozen(server):
                 assert ping_all(service) < SLOW_SECONDS, "requests waited for a frozen collector"
@@ -85,7 +85,7 @@ def test_requests_succeed_while_the_collector_is_away_and_spans_arrive_after(tmp
             server = start_server(data, "--otlp-http-port", str(port))
             back = time.time_ns()
             ping_all(service, 3)
-            eventually(lambda: spans_since(server, "outage", back))
+            eventually(lambda: spans_since(server, "outage", back), what="no span after the collector's return")
         finally:
             service.stop()  # flushes what is still queued
         made = (1 + 2 * PINGS + 3) * SPANS_PER_PING

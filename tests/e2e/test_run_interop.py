@@ -67,7 +67,9 @@ def checkout(system: System) -> dict[str, Any]:
     answer = httpx.get(f"{system.shop.url}/checkout/{ITEM}", timeout=30)
     assert answer.status_code == 200, system.shop.text()
     assert answer.json() == {"item": ITEM, "price": 12.5, "stock": 7, "reservation": "r-1"}
-    found = eventually(lambda: find_traces(system.server, service="shop", operation=CHECKOUT) or None)
+    found = eventually(
+        lambda: find_traces(system.server, service="shop", operation=CHECKOUT) or None, what="no checkout trace"
+    )
     assert len(found) == 1, found
     return trace_when(system.server, found[0]["traceId"], lambda body: _complete(body["spans"], 2))
 
