@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGE_DIRS := tracehouse instrumentation collector storage query dashboard demo
 
-.PHONY: help install test lint typecheck pytest demo serve bench-ingest bench-breakers bench-query bench-trace-page reliability reliability-long clean
+.PHONY: help install test lint typecheck pytest demo serve bench-ingest bench-breakers bench-query bench-trace-page bench-instrumentation reliability reliability-long clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -57,6 +57,9 @@ bench-query: $(STAMP)  ## query latency on 10M spans (1M traces) in the embedded
 
 bench-trace-page: $(STAMP)  ## time until a 10,000-span trace page is interactive, headless Chromium (~1 min)
 	$(BIN)/python -m benchmarks.trace_page
+
+bench-instrumentation: $(STAMP)  ## latency per request of a FastAPI endpoint: tracehouse-run vs opentelemetry-instrument vs none (~1 min)
+	$(BIN)/python -m benchmarks.instrumentation
 
 clean:  ## remove the virtualenv and build output
 	rm -rf $(VENV) build *.egg-info
