@@ -217,9 +217,11 @@ def test_every_service_reaches_the_store(demo: Demo) -> None:
 def test_a_request_is_one_trace_through_services_database_and_queue(demo: Demo) -> None:
     def announced_trace() -> dict[str, Any] | None:
         spans = demo.api(f"/api/v1/traces/{demo.trace_id}")["spans"] if _exists(demo, demo.trace_id) else []
-        return {"spans": spans} if {"gateway", "orders", "inventory", "payments", "fraud"} <= _services(spans) else None
+        # Each service exports on its own schedule: wait for the publish span too (it ends last).
+        complete = {"gateway", "orders", "inventory", "payments", "fraud"} <= _services(spans)
+        return {"spans": spans} if complete and any(s["kind"] == "Producer" for s in spans) else None
 
-    spans = eventually(announced_trace, 60, "the announced trace across five services")["spans"]
+    spans = eventually(announced_trace, 60, "the announced trace across five services, with its publish span")["spans"]
     database = [s for s in spans if s["kind"] == "Client" and s["attributes"].get("db.system") == "sqlite"]
     assert {s["serviceName"] for s in database} == {"inventory"}
     assert database[0]["attributes"].get("db.name") == "inventory.db"

@@ -24,7 +24,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tests.reliability.harness import percentile
-from tracehouse.demo.processes import wait_for_http
+from tracehouse.demo.processes import StopRequest, wait_for_http
 
 pytestmark = pytest.mark.reliability
 
@@ -152,7 +152,7 @@ def run_service(fault: str, tmp_path: Path) -> Run:
             env=_service_env(), stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
         try:
-            wait_for_http(f"http://127.0.0.1:{port}/health", 60, f"the service ({fault})")
+            wait_for_http(f"http://127.0.0.1:{port}/health", proc, 60, f"the service ({fault})", StopRequest())
             latencies, errors = _load(f"http://127.0.0.1:{port}/work", LOAD_SECONDS)
             started = time.monotonic()
             proc.send_signal(signal.SIGTERM)
