@@ -223,6 +223,13 @@ class ClickHouseStore:
         """The highest migration version the database records (read-only; 0: none)."""
         return max(recorded_versions(self._reader, self.config.database), default=0)
 
+    def memory_limit(self) -> int:
+        """The engine's memory limit in bytes, as it applies it (0: none)."""
+        rows = self._reader.query(
+            "SELECT toUInt64(value) FROM system.server_settings WHERE name = 'max_server_memory_usage'"
+        ).result_rows
+        return int(rows[0][0]) if rows else 0
+
     def client(self) -> Client:
         """A client on the store's database, for tests and admin commands (not the hot path)."""
         return self._reader

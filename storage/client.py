@@ -42,6 +42,9 @@ def connect(config: StoreConfig, *, database: str | None = None) -> Client:
     if not config.embedded:
         kwargs["autogenerate_session_id"] = False
         kwargs["settings"] = dict(SERVER_SETTINGS)
+    elif config.memory_limit:
+        # A server setting: it takes effect with the process's first connection (the engine's start).
+        kwargs["chdb_options"] = {"max_server_memory_usage": config.memory_limit}
     try:
         return clickhouse_connect.get_client(**kwargs)
     except ClickHouseError as exc:

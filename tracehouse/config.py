@@ -49,6 +49,15 @@ SERVE_OPTIONS = (
     Option("--zipkin-port", "Zipkin v2 receiver port, POST /api/v2/spans (0: any free port)", 9411, int, "PORT"),
     Option("--ui-port", "query API and dashboard port (0: any free port)", 16686, int, "PORT"),
     Option("--ttl-days", "days spans are kept", 7, int, "N"),
+    Option(
+        "--store-memory-limit",
+        "bytes the embedded ClickHouse may use (max_server_memory_usage); past it inserts are spooled and "
+        "queries answer 503; 0: the engine's default (0.9 of RAM). Ignored for a ClickHouse server",
+        1024 * 1024 * 1024,
+        int,
+        "BYTES",
+        "1 GiB",
+    ),
     Option("--flush-interval", "seconds a request may wait to be batched with others", 0.2, float, "SECONDS"),
     Option("--flush-workers", "inserts that may run at once", 2, int, "N"),
     Option("--max-queued-spans", "spans waiting to be stored before senders get 503 + Retry-After", 500_000, int, "N"),
@@ -114,6 +123,8 @@ SERVE_OPTIONS = (
 
 #: The options of `tracehouse serve` that only the query API and UI use.
 _UI_OPTIONS = frozenset({"--ui-port", "--api-token"})
+#: Options of `serve` alone: the embedded store is only ever serve's.
+_EMBEDDED_OPTIONS = frozenset({"--store-memory-limit"})
 #: Options of every HTTP listener (connection deadlines), whichever side it is on.
 _HTTP_OPTIONS = frozenset({"--header-timeout", "--body-timeout"})
 _SERVER_DSN_HELP = "ClickHouse server DSN, http(s)://user:pass@host:8123/db (required; the embedded store is serve's)"
@@ -134,7 +145,7 @@ def _server_options(command: str, keep: Callable[[Option], bool]) -> tuple[Optio
     return tuple(chosen)
 
 
-COLLECTOR_OPTIONS = _server_options("collector", lambda o: o.flag not in _UI_OPTIONS)
+COLLECTOR_OPTIONS = _server_options("collector", lambda o: o.flag not in _UI_OPTIONS | _EMBEDDED_OPTIONS)
 QUERY_OPTIONS = _server_options(
     "query", lambda o: o.flag in _UI_OPTIONS | _HTTP_OPTIONS | {"--clickhouse", "--host", "--log-level"}
 )
@@ -180,7 +191,7 @@ class ServeConfig:
     def from_values(cls, v: dict[str, Any]) -> ServeConfig:
         return cls(
             data_dir=Path(v["data_dir"]).resolve(),
-            store=StoreConfig(dsn=v["clickhouse"], ttl_days=v["ttl_days"]),
+            store=StoreConfig(dsn=v["clickhouse"], ttl_days=v["ttl_days"], memory_limit=v["store_memory_limit"]),
             collector=collector_config(v),
             query=QueryConfig(host=v["host"], ui_port=v["ui_port"], api_token=v["api_token"]),
             log_level=v["log_level"],

@@ -59,7 +59,12 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
     await ingest.start()
 
     def health() -> dict[str, Any]:
-        return {"store": config.store.redacted_dsn(), "schemaVersion": store.schema_version(), **ingest.health()}
+        return {
+            "store": config.store.redacted_dsn(),
+            "schemaVersion": store.schema_version(),
+            "storeMemoryLimitBytes": store.memory_limit(),
+            **ingest.health(),
+        }
 
     query_app = ui_app(store, config.query, sockets.port("ui"), health)
     # Zipkin's port answers Zipkin's read API too, as a Zipkin server does (Lens, Grafana).
