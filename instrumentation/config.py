@@ -197,7 +197,10 @@ class InstrumentationConfig:
 
     @property
     def breakers_url(self) -> str:
-        """The URL breaker stats are POSTed to: beside the traces, on the OTLP/HTTP port."""
+        """The URL breaker stats are POSTed to: beside the traces, on the OTLP/HTTP port (a
+        traces URL ending in /v1/traces gives the collector's base)."""
+        if self.traces_endpoint and self.traces_endpoint.rstrip("/").endswith(TRACES_PATH):
+            return self.traces_endpoint.rstrip("/").removesuffix(TRACES_PATH) + "/v1/breakers"
         return self.endpoint.rstrip("/") + "/v1/breakers"
 
     @property

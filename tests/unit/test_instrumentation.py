@@ -91,6 +91,20 @@ def test_endpoint_precedence() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("environ", "breakers_url"),
+    [
+        ({}, "http://127.0.0.1:4318/v1/breakers"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318/"}, "http://otel:4318/v1/breakers"),
+        # Only the traces URL given: the breaker stats go to the same collector, not to the default.
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://sig:4318/v1/traces"}, "http://sig:4318/v1/breakers"),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://sig:1/custom"}, "http://127.0.0.1:4318/v1/breakers"),
+    ],
+)
+def test_breaker_stats_go_beside_the_traces(environ: dict[str, str], breakers_url: str) -> None:
+    assert InstrumentationConfig.from_env(environ).breakers_url == breakers_url
+
+
 def test_explicit_endpoint_drops_inherited_signal_url() -> None:
     config = InstrumentationConfig.from_env({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://sig:1/x"})
     assert config.replace(endpoint="http://mine:9").traces_url == "http://mine:9/v1/traces"
