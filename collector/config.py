@@ -54,6 +54,10 @@ class CollectorConfig:
         return TimeWindow(self.max_span_age, self.max_span_ahead)
 
     def validate(self) -> None:
+        if self.ingest_token is not None and (
+            len(self.ingest_token) < 8 or any(c.isspace() for c in self.ingest_token)
+        ):
+            raise ConfigError("ingest_token: must be at least 8 characters, without whitespace")
         for key in ("otlp_http_port", "otlp_grpc_port", "zipkin_port"):
             port = getattr(self, key)
             if not 0 <= port <= 65535:

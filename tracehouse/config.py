@@ -92,7 +92,7 @@ SERVE_OPTIONS = (
     Option("--spool-max-bytes", "on-disk spool bound for spans the store refuses", 1024 * 1024 * 1024, int, "BYTES"),
     Option(
         "--ingest-token",
-        "require 'Authorization: Bearer TOKEN' on every ingest request",
+        "require 'Authorization: Bearer TOKEN' on every ingest request (at least 8 characters, no whitespace)",
         None,
         str,
         "TOKEN",
@@ -100,7 +100,8 @@ SERVE_OPTIONS = (
     ),
     Option(
         "--api-token",
-        "require 'Authorization: Bearer TOKEN' (or the cookie set by opening ?token=TOKEN) on the API and UI",
+        "require 'Authorization: Bearer TOKEN' (or the cookie set by opening ?token=TOKEN) on the API and UI "
+        "(at least 8 characters, no whitespace)",
         None,
         str,
         "TOKEN",
@@ -310,6 +311,8 @@ class _IngestSettings(Protocol):
     @property
     def link_interval(self) -> float: ...
     @property
+    def hystrix_streams(self) -> tuple[str, ...]: ...
+    @property
     def hystrix_streams_file(self) -> Path | None: ...
 
 
@@ -319,6 +322,13 @@ def _check_ingest(config: _IngestSettings) -> None:
         raise ConfigError(f"link_interval: must be between 0.1 and 3600 seconds (got {config.link_interval})")
     if config.hystrix_streams_file is not None and not config.hystrix_streams_file.is_file():
         raise ConfigError(f"hystrix_streams_file: {config.hystrix_streams_file} is not a readable file")
+    from tracehouse.collector.hystrix_pull import parse_target
+
+    for target in config.hystrix_streams:
+        try:
+            parse_target(target)
+        except ValueError as exc:
+            raise ConfigError(f"hystrix_streams: {exc}") from None
 
 
 def _check_log_level(level: str) -> None:
