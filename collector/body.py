@@ -1,6 +1,8 @@
 """Request bodies within limits: the raw size and, for gzip, the inflated size.
 
-A gzip bomb is refused once `limit` bytes have been inflated, never inflated whole.
+A gzip bomb is refused once `limit` bytes have been inflated, never inflated whole. A client
+that declares a large body and drips it holds its reservation only until the connection's body
+deadline (`http_guard`) closes it.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import AsyncIterator
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from tracehouse.collector.admission import Lease
 from tracehouse.collector.errors import MalformedPayload, PayloadTooLarge, UnsupportedMediaType
@@ -18,7 +20,11 @@ async def read_body(request: Request, limit: int, lease: Lease) -> bytes:
     """The request's body, inflated, with its raw and inflated sizes held on `lease`."""
     declared = request.headers.get("content-length", "")
     lease.reserve(min(int(declared), limit) if declared.isdigit() else limit)
-    body = await read_limited(request.stream(), limit)
+    try:
+        body = await read_limited(request.stream(), limit)
+    except ClientDisconnect:
+        # The client left (or the connection's body deadline closed it): nobody reads the answer.
+        raise MalformedPayload("the connection closed before the whole body arrived") from None
     encoding = request.headers.get("content-encoding")
     inflated = decode_content(body, encoding, limit)
     if inflated is not body:

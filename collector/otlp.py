@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,12 +70,43 @@ def decode_json(body: bytes, window: TimeWindow = DEFAULT_WINDOW) -> OtlpDecoded
         _hex_ids_to_base64(span, ("traceId", "spanId", "parentSpanId"))
         for link in _as_list(span.get("links")):
             _hex_ids_to_base64(link, ("traceId", "spanId"))
+    try:
+        request = _parse_dict(document)
+    except MalformedPayload:
+        # JSON's own invalid UTF-8: a lone surrogate escape (\ud800) that protobuf refuses.
+        # Replaced like invalid UTF-8 in protobuf bodies, so one bad string costs no spans.
+        try:
+            repaired = _repaired(document)
+            unchanged = repaired == document
+        except RecursionError:
+            unchanged = True
+        if unchanged:
+            raise
+        request = _parse_dict(repaired)
+    return validate(request, window)
+
+
+def _parse_dict(document: dict[str, Any]) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except (json_format.ParseError, RecursionError, TypeError, ValueError) as exc:
         raise MalformedPayload(f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
-    return validate(request, window)
+    return request
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads pairs the valid ones
+
+
+def _repaired(node: Any) -> Any:
+    """`node` with every lone surrogate (in strings and keys) replaced by U+FFFD."""
+    if isinstance(node, str):
+        return _LONE_SURROGATE.sub("\ufffd", node)
+    if isinstance(node, list):
+        return [_repaired(value) for value in node]
+    if isinstance(node, dict):
+        return {_repaired(key): _repaired(value) for key, value in node.items()}
+    return node
 
 
 def validate(request: Any, window: TimeWindow, body: bytes | None = None) -> OtlpDecoded:

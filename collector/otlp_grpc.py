@@ -19,7 +19,7 @@ from grpc_status import rpc_status
 from tracehouse.collector.admission import ByteBudget
 from tracehouse.collector.auth import check_bearer
 from tracehouse.collector.config import CollectorConfig
-from tracehouse.collector.errors import IngestError
+from tracehouse.collector.errors import IngestError, Overloaded
 from tracehouse.collector.metrics import IngestMetrics
 from tracehouse.collector.otlp import decode_protobuf
 from tracehouse.collector.pipeline import Pipeline
@@ -27,14 +27,19 @@ from tracehouse.collector.pipeline import Pipeline
 log = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+GRPC_BACKSTOP = 8  # grpc's own RPC limit, as a multiple of the collector's
 
 
 def build_grpc_server(
     pipeline: Pipeline, config: CollectorConfig, metrics: IngestMetrics, budget: ByteBudget
 ) -> tuple[grpc.aio.Server, int]:
-    """An unstarted server bound to `config.host:otlp_grpc_port`; returns it and the port."""
+    """An unstarted server bound to `config.host:otlp_grpc_port`; returns it and the port.
+
+    Past `max_concurrent_requests` exports the handler refuses with UNAVAILABLE + RetryInfo;
+    grpc's own limit, further out, is the hard bound on messages held (its RESOURCE_EXHAUSTED
+    carries no RetryInfo, so exporters would drop the batch rather than retry)."""
     server = grpc.aio.server(
-        maximum_concurrent_rpcs=config.max_concurrent_requests,
+        maximum_concurrent_rpcs=GRPC_BACKSTOP * config.max_concurrent_requests,
         options=[
             ("grpc.max_receive_message_length", config.max_body_bytes),
             ("grpc.so_reuseport", 0),
@@ -53,14 +58,23 @@ def build_grpc_server(
 def _export(
     pipeline: Pipeline, config: CollectorConfig, metrics: IngestMetrics, budget: ByteBudget
 ) -> Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], object]:
+    active = 0
+
     async def export(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        nonlocal active
         try:
             check_bearer(_metadata(context, "authorization"), config.ingest_token)
-            with budget.lease() as lease:
-                lease.reserve(len(request))
-                decoded = decode_protobuf(request, config.window)
-                metrics.rejected.labels("otlp_grpc").inc(decoded.rejected)
-                await pipeline.submit(decoded.payload)
+            if active >= config.max_concurrent_requests:
+                raise Overloaded(f"{active} exports are in flight, the most this collector takes; retry later")
+            active += 1
+            try:
+                with budget.lease() as lease:
+                    lease.reserve(len(request))
+                    decoded = decode_protobuf(request, config.window)
+                    metrics.rejected.labels("otlp_grpc").inc(decoded.rejected)
+                    await pipeline.submit(decoded.payload)
+            finally:
+                active -= 1
         except IngestError as exc:
             metrics.refused.labels("otlp_grpc", exc.grpc_code.name).inc()
             await context.abort_with_status(rpc_status.to_status(error_status(exc)))

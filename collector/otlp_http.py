@@ -20,6 +20,7 @@ from tracehouse.collector.body import read_body
 from tracehouse.collector.breakers import BreakerSink, add_breaker_route
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.errors import IngestError, UnsupportedMediaType
+from tracehouse.collector.http_guard import RequestLimit
 from tracehouse.collector.metrics import CONTENT_TYPE, IngestMetrics
 from tracehouse.collector.otlp import decode_json, decode_protobuf
 from tracehouse.collector.pipeline import Pipeline
@@ -40,6 +41,7 @@ def build_otlp_http_app(
 ) -> FastAPI:
     """``POST /v1/traces``, ``GET /metrics``, and ``POST /v1/breakers`` when ``breakers`` is given."""
     app = FastAPI(title="Tracehouse OTLP/HTTP receiver", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(RequestLimit, limit=config.max_concurrent_requests)
     if breakers is not None:
         add_breaker_route(app, breakers, config, budget)
 
@@ -60,6 +62,7 @@ def build_otlp_http_app(
             with budget.lease() as lease:
                 body = await read_body(request, config.max_body_bytes, lease)
                 decoded = decode_json(body, config.window) if media == JSON else decode_protobuf(body, config.window)
+                del body  # the payload holds its own copy; the lease counts one while it waits
                 metrics.rejected.labels("otlp_http").inc(decoded.rejected)
                 await pipeline.submit(decoded.payload)
         except IngestError as exc:

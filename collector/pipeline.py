@@ -3,7 +3,9 @@
 A request's spans are queued and its sender is answered only when they are durable: written
 by the store, or — when the store refuses — appended to the on-disk spool, which is replayed
 in order once the store is back. Past its bound the queue refuses at once (`Overloaded`), and
-so does a full spool, so memory and disk stay bounded whatever senders do.
+so does a full spool, so memory and disk stay bounded whatever senders do. So does a queue
+that stopped draining (its oldest request waited too long): senders are answered in seconds,
+well within an exporter's timeout, instead of piling up behind a slow store.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ class _Pending:
 
 class Pipeline:
     """Group commit: flush at `flush_spans` queued spans or `flush_interval` seconds after the
-    oldest queued request, with up to `flush_workers` inserts running at once. Run `run()` as a
-    task; `close()` makes it flush what is queued and end (spooled batches stay on disk for the
-    next start)."""
+    oldest queued request, with up to `flush_workers` inserts running at once, each of at most
+    `flush_spans` spans and (OTLP) `flush_bytes` bytes, so an insert's memory is bounded. Run
+    `run()` as a task; `close()` makes it flush what is queued and end (spooled batches stay on
+    disk for the next start)."""
 
     def __init__(self, writer: SpanWriter, config: CollectorConfig, spool: Spool | None = None) -> None:
         self._writer = writer
@@ -70,12 +73,22 @@ class Pipeline:
             )
         if self._queued_spans + len(batch) > self._config.max_queued_spans:
             raise Overloaded(f"ingest queue is full ({self._queued_spans} spans waiting); retry later")
+        self._refuse_when_stalled()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(batch, done, time.monotonic()))
         self._queued_spans += len(batch)
         if self._queued_spans >= self._config.flush_spans or len(self._queue) == 1:
             self._wakeup.set()
         await asyncio.shield(done)
+
+    def _refuse_when_stalled(self) -> None:
+        """`Overloaded` while the oldest queued request has waited `max_queue_delay` seconds
+        more than its linger: the store is behind, and a new request would wait longer still."""
+        if not self._queue:
+            return
+        waited = time.monotonic() - self._queue[0].queued_at - self._config.flush_interval
+        if waited > self._config.max_queue_delay:
+            raise Overloaded(f"the store is behind: the oldest queued request has waited {waited:.1f} s; retry later")
 
     async def run(self) -> None:
         """Flush (and replay the spool) until `close()` was called and the queue is empty."""
@@ -118,13 +131,18 @@ class Pipeline:
 
     def _take(self) -> list[_Pending]:
         taken: list[_Pending] = []
-        spans = 0
-        while self._queue and (not taken or spans + len(self._queue[0].batch) <= self._config.flush_spans):
+        spans = size = 0
+        while self._queue and (not taken or self._fits(spans, size, self._queue[0].batch)):
             item = self._queue.popleft()
             taken.append(item)
             spans += len(item.batch)
+            size += _size(item.batch)
         self._queued_spans -= spans
         return taken
+
+    def _fits(self, spans: int, size: int, batch: Batch) -> bool:
+        config = self._config
+        return spans + len(batch) <= config.flush_spans and size + _size(batch) <= config.flush_bytes
 
     async def _flush(self, items: list[_Pending]) -> None:
         started = time.monotonic()
@@ -225,6 +243,11 @@ def _merge(batches: list[Batch]) -> Batch:
     if all(isinstance(b, OtlpPayload) for b in batches):
         return OtlpPayload.concat([b for b in batches if isinstance(b, OtlpPayload)])
     return SpanBatch.concat([b for b in batches if isinstance(b, SpanBatch)])
+
+
+def _size(batch: Batch) -> int:
+    """Bytes an insert of `batch` carries (OTLP payloads; column batches count by spans only)."""
+    return len(batch.data) if isinstance(batch, OtlpPayload) else 0
 
 
 def _settle(items: list[_Pending], error: Exception | None) -> None:

@@ -18,6 +18,7 @@ from tracehouse.collector.body import read_body
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.decoded import Decoded
 from tracehouse.collector.errors import IngestError, MalformedPayload, UnsupportedMediaType
+from tracehouse.collector.http_guard import RequestLimit
 from tracehouse.collector.metrics import IngestMetrics
 from tracehouse.collector.pipeline import Pipeline
 from tracehouse.collector.zipkin import decode_zipkin_json, decode_zipkin_proto
@@ -48,6 +49,7 @@ def build_zipkin_app(
     metrics = metrics or IngestMetrics()
     budget = budget or ByteBudget(config.max_inflight_bytes)
     app = FastAPI(title="Tracehouse Zipkin receiver", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(RequestLimit, limit=config.max_concurrent_requests)
 
     @app.post("/api/v2/spans")
     async def post_spans(request: Request) -> Response:

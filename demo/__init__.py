@@ -1,4 +1,5 @@
-"""Demo microservices, traffic and the `tracehouse demo` runner (also used by e2e tests)."""
+"""Demo microservices, their queue and databases, traffic, the fault scenario and the
+`tracehouse demo` runner (also used by end-to-end tests)."""
 
 from tracehouse.demo.runner import DEMO_OPTIONS, run_demo
 

@@ -1,9 +1,10 @@
-"""A demo microservice: FastAPI + httpx with no tracing code at all.
+"""A demo microservice: FastAPI + httpx (+ SQLAlchemy, + the job queue) with no tracing code.
 
-`tracehouse-run` instruments it from outside; each service waits a little, calls its
-downstream services in turn — each call behind a Tracehouse circuit breaker with a timeout and a
-fallback — and fails now and then, so traces have depth and errors and breakers have work.
-With `--fault-cycle N` the service misbehaves on a schedule: slow, then failing, then healthy.
+`tracehouse-run` instruments it from outside. On ``GET /work`` a service waits a little, calls
+its downstream services in turn — each call behind a Tracehouse circuit breaker with a timeout,
+a bulkhead and a fallback — then, if so configured, reserves stock in its database and publishes a
+shipment job, and fails now and then, so traces have depth and errors and breakers have work.
+With a fault cycle it follows the scripted scenario of :mod:`tracehouse.demo.faults`.
 """
 
 from __future__ import annotations
@@ -12,77 +13,142 @@ import argparse
 import asyncio
 import random
 import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
 from fastapi import FastAPI, HTTPException
 
+from tracehouse.demo.database import Stock
+from tracehouse.demo.faults import FaultSchedule
+from tracehouse.demo.jobqueue import JobQueue
 from tracehouse.instrumentation.breakers import CircuitBreaker
 
-
-def fault(cycle: float) -> str:
-    """Where the fault schedule is now: ``healthy``, ``slow`` or ``failing`` (always healthy without a cycle)."""
-    if cycle <= 0:
-        return "healthy"
-    phase = (time.time() % cycle) / cycle
-    return "slow" if 0.5 <= phase < 0.7 else "failing" if 0.7 <= phase < 0.85 else "healthy"
+__all__ = ["Settings", "build_app", "main"]
 
 
-def build_app(
-    name: str, downstream: dict[str, str], error_rate: float, latency_ms: float, fault_cycle: float = 0.0
-) -> FastAPI:
-    app = FastAPI(title=f"demo {name}")
-    client = httpx.AsyncClient(timeout=5.0)
+@dataclass(frozen=True, slots=True)
+class Settings:
+    name: str
+    downstream: dict[str, str] = field(default_factory=dict)
+    call_timeout: float = 0.5
+    error_rate: float = 0.0
+    latency_ms: float = 5.0
+    faults: FaultSchedule = field(default_factory=lambda: FaultSchedule(0.0))
+    database: str | None = None  # SQLAlchemy URL of the stock database
+    queue: Path | None = None  # SQLite file of the job queue it publishes to
+    destination: str = "shipments"
 
-    async def call(url: str) -> int:
-        response = await client.get(f"{url}/work")
-        if response.status_code >= 500:
-            raise RuntimeError(f"{url} answered {response.status_code}")
-        return response.status_code
 
-    async def degraded(url: str) -> str:
-        return "fallback"
+def _breakers(settings: Settings) -> dict[str, tuple[CircuitBreaker, str]]:
+    """One breaker per downstream service, named ``caller.callee`` and grouped by callee; its
+    fallback answers for the callee when the call fails, times out or is refused."""
 
-    breakers = {
-        callee: CircuitBreaker(
-            f"{name}.{callee}", group=callee, timeout=0.5, minimum_calls=5, bulkhead=20, fallback=degraded
+    async def degraded(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+        return {"fallback": True}
+
+    return {
+        callee: (
+            CircuitBreaker(
+                f"{settings.name}.{callee}",
+                group=callee,
+                timeout=settings.call_timeout,
+                minimum_calls=5,
+                bulkhead=20,
+                fallback=degraded,
+            ),
+            url,
         )
-        for callee in downstream
+        for callee, url in settings.downstream.items()
     }
+
+
+async def _call(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    response = await client.get(f"{url}/work")
+    if response.status_code >= 500:
+        raise RuntimeError(f"{url} answered {response.status_code}")
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def build_app(settings: Settings) -> FastAPI:
+    app = FastAPI(title=f"demo {settings.name}")
+    client = httpx.AsyncClient(timeout=5.0)
+    breakers = _breakers(settings)
+    stock = Stock(settings.database) if settings.database else None
+    queue = JobQueue(settings.queue, settings.destination) if settings.queue else None
 
     @app.get("/health")
     async def health() -> dict[str, str]:
-        return {"service": name, "status": "ok"}
+        return {"service": settings.name, "status": "ok"}
 
     @app.get("/work")
-    async def work() -> dict[str, object]:
-        state = fault(fault_cycle)
-        slow = 1.0 if state == "slow" else 0.0
-        await asyncio.sleep(slow + random.expovariate(1 / latency_ms) / 1000)
-        results: list[object] = []
-        for callee, url in downstream.items():
-            results.append(await breakers[callee].call_async(call, url))
-        if state == "failing" or random.random() < error_rate:  # noqa: S311 - demo faults
-            raise HTTPException(503, f"{name} is having a bad moment")
-        return {"service": name, "downstream": results}
+    async def work() -> dict[str, Any]:
+        now = time.time()
+        mean = settings.latency_ms / 1000
+        await asyncio.sleep(settings.faults.extra_latency(now) + random.expovariate(1 / mean))
+        answer: dict[str, Any] = {"service": settings.name}
+        for callee, (breaker, url) in breakers.items():
+            answer[callee] = await breaker.call_async(_call, client, url)
+        if stock is not None:
+            answer["stock"] = await asyncio.to_thread(stock.reserve)
+        if queue is not None:
+            answer["shipment"] = await asyncio.to_thread(queue.publish, {"order": uuid.uuid4().hex[:12]})
+        if settings.faults.failing(now) or random.random() < settings.error_rate:  # noqa: S311 - demo faults
+            raise HTTPException(503, f"{settings.name} is having a bad moment")
+        return answer
 
     return app
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> tuple[Settings, int, int]:
+    """The settings, the port and the number of worker processes from the command line."""
     parser = argparse.ArgumentParser(description="Run one demo service (launch it through tracehouse-run).")
     parser.add_argument("name", help="service name, also used in answers")
     parser.add_argument("--port", type=int, required=True, help="port to listen on (127.0.0.1)")
-    parser.add_argument(
-        "--call", action="append", default=[], help="NAME=URL of a downstream service (repeatable)", metavar="NAME=URL"
-    )
+    parser.add_argument("--call", action="append", default=[], metavar="NAME=URL", help="a downstream service")
+    parser.add_argument("--call-timeout", type=float, default=0.5, help="seconds a downstream call may take")
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered with 503")
     parser.add_argument("--latency-ms", type=float, default=5.0, help="mean extra latency per request")
-    parser.add_argument("--fault-cycle", type=float, default=0.0, help="seconds of one slow/failing/healthy cycle")
-    args = parser.parse_args()
-    downstream = dict(call.split("=", 1) for call in args.call)
-    app = build_app(args.name, downstream, args.error_rate, args.latency_ms, args.fault_cycle)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    parser.add_argument("--fault-cycle", type=float, default=0.0, help="seconds of one scripted fault round")
+    parser.add_argument("--fault-epoch", type=float, default=0.0, help="Unix time the first round starts")
+    parser.add_argument("--database", help="SQLAlchemy URL of a stock database to update per request")
+    parser.add_argument("--queue", type=Path, help="SQLite file of the job queue to publish a job to per request")
+    parser.add_argument("--destination", default="shipments", help="the queue's destination (queue name)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (each one instance)")
+    args = parser.parse_args(argv)
+    return (
+        Settings(
+            name=args.name,
+            downstream=dict(call.split("=", 1) for call in args.call),
+            call_timeout=args.call_timeout,
+            error_rate=args.error_rate,
+            latency_ms=args.latency_ms,
+            faults=FaultSchedule(args.fault_cycle, args.fault_epoch),
+            database=args.database,
+            queue=args.queue,
+            destination=args.destination,
+        ),
+        args.port,
+        args.workers,
+    )
+
+
+def app_from_command_line() -> FastAPI:
+    """The app of a uvicorn worker process: spawned workers get the parent's ``sys.argv``."""
+    return build_app(parse_args()[0])
+
+
+def main() -> None:
+    settings, port, workers = parse_args()
+    if workers > 1:  # uvicorn's supervisor spawns the workers, each instrumented like its parent
+        target = "tracehouse.demo.service:app_from_command_line"
+        uvicorn.run(target, factory=True, workers=workers, host="127.0.0.1", port=port, log_level="warning")
+    else:
+        uvicorn.run(build_app(settings), host="127.0.0.1", port=port, log_level="warning")
 
 
 if __name__ == "__main__":

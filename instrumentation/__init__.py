@@ -35,11 +35,13 @@ def configure(
 
     Arguments left ``None`` come from the environment (``environ``, default ``os.environ``;
     see :mod:`tracehouse.instrumentation.config`). ``sampler`` is ``ratelimit`` (at most
-    ``sampler_rate`` new traces a second), ``ratio``, ``always_on`` or ``always_off``; given only
-    ``sampler_rate`` or only ``sampler_ratio``, it is the sampler that takes it. Raises
+    ``sampler_rate`` new traces a second), ``ratio``, ``always_on`` (the default) or ``always_off``,
+    each for new traces only (a caller's decision is followed); given only ``sampler_rate`` or only
+    ``sampler_ratio``, it is the sampler that takes it. Raises
     :class:`ConfigError` for an invalid setting; any other failure is logged and the returned
     handle is inactive. Tracing is set up once per process: later calls return the first handle.
     """
+    sampler = sampler or implied_sampler(sampler_ratio, sampler_rate)
     changes: dict[str, Any] = {
         "service_name": service_name,
         "endpoint": endpoint,
@@ -47,7 +49,9 @@ def configure(
         "environment": environment,
         "service_instance_id": service_instance_id,
         "propagators": _propagator_names(propagators),
-        "sampler": sampler or implied_sampler(sampler_ratio, sampler_rate),
+        "sampler": sampler,
+        # Tracehouse's samplers always follow the caller, whatever OTEL_TRACES_SAMPLER said.
+        "sampler_parent_based": True if sampler else None,
         "sampler_ratio": sampler_ratio,
         "sampler_rate": sampler_rate,
         "headers": None if headers is None else tuple(headers.items()),

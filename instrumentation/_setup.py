@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 
 from tracehouse.instrumentation import config as names
+from tracehouse.instrumentation._drops import ReportingExporter, count_queue_drops
 from tracehouse.instrumentation._exit import flush_on_sigterm
 from tracehouse.instrumentation._handle import TracingHandle
 from tracehouse.instrumentation.config import InstrumentationConfig
@@ -93,8 +94,11 @@ ROOT_SAMPLERS: Mapping[str, Callable[[InstrumentationConfig], Sampler]] = {
 
 
 def build_sampler(config: InstrumentationConfig) -> Sampler:
-    """Follow the caller's decision when there is one, else ask the root sampler ``config.sampler``."""
-    return ParentBased(ROOT_SAMPLERS[config.sampler](config))
+    """Follow the caller's decision when there is one, else ask the root sampler ``config.sampler``;
+    without ``config.sampler_parent_based`` (OTel's ``always_on``, ``always_off``, ``traceidratio``)
+    the root sampler decides every span."""
+    root = ROOT_SAMPLERS[config.sampler](config)
+    return ParentBased(root) if config.sampler_parent_based else root
 
 
 def build_exporter(config: InstrumentationConfig) -> SpanExporter:
@@ -103,9 +107,13 @@ def build_exporter(config: InstrumentationConfig) -> SpanExporter:
 
 
 def build_provider(config: InstrumentationConfig, exporter: SpanExporter | None = None) -> TracerProvider:
-    """A tracer provider exporting through a batch processor; it is not made global here."""
+    """A tracer provider exporting through a batch processor; it is not made global here.
+
+    Spans the processor drops (queue full) or fails to export are counted, not logged one by one,
+    and reported in one line once exporting works again."""
     provider = TracerProvider(resource=build_resource(config), sampler=build_sampler(config))
-    provider.add_span_processor(BatchSpanProcessor(exporter or build_exporter(config)))
+    reporting = ReportingExporter(exporter or build_exporter(config), config.traces_url, count_queue_drops())
+    provider.add_span_processor(BatchSpanProcessor(reporting))
     if config.auto_breakers != "off":
         provider.add_span_processor(_auto_breakers(config.auto_breakers == "enforce"))
     if not config.service_instance_id:

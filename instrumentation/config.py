@@ -22,9 +22,12 @@ setting                        environment variables, highest precedence first
                                else ``ratelimit`` if TRACEHOUSE_SAMPLER_RATE is set, ``ratio`` if
                                TRACEHOUSE_SAMPLER_RATIO is; else OTEL_TRACES_SAMPLER (``always_on``,
                                ``always_off``, ``traceidratio``, the ``parentbased_`` form of each, and
-                               ``parentbased_ratelimit``; other names mean ``ratio``); default ``ratio``.
-                               Every sampler follows the caller's decision: ``always_off`` only
-                               stops new traces.
+                               ``parentbased_ratelimit``; other names mean the default, as in the SDK);
+                               default ``always_on`` (OpenTelemetry's ``parentbased_always_on``).
+``sampler_parent_based``       OTEL_TRACES_SAMPLER: false for ``always_on``, ``always_off`` and
+                               ``traceidratio``, which ignore the caller's decision as OpenTelemetry
+                               specifies; true otherwise. A sampler chosen through TRACEHOUSE_SAMPLER*
+                               always follows the caller: ``always_off`` then only stops new traces.
 ``sampler_ratio``              TRACEHOUSE_SAMPLER_RATIO, OTEL_TRACES_SAMPLER_ARG (for a ratio sampler)
 ``sampler_rate``               TRACEHOUSE_SAMPLER_RATE, OTEL_TRACES_SAMPLER_ARG (for
                                ``parentbased_ratelimit``): new traces per second (default 10)
@@ -90,6 +93,7 @@ ENV_VARS: Mapping[str, str] = {
     "sampler": "TRACEHOUSE_SAMPLER",
     "sampler_ratio": "TRACEHOUSE_SAMPLER_RATIO",
     "sampler_rate": "TRACEHOUSE_SAMPLER_RATE",
+    "sampler_parent_based": "OTEL_TRACES_SAMPLER",
     "headers": "TRACEHOUSE_HEADERS",
     "token": "TRACEHOUSE_TOKEN",
     "log_correlation": "TRACEHOUSE_LOG_CORRELATION",
@@ -99,8 +103,8 @@ ENV_VARS: Mapping[str, str] = {
     "auto_breakers": "TRACEHOUSE_AUTO_BREAKERS",
 }
 
-# OTEL_TRACES_SAMPLER names and the root sampler each means here (always under ParentBased).
-# Others (jaeger_remote, xray, ...) are not supported and fall back to the ratio sampler.
+# OTEL_TRACES_SAMPLER names and the root sampler each means here (under ParentBased unless in _ROOT_ONLY).
+# Others (jaeger_remote, xray, ...) are not supported and fall back to the default, as the SDK does.
 _OTEL_SAMPLERS: Mapping[str, str] = {
     "always_on": ALWAYS_ON,
     "parentbased_always_on": ALWAYS_ON,
@@ -110,6 +114,8 @@ _OTEL_SAMPLERS: Mapping[str, str] = {
     "parentbased_traceidratio": RATIO,
     "parentbased_ratelimit": RATELIMIT,
 }
+# The OTEL_TRACES_SAMPLER names that decide every span alone, the caller's decision notwithstanding.
+_ROOT_ONLY = frozenset({"always_on", "always_off", "traceidratio"})
 _TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 
 
@@ -134,9 +140,10 @@ class InstrumentationConfig:
     endpoint: str = DEFAULT_ENDPOINT
     traces_endpoint: str | None = None
     propagators: tuple[str, ...] = DEFAULT_PROPAGATORS
-    sampler: str = RATIO
+    sampler: str = ALWAYS_ON
     sampler_ratio: float = 1.0
     sampler_rate: float = DEFAULT_SAMPLER_RATE
+    sampler_parent_based: bool = True
     headers: tuple[tuple[str, str], ...] = ()
     token: str | None = None
     log_correlation: bool = True
@@ -165,6 +172,7 @@ class InstrumentationConfig:
             traces_endpoint=None if endpoint else _first(environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
             propagators=_propagators_from_env(environ),
             sampler=_sampler_from_env(environ),
+            sampler_parent_based=_sampler_parent_based_from_env(environ),
             sampler_ratio=_sampler_ratio_from_env(environ),
             sampler_rate=_sampler_rate_from_env(environ),
             headers=_headers_from_env(environ),
@@ -189,7 +197,10 @@ class InstrumentationConfig:
 
     @property
     def breakers_url(self) -> str:
-        """The URL breaker stats are POSTed to: beside the traces, on the OTLP/HTTP port."""
+        """The URL breaker stats are POSTed to: beside the traces, on the OTLP/HTTP port (a
+        traces URL ending in /v1/traces gives the collector's base)."""
+        if self.traces_endpoint and self.traces_endpoint.rstrip("/").endswith(TRACES_PATH):
+            return self.traces_endpoint.rstrip("/").removesuffix(TRACES_PATH) + "/v1/breakers"
         return self.endpoint.rstrip("/") + "/v1/breakers"
 
     @property
@@ -295,7 +306,13 @@ def _sampler_from_env(environ: Mapping[str, str]) -> str:
     if name is not None:
         return name.lower()
     implied = implied_sampler(_first(environ, "TRACEHOUSE_SAMPLER_RATIO"), _first(environ, "TRACEHOUSE_SAMPLER_RATE"))
-    return implied or _OTEL_SAMPLERS.get(_otel_sampler(environ), RATIO)
+    return implied or _OTEL_SAMPLERS.get(_otel_sampler(environ), ALWAYS_ON)
+
+
+def _sampler_parent_based_from_env(environ: Mapping[str, str]) -> bool:
+    """False only when the sampler comes from an ``OTEL_TRACES_SAMPLER`` name that is not parent-based."""
+    ours = ("TRACEHOUSE_SAMPLER", "TRACEHOUSE_SAMPLER_RATIO", "TRACEHOUSE_SAMPLER_RATE")
+    return _first(environ, *ours) is not None or _otel_sampler(environ) not in _ROOT_ONLY
 
 
 def _otel_sampler(environ: Mapping[str, str]) -> str:
@@ -307,8 +324,7 @@ def _sampler_ratio_from_env(environ: Mapping[str, str]) -> float:
     if raw is not None:
         return _parse_number(raw, "sampler_ratio", "TRACEHOUSE_SAMPLER_RATIO")
     arg = _first(environ, "OTEL_TRACES_SAMPLER_ARG")
-    sampler = _otel_sampler(environ)
-    if arg is None or (sampler and _OTEL_SAMPLERS.get(sampler) != RATIO):
+    if arg is None or _OTEL_SAMPLERS.get(_otel_sampler(environ)) != RATIO:
         return 1.0
     return _parse_number(arg, "sampler_ratio", "OTEL_TRACES_SAMPLER_ARG")
 

@@ -106,7 +106,7 @@ def _add_sampling_flags(parser: argparse.ArgumentParser) -> None:
         "--sampler",
         choices=SAMPLERS,
         help="how new traces are chosen: at most --sampler-rate a second, a --sampler-ratio of them, "
-        "all or none; a caller's decision is always followed (default ratio, 1)",
+        "all or none; a caller's decision is always followed (default always_on)",
     )
     parser.add_argument(
         "--sampler-rate",

@@ -78,7 +78,8 @@ def build_query_app(reader: Reader, health: Health) -> FastAPI:
             str | None, Query(alias="parentService", description="the span's parent is of this service")
         ] = None,
         peer: Annotated[
-            str | None, Query(description="a client/producer span calling this database, queue or peer")
+            str | None,
+            Query(description="a client/producer span calling (a consumer span reading) this database, queue or peer"),
         ] = None,
     ) -> dict[str, Any]:
         """Trace summaries, newest first, of traces with a span (started in [start, end))

@@ -197,7 +197,7 @@ class QueryClient:
         return cast(list[SummaryJson], (await self._get("/api/v1/traces", params))["traces"])
 
     async def dependencies(self, params: Mapping[str, str]) -> dict[str, Any]:
-        """`GET /api/v1/dependencies`: `{"nodes": [{id, kind}], "edges": [...]}`."""
+        """`GET /api/v1/dependencies`: `{"nodes": [{id, name, kind}], "edges": [...]}`."""
         return await self._get("/api/v1/dependencies", params)
 
     async def red(self, service: str, params: Mapping[str, str]) -> dict[str, Any]:

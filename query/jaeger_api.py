@@ -15,6 +15,7 @@ from tracehouse.query.errors import BadRequest
 from tracehouse.query.guard import guarded
 from tracehouse.query.ids import normalize_trace_id
 from tracehouse.query.params import parse_duration
+from tracehouse.query.views import node_ids
 from tracehouse.storage import AttributeFilter, DependencyReader, Span, TraceQuery, TraceReader
 
 _KINDS = {
@@ -96,7 +97,17 @@ def jaeger_router(reader: Reader) -> APIRouter:
         lookback: Annotated[int, Query(ge=1, description="ms")] = 86_400_000,
     ) -> dict[str, Any]:
         found = guarded(lambda: reader.dependencies((end_ts - lookback) * 10**6, end_ts * 10**6 + 1))
-        return envelope([{"parent": k.parent, "child": k.child, "callCount": k.calls} for k in found.links])
+        node_id = node_ids(found)
+        return envelope(
+            [
+                {
+                    "parent": node_id(k.parent, k.parent_kind),
+                    "child": node_id(k.child, k.child_kind),
+                    "callCount": k.calls,
+                }
+                for k in found.links
+            ]
+        )
 
     return router
 

@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from tracehouse.query.errors import BadRequest, NotFound
 from tracehouse.query.guard import guarded
@@ -122,6 +122,7 @@ def jaeger_v3_router(reader: TraceReader) -> APIRouter:
 
     @router.get("/traces")
     def find_traces(
+        request: Request,
         service: Annotated[str | None, Query(alias="query.serviceName")] = None,
         operation: Annotated[str | None, Query(alias="query.operationName")] = None,
         attributes: Annotated[str | None, Query(alias="query.attributes", description="JSON object")] = None,
@@ -131,7 +132,19 @@ def jaeger_v3_router(reader: TraceReader) -> APIRouter:
         duration_max: Annotated[str | None, Query(alias="query.durationMax")] = None,
         depth: Annotated[int, Query(alias="query.searchDepth", ge=1, le=MAX_LIMIT)] = 20,
     ) -> dict[str, Any]:
-        """Traces matching every condition, as one OTLP JSON result; 404 when none does."""
+        """Traces matching every condition, as one OTLP JSON result; 404 when none does. Each
+        parameter may also be spelled as Jaeger's HTTP gateway does (`query.service_name`,
+        `query.start_time_min`, ..., `query.num_traces`)."""
+        snake = _snake_case_params(request)
+        service = service or snake.get("serviceName")
+        operation = operation or snake.get("operationName")
+        attributes = attributes or snake.get("attributes")
+        start_min = start_min or snake.get("startTimeMin")
+        start_max = start_max or snake.get("startTimeMax")
+        duration_min = duration_min or snake.get("durationMin")
+        duration_max = duration_max or snake.get("durationMax")
+        if "query.searchDepth" not in request.query_params and (text := snake.get("searchDepth")):
+            depth = _depth(text)
         if not start_min or not start_max:
             raise BadRequest("query.startTimeMin and query.startTimeMax are required (RFC 3339)")
         query = TraceQuery(
@@ -153,6 +166,32 @@ def jaeger_v3_router(reader: TraceReader) -> APIRouter:
         return {"result": otlp_json(spans)}
 
     return router
+
+
+_SNAKE_NAMES = {
+    "query.service_name": "serviceName",
+    "query.operation_name": "operationName",
+    "query.attributes": "attributes",
+    "query.start_time_min": "startTimeMin",
+    "query.start_time_max": "startTimeMax",
+    "query.duration_min": "durationMin",
+    "query.duration_max": "durationMax",
+    "query.search_depth": "searchDepth",
+    "query.num_traces": "searchDepth",
+}
+
+
+def _snake_case_params(request: Request) -> dict[str, str]:
+    """The search parameters given in the gateway's snake_case, by their camelCase name."""
+    return {
+        camel: request.query_params[snake] for snake, camel in _SNAKE_NAMES.items() if snake in request.query_params
+    }
+
+
+def _depth(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadRequest(f"query.search_depth: must be a whole number from 1 to {MAX_LIMIT} (got {text[:40]!r})")
+    return int(text)
 
 
 def _spans(reader: TraceReader, trace_id: str) -> list[Span]:

@@ -77,7 +77,7 @@ def _key(key: str, text: str) -> str:
 def time_range(start: str | None, end: str | None) -> tuple[int, int]:
     """[start, end) in ns from the API's parameters; default the last hour."""
     end_ns = parse_time("end", end) if end else time.time_ns()
-    start_ns = parse_time("start", start) if start else end_ns - DEFAULT_LOOKBACK_NS
+    start_ns = parse_time("start", start) if start else max(0, end_ns - DEFAULT_LOOKBACK_NS)
     if start_ns >= end_ns:
         raise BadRequest("start: must be before end")
     return start_ns, end_ns

@@ -3,6 +3,7 @@ writes int64), durations nanosecond integers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tracehouse.query.critical_path import critical_path
@@ -128,15 +129,36 @@ def operation_stats_json(stats: OperationStats, seconds: int) -> dict[str, Any]:
     return {"name": stats.name, "kind": stats.kind, "rate": stats.calls / seconds, **stats_json(stats)}
 
 
-def dependencies_json(found: Dependencies) -> dict[str, Any]:
-    kinds = {name: "service" for name in found.services}
+def node_ids(found: Dependencies) -> Callable[[str, str], str]:
+    """The id of node (name, kind) in every graph answer: a queue named like a service
+    (`orders`) is another node. The id is the name unless another kind shares it; then the
+    non-service one is `name (kind)`."""
+    kinds_of: dict[str, set[str]] = {name: {"service"} for name in found.services}
     for link in found.links:
-        kinds.setdefault(link.parent, "service")
-        kinds.setdefault(link.child, link.child_kind)
+        kinds_of.setdefault(link.parent, set()).add(link.parent_kind)
+        kinds_of.setdefault(link.child, set()).add(link.child_kind)
+
+    def node_id(name: str, kind: str) -> str:
+        return name if kind == "service" or len(kinds_of[name]) == 1 else f"{name} ({kind})"
+
+    return node_id
+
+
+def dependencies_json(found: Dependencies) -> dict[str, Any]:
+    node_id = node_ids(found)
+    nodes = {(name, "service") for name in found.services}
+    for link in found.links:
+        nodes.update(((link.parent, link.parent_kind), (link.child, link.child_kind)))
     return {
-        "nodes": [{"id": name, "kind": kind} for name, kind in sorted(kinds.items())],
+        "nodes": [{"id": node_id(name, kind), "name": name, "kind": kind} for name, kind in sorted(nodes)],
         "edges": [
-            {"parent": link.parent, "child": link.child, "childKind": link.child_kind, **stats_json(link)}
+            {
+                "parent": node_id(link.parent, link.parent_kind),
+                "parentKind": link.parent_kind,
+                "child": node_id(link.child, link.child_kind),
+                "childKind": link.child_kind,
+                **stats_json(link),
+            }
             for link in found.links
         ],
     }

@@ -13,6 +13,7 @@ from fastapi.responses import PlainTextResponse, Response
 from tracehouse.query.errors import BadRequest
 from tracehouse.query.guard import guarded
 from tracehouse.query.ids import normalize_trace_id
+from tracehouse.query.views import node_ids
 from tracehouse.storage import AttributeFilter, DependencyReader, Span, TraceQuery, TraceReader
 
 _KINDS = {"Server": "SERVER", "Client": "CLIENT", "Producer": "PRODUCER", "Consumer": "CONSUMER"}
@@ -100,8 +101,14 @@ def zipkin_router(reader: Reader) -> APIRouter:
         lookback: Annotated[int, Query(ge=1, description="ms")] = DAY_MS,
     ) -> list[dict[str, Any]]:
         found = guarded(lambda: reader.dependencies((end_ts - lookback) * 10**6, end_ts * 10**6 + 1))
+        node_id = node_ids(found)
         return [
-            {"parent": link.parent, "child": link.child, "callCount": link.calls, "errorCount": link.errors}
+            {
+                "parent": node_id(link.parent, link.parent_kind),
+                "child": node_id(link.child, link.child_kind),
+                "callCount": link.calls,
+                "errorCount": link.errors,
+            }
             for link in found.links
         ]
 

@@ -37,7 +37,8 @@ from tracehouse.storage.seams import DependencyReader, MetricsReader, SpanWriter
 def open_store(config: StoreConfig, *, migrate: bool = True, writers: int = 2) -> ClickHouseStore:
     """The store for `config`: takes the data-directory lock (embedded), creates the
     database if needed and applies pending migrations; `writers` inserts may run at once.
-    Close it with `.close()`."""
+    With `migrate=False` it creates nothing (the schema is someone else's: `tracehouse schema
+    apply`). Close it with `.close()`."""
     return ClickHouseStore(config, migrate=migrate, writers=writers)
 
 

@@ -23,8 +23,9 @@ from tracehouse.storage.batch import COLUMNS, OtlpPayload, SpanBatch
 from tracehouse.storage.client import connect, ensure_database
 from tracehouse.storage.config import StoreConfig
 from tracehouse.storage.errors import InvalidQuery, StorageError, StoreRejected, StoreUnavailable
+from tracehouse.storage.linker import CONSUMER_KIND
 from tracehouse.storage.lock import DataDirLock
-from tracehouse.storage.migrate import apply_migrations, schema_version
+from tracehouse.storage.migrate import apply_migrations, recorded_versions
 from tracehouse.storage.model import (
     MAX_TRACE_SPANS,
     CallStats,
@@ -68,7 +69,8 @@ class ClickHouseStore:
         self.config = config
         self._lock = DataDirLock(config.path) if config.embedded else None
         try:
-            ensure_database(config)
+            if migrate:
+                ensure_database(config)
             self._reader = connect(config)
             if migrate:
                 apply_migrations(self._reader, config.ttl_days)
@@ -111,12 +113,23 @@ class ClickHouseStore:
         return [_span(row) for row in rows]
 
     def find_traces(self, query: TraceQuery) -> list[TraceSummary]:
-        sql_text, params = search.matching_traces(query)
-        ids = [row[0] for row in self._run(sql_text, params)]
+        plan = search.NewestFirst(query)
+        while True:
+            candidates = [(row[0], int(row[1])) for row in self._run(*plan.candidates())]
+            summaries = self._summaries([trace_id for trace_id, _ in candidates])
+            ids = plan.answer(candidates, {trace_id: s.start_ns for trace_id, s in summaries.items()})
+            if ids is not None:
+                return [summaries[trace_id] for trace_id in ids]
+
+    def _summaries(self, ids: list[str]) -> dict[str, TraceSummary]:
+        """Summaries from the per-trace table; of traces it lacks (stored before it), from their spans."""
         if not ids:
-            return []
+            return {}
         found = {row[0]: _summary(row) for row in self._run(search.SUMMARIES, {"ids": ids})}
-        return [found[trace_id] for trace_id in ids if trace_id in found]
+        missing = [trace_id for trace_id in ids if trace_id not in found]
+        if missing:
+            found.update((row[0], _summary(row)) for row in self._run(search.SPAN_SUMMARIES, {"ids": missing}))
+        return found
 
     def red(self, query: RedQuery) -> list[RedPoint]:
         text, params = red.red_series(query)
@@ -207,7 +220,15 @@ class ClickHouseStore:
     # -- housekeeping -----------------------------------------------------------------
 
     def schema_version(self) -> int:
-        return schema_version(self._reader)
+        """The highest migration version the database records (read-only; 0: none)."""
+        return max(recorded_versions(self._reader, self.config.database), default=0)
+
+    def memory_limit(self) -> int:
+        """The engine's memory limit in bytes, as it applies it (0: none)."""
+        rows = self._reader.query(
+            "SELECT toUInt64(value) FROM system.server_settings WHERE name = 'max_server_memory_usage'"
+        ).result_rows
+        return int(rows[0][0]) if rows else 0
 
     def client(self) -> Client:
         """A client on the store's database, for tests and admin commands (not the hot path)."""
@@ -266,7 +287,10 @@ def _first_line(exc: Exception) -> str:
 
 def _link(row: Sequence[Any]) -> DependencyLink:
     parent, child, kind, calls, errors, quantiles = row
-    return DependencyLink(parent=parent, child=child, child_kind=kind, **CallStats.of(calls, errors, quantiles))
+    stats = CallStats.of(calls, errors, quantiles)
+    if kind == CONSUMER_KIND:  # queue -> the service consuming it
+        return DependencyLink(parent=parent, child=child, child_kind="service", parent_kind="queue", **stats)
+    return DependencyLink(parent=parent, child=child, child_kind=kind, **stats)
 
 
 def _red_point(row: Sequence[Any]) -> RedPoint:

@@ -14,6 +14,19 @@ from tracehouse.storage.errors import StoreLocked, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
+#: Settings of every query on a ClickHouse server. On a cluster (`tracehouse schema apply
+#: --cluster`) they make the single-node SQL right as it stands; on one server they change nothing:
+#: * an insert into a Distributed table returns once the shards have the rows (acknowledged spans
+#:   must be durable), and carries its deduplication token to them;
+#: * an IN/JOIN subquery over a Distributed table reads each shard's local table: every such
+#:   subquery matches rows of the same trace, and a trace lives on one shard (cityHash64(TraceId));
+#: * the linker's DELETE of superseded links waits for this replica only, not for every node.
+SERVER_SETTINGS: dict[str, Any] = {
+    "distributed_foreground_insert": 1,
+    "distributed_product_mode": "local",
+    "lightweight_deletes_sync": 1,
+}
+
 
 def connect(config: StoreConfig, *, database: str | None = None) -> Client:
     """A new client for `config` (on `database` if given, else the DSN's database).
@@ -28,6 +41,10 @@ def connect(config: StoreConfig, *, database: str | None = None) -> Client:
             kwargs["dsn"] = config.dsn.split("?", 1)[0]
     if not config.embedded:
         kwargs["autogenerate_session_id"] = False
+        kwargs["settings"] = dict(SERVER_SETTINGS)
+    elif config.memory_limit:
+        # A server setting: it takes effect with the process's first connection (the engine's start).
+        kwargs["chdb_options"] = {"max_server_memory_usage": config.memory_limit}
     try:
         return clickhouse_connect.get_client(**kwargs)
     except ClickHouseError as exc:

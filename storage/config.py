@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 from tracehouse.storage.errors import ConfigError
 
+MIN_MEMORY_LIMIT = 256 * 1024 * 1024
+MAX_MEMORY_LIMIT = 1024**4
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
@@ -16,10 +18,14 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 class StoreConfig:
     """`dsn`: `chdb:///abs/path[?database=db]` (embedded ClickHouse, one process owns the
     directory) or `http(s)://user:pass@host:port/db` (a ClickHouse server).
-    `ttl_days`: how long spans and derived tables are kept."""
+    `ttl_days`: how long spans and derived tables are kept. `memory_limit`: bytes the embedded
+    engine may use in all (its `max_server_memory_usage`; 0: its default, 90 % of RAM); past
+    it ClickHouse refuses the query at hand (retryable: inserts are spooled, merges retried).
+    A server's memory is its own configuration's."""
 
     dsn: str
     ttl_days: int = 7
+    memory_limit: int = 0
 
     @property
     def embedded(self) -> bool:
@@ -36,6 +42,18 @@ class StoreConfig:
         if self.embedded:
             return parse_qs(parsed.query).get("database", ["default"])[0]
         return parsed.path.strip("/").split("/")[0] or "default"
+
+    def with_database(self, database: str) -> StoreConfig:
+        """The same ClickHouse, on `database` (the DSN rewritten to name it)."""
+        if not _IDENTIFIER.match(database):
+            raise ConfigError(f"database: {database!r} is not a plain identifier")
+        parsed = urlparse(self.dsn)
+        if self.embedded:
+            query = [p for p in parsed.query.split("&") if p and not p.startswith("database=")]
+            dsn = self.dsn.split("?", 1)[0] + "?" + "&".join([*query, f"database={database}"])
+        else:
+            dsn = parsed._replace(path=f"/{database}").geturl()
+        return replace(self, dsn=dsn)
 
     def redacted_dsn(self) -> str:
         """The DSN without its password, for logs."""
@@ -59,5 +77,10 @@ class StoreConfig:
             raise ConfigError(f"clickhouse: DSN {self.redacted_dsn()!r} names no host")
         if not _IDENTIFIER.match(self.database):
             raise ConfigError(f"clickhouse: database name {self.database!r} is not a plain identifier")
+        if self.memory_limit and not MIN_MEMORY_LIMIT <= self.memory_limit <= MAX_MEMORY_LIMIT:
+            raise ConfigError(
+                f"store_memory_limit: {self.memory_limit} bytes is outside {MIN_MEMORY_LIMIT} (256 MiB) .. 1 TiB; "
+                "0 leaves the engine's default"
+            )
         if not 1 <= self.ttl_days <= 36500:
             raise ConfigError(f"ttl_days: must be between 1 and 36500 (got {self.ttl_days})")

@@ -2,12 +2,26 @@
 other inserts, from other collectors — and writes per-minute links.
 
 A materialized view sees one insert block only, so it cannot see both sides of a call that
-arrived separately; this job reads the table instead. Linking a minute is idempotent (the
-links table replaces a minute's rows by version), so several collectors may run it.
+arrived separately; this job reads the table instead.
+
+Several collectors run it at once against one ClickHouse (server or cluster), with no leader,
+and that is safe: each linking of a minute is a generation with a version of its own, closed
+by a `__done__` row, and readers take each minute's newest complete generation. Two runs over
+the same minutes, in any interleaving of their statements, leave what one run leaves: the
+older generation is pruned by the newer or ignored beside it, and no generation is seen before
+its `__done__` row (tests/integration/test_linker_concurrency.py runs every interleaving).
+Versions are wall-clock µs plus one of 1000 salts per process, so two collectors practically
+never share one. Each collector relinks every minute that inserts touched (the dirty minutes
+are kept in ClickHouse, not in the process), after the insert, with a version above its own
+earlier ones; so once a minute gets no more spans, its newest generation is one that saw them
+all, whatever the skew between running collectors' clocks (a collector that stops with its
+clock ahead leaves its last generations newest until the others' clocks pass them). The
+price: each collector repeats the work.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any
 
@@ -75,24 +89,63 @@ FROM (
       AND SpanKind IN ('Client', 'Producer')
 )
 WHERE Peer != ''
-  AND (TraceId, SpanId) NOT IN (
+  -- a queue stays a node whatever runs below the producer (its consumer may be a child)
+  AND (Kind = 'queue' OR (TraceId, SpanId) NOT IN (
       SELECT TraceId, ParentSpanId FROM otel_traces
       WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64})
         AND Timestamp < fromUnixTimestamp64Nano({to_children:Int64}) AND ParentSpanId != ''
-  )
+  ))
 GROUP BY Minute, ServiceName, Peer, Kind
 """
+
+#: The ChildKind of a queue -> consumer link: its Parent is a queue, its Child a service.
+CONSUMER_KIND = "consumer"
+
+# Consumer spans naming a queue: the queue's messages reach the consuming service, whether
+# the consumer continues the producer's trace or (as the messaging conventions advise) links it.
+_CONSUMER_LINKS = """
+INSERT INTO tracehouse_links_1m
+SELECT Minute, Queue, ServiceName, 'consumer', count(), countIf(StatusCode = 'Error'),
+       quantilesTDigestState(0.5, 0.95, 0.99)(Duration), {version:UInt64}
+FROM (
+    SELECT
+        toStartOfMinute(Timestamp) AS Minute, ServiceName, StatusCode, Duration,
+        coalesce(nullIf(SpanAttributes['messaging.destination.name'], ''), SpanAttributes['messaging.system']) AS Queue
+    FROM otel_traces
+    WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64}) AND Timestamp < fromUnixTimestamp64Nano({to:Int64})
+      AND SpanKind = 'Consumer' AND SpanAttributes['messaging.system'] != ''
+)
+WHERE Queue != ''
+GROUP BY Minute, Queue, ServiceName
+"""
+
+
+#: A generation's statements, in order: its links, then its `__done__` rows, then the pruning
+#: of the older generations of its minutes.
+GENERATION = (_SERVICE_LINKS, _PEER_LINKS, _CONSUMER_LINKS, _DONE, _PRUNE)
+#: Low digits of every version this process writes: distinct collectors, distinct versions.
+_SALT = secrets.randbelow(1000)
+
+
+def new_version() -> int:
+    """A generation version: µs since the epoch × 1000 + this process's salt."""
+    return time.time_ns() // 1000 * 1000 + _SALT
+
+
+def generation_parameters(from_ns: int, to_ns: int, version: int) -> dict[str, Any]:
+    """Bound parameters of the `GENERATION` statements for the whole minutes in [from_ns, to_ns)."""
+    start = from_ns // MINUTE_NS * MINUTE_NS
+    end = -(-to_ns // MINUTE_NS) * MINUTE_NS
+    return {
+        "from": start, "to": end, "parents_from": start - PARENT_LOOKBACK_NS,
+        "to_children": end + MINUTE_NS, "version": version,
+    }  # fmt: skip
 
 
 def link_minutes(client: Client, from_ns: int, to_ns: int, version: int | None = None) -> None:
     """(Re)compute the links of the whole minutes in [from_ns, to_ns)."""
-    start = from_ns // MINUTE_NS * MINUTE_NS
-    end = -(-to_ns // MINUTE_NS) * MINUTE_NS
-    params: dict[str, Any] = {
-        "from": start, "to": end, "parents_from": start - PARENT_LOOKBACK_NS,
-        "to_children": end + MINUTE_NS, "version": version if version is not None else time.time_ns(),
-    }  # fmt: skip
-    for statement in (_SERVICE_LINKS, _PEER_LINKS, _DONE, _PRUNE):
+    params = generation_parameters(from_ns, to_ns, version if version is not None else new_version())
+    for statement in GENERATION:
         client.command(statement, parameters=params)
 
 

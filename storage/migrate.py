@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -16,7 +17,8 @@ from clickhouse_connect.driver.client import Client
 
 log = logging.getLogger(__name__)
 
-_VERSION_TABLE = """
+VERSION_TABLE_NAME = "tracehouse_schema_migrations"
+VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS tracehouse_schema_migrations (
     Version UInt32,
     Name String,
@@ -57,7 +59,7 @@ def split_statements(text: str, ttl_days: int) -> tuple[str, ...]:
 
 
 def applied_versions(client: Client) -> set[int]:
-    client.command(_VERSION_TABLE)
+    client.command(VERSION_TABLE)
     return {row[0] for row in client.query("SELECT DISTINCT Version FROM tracehouse_schema_migrations").result_rows}
 
 
@@ -66,14 +68,16 @@ def schema_version(client: Client) -> int:
     return max(applied_versions(client), default=0)
 
 
-def apply_migrations(client: Client, ttl_days: int) -> list[Migration]:
-    """Apply the migrations not yet recorded; returns those applied now."""
+def apply_migrations(client: Client, ttl_days: int, progress: Callable[[str], None] | None = None) -> list[Migration]:
+    """Apply the migrations not yet recorded; returns those applied now. `progress` hears one
+    line per migration, before it runs (the log hears it anyway)."""
     done = applied_versions(client)
     pending = [m for m in migrations(ttl_days) if m.version not in done]
     for number, migration in enumerate(pending, 1):
-        log.info(
-            "schema: applying migration %04d_%s (%d of %d)", migration.version, migration.name, number, len(pending)
-        )
+        line = f"applying migration {migration.version:04d}_{migration.name} ({number} of {len(pending)})"
+        log.info("schema: %s", line)
+        if progress is not None:
+            progress(line)
         for statement in migration.statements:
             client.command(statement)
         client.insert(
@@ -82,3 +86,24 @@ def apply_migrations(client: Client, ttl_days: int) -> list[Migration]:
             column_names=["Version", "Name"],
         )
     return pending
+
+
+def recorded_versions(client: Client, database: str) -> set[int]:
+    """The versions recorded in `database`; empty when it has no schema or does not exist.
+    Read-only: creates nothing (a collector must not make a single-node table on a cluster)."""
+    found = client.query(
+        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {table:String}",
+        parameters={"db": database, "table": VERSION_TABLE_NAME},
+    ).result_rows
+    if not found[0][0]:
+        return set()
+    rows = client.query(
+        "SELECT DISTINCT Version FROM {db:Identifier}.{table:Identifier}",
+        parameters={"db": database, "table": VERSION_TABLE_NAME},
+    ).result_rows
+    return {int(row[0]) for row in rows}
+
+
+def latest_version() -> int:
+    """The version of the newest migration this package ships."""
+    return migrations(ttl_days=1)[-1].version

@@ -86,8 +86,8 @@ class TraceQuery:
     limit: int = 20
     #: The span's parent is a span of this service: a call from it (a service map edge into `service`).
     parent_service: str | None = None
-    #: The span is a client or producer span calling this database, queue or un-instrumented peer,
-    #: named as the dependency linker names it (a service map edge out of `service`).
+    #: The span is a client or producer span calling this database, queue or un-instrumented peer, or
+    #: a consumer span reading this queue, named as the dependency linker names it (a map edge).
     peer: str | None = None
 
 
@@ -150,12 +150,14 @@ class OperationStats(CallStats):
 
 @dataclass(frozen=True, slots=True)
 class DependencyLink(CallStats):
-    """Calls from `parent` (a service) to `child`, whose kind is service, database, queue or
-    peer (an un-instrumented remote); quantiles of the child spans' durations."""
+    """Calls from `parent` to `child`, whose kind is service, database, queue or peer (an
+    un-instrumented remote); quantiles of the child spans' durations. `parent` is a service,
+    or a queue (`parent_kind`) whose messages `child`, a service, consumes."""
 
     parent: str
     child: str
     child_kind: str
+    parent_kind: str = "service"
 
 
 @dataclass(frozen=True, slots=True)

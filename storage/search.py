@@ -19,8 +19,8 @@ _CONDITIONS = {
 }
 OPERATORS = frozenset(_CONDITIONS)
 
-#: A client or producer span's callee as the dependency linker names it (storage/linker.py
-#: `_PEER_LINKS`): the database, else the queue, else the peer service or address.
+#: What a client or producer span calls (a consumer span: reads from) as the dependency linker names
+#: it (storage/linker.py): the database, else the queue, else the peer service or address.
 PEER_NAME = """multiIf(
     SpanAttributes['db.system'] != '', coalesce(nullIf(SpanAttributes['db.name'], ''), SpanAttributes['db.system']),
     SpanAttributes['messaging.system'] != '', coalesce(nullIf(SpanAttributes['messaging.destination.name'], ''),
@@ -36,17 +36,35 @@ _PARENT = """(TraceId, ParentSpanId) IN (
   )"""
 PARENT_LOOKBACK_NS = 3600 * 10**9
 
-# Matching spans pick the traces; the lookup table gives each trace's own start for the order.
-MATCHING_TRACES = """
-SELECT TraceId, min(Start) AS first
-FROM otel_traces_trace_id_ts
-WHERE TraceId IN (SELECT TraceId FROM otel_traces WHERE {where})
+# The newest traces with a matching span in the window: by their newest matching span. A
+# trace's start, which orders the answer, comes with its summary (`SUMMARIES`).
+CANDIDATES = """
+SELECT TraceId, toUnixTimestamp64Nano(max(Timestamp)) AS newest
+FROM otel_traces
+WHERE {where}
 GROUP BY TraceId
-ORDER BY first DESC, TraceId DESC
-LIMIT {limit:UInt32}
+ORDER BY newest DESC, TraceId DESC
+LIMIT {candidates:UInt32}
 """
 
+# (trace id, root service, root operation, start ns, duration ns, spans, errors, (services, spans)).
 SUMMARIES = """
+SELECT
+    TraceId,
+    tupleElement(min(Root), 3),
+    tupleElement(min(Root), 4),
+    toUnixTimestamp64Nano(min(Start)),
+    toUnixTimestamp64Nano(max(End)) - toUnixTimestamp64Nano(min(Start)),
+    sum(Spans),
+    sum(Errors),
+    sumMap(Services)
+FROM tracehouse_traces
+WHERE TraceId IN {ids:Array(String)}
+GROUP BY TraceId
+"""
+
+# The same from the spans, for traces stored before tracehouse_traces existed (migration 0009).
+SPAN_SUMMARIES = """
 SELECT
     TraceId,
     argMin(ServiceName, (ParentSpanId != '', Timestamp)),
@@ -64,10 +82,56 @@ GROUP BY TraceId
 """
 
 
-def matching_traces(query: TraceQuery) -> tuple[str, dict[str, Any]]:
-    """SQL and parameters for the ids of the newest `query.limit` matching traces."""
+#: The first window searched is the newest minute of the range; each next one is this many
+#: times longer (the newer part is read again: at most a third more work than one read).
+FIRST_WINDOW_NS = 60 * 10**9
+WINDOW_GROWTH = 4
+
+
+class NewestFirst:
+    """The search plan for one `TraceQuery`: windows ending at `end_ns`, newest first, growing
+    until the newest `limit` traces are certain, so a search reads the minutes it needs rather
+    than the whole range. Call `candidates()`, run it, summarise the candidates, then
+    `answer()`: the trace ids, or None (the plan has moved on: call `candidates()` again).
+
+    Why the answer is exact: a trace missing from the candidates has no matching span newer
+    than `bound` (the window's start, or the newest matching span of the last candidate when
+    the candidate limit was reached), so it started at or before `bound`; candidates that
+    started after it outrank every trace not seen. Once the window is the whole range and the
+    limit was not reached, every matching trace is a candidate.
+    """
+
+    def __init__(self, query: TraceQuery) -> None:
+        self.query = query
+        self.window_start = max(query.start_ns, query.end_ns - FIRST_WINDOW_NS)
+        self.limit = max(2 * query.limit, query.limit + 10)
+
+    def candidates(self) -> tuple[str, dict[str, Any]]:
+        """SQL and parameters: (trace id, newest matching span in ns), at most `self.limit`."""
+        where, params = _conditions(self.query)
+        params.update(start=self.window_start, candidates=self.limit)
+        return CANDIDATES.replace("{where}", "\n  AND ".join(where)), params
+
+    def answer(self, candidates: list[tuple[str, int]], starts: dict[str, int]) -> list[str] | None:
+        """`candidates` as `candidates()` found them, `starts` each one's start (ns)."""
+        full = len(candidates) >= self.limit
+        ranked = sorted(((starts[t], t) for t, _ in candidates if t in starts), reverse=True)[: self.query.limit]
+        complete = not full and self.window_start <= self.query.start_ns
+        bound = candidates[-1][1] if full else self.window_start - 1
+        if complete or (len(ranked) == self.query.limit and (not ranked or ranked[-1][0] > bound)):
+            return [trace_id for _, trace_id in ranked]
+        if full:
+            self.limit *= WINDOW_GROWTH
+        else:
+            length = (self.query.end_ns - self.window_start) * WINDOW_GROWTH
+            self.window_start = max(self.query.start_ns, self.query.end_ns - length)
+        return None
+
+
+def _conditions(query: TraceQuery) -> tuple[list[str], dict[str, Any]]:
+    """WHERE conditions and their parameters; the range starts at the parameter `start`."""
     where = ["Timestamp >= fromUnixTimestamp64Nano({start:Int64})", "Timestamp < fromUnixTimestamp64Nano({end:Int64})"]
-    params: dict[str, Any] = {"start": query.start_ns, "end": query.end_ns, "limit": query.limit}
+    params: dict[str, Any] = {"start": query.start_ns, "end": query.end_ns}
     optional = (
         ("ServiceName = {service:String}", "service", query.service),
         ("SpanName = {operation:String}", "operation", query.operation),
@@ -84,13 +148,13 @@ def matching_traces(query: TraceQuery) -> tuple[str, dict[str, Any]]:
         where.append(_PARENT)
         params.update(parent_service=query.parent_service, parents_from=query.start_ns - PARENT_LOOKBACK_NS)
     if query.peer is not None:
-        where.append(f"SpanKind IN ('Client', 'Producer') AND {PEER_NAME} = {{peer:String}}")
+        where.append(f"SpanKind IN ('Client', 'Producer', 'Consumer') AND {PEER_NAME} = {{peer:String}}")
         params["peer"] = query.peer
     for i, attribute in enumerate(query.attributes):
         where.append(f"({_attribute_condition(attribute, i)})")
         params[f"k{i}"] = attribute.key
         params[f"v{i}"] = attribute.value
-    return MATCHING_TRACES.replace("{where}", "\n  AND ".join(where)), params
+    return where, params
 
 
 def _attribute_condition(attribute: AttributeFilter, i: int) -> str:

@@ -53,14 +53,26 @@ def elements(
         _node(node, *errors.get(node["id"], (0, 0)), busiest, (open_breakers or {}).get(node["id"], 0))
         for node in graph["nodes"]
     ]
-    kinds = {node["id"]: node["kind"] for node in graph["nodes"]}
-    edges = [
-        {"data": {"source": e["parent"], "target": e["child"], "kind": kinds.get(e["child"], "peer"),
-                  "colour": colour(e["errorRate"]),
-                  "label": _edge_label(e, seconds), "calls": e["calls"]}}
-        for e in graph["edges"]
-    ]  # fmt: skip
+    edges = [{"data": _edge_data(e, graph["nodes"], seconds)} for e in graph["edges"]]
     return nodes + edges
+
+
+def _edge_data(edge: dict[str, Any], nodes: list[dict[str, str]], seconds: int) -> dict[str, Any]:
+    """An edge between node ids, with the names and kinds of its ends (a queue named like a service
+    has an id of its own, ``orders (queue)``), which the traces of its calls are searched by."""
+    by_id = {node["id"]: node for node in nodes}
+
+    def end(node_id: str, kind: str | None) -> tuple[str, str]:
+        node = by_id.get(node_id, {})
+        return node.get("name", node_id), kind or node.get("kind", "peer")
+
+    (source, source_kind), (target, kind) = (
+        end(edge["parent"], edge.get("parentKind")),
+        end(edge["child"], edge.get("childKind")),
+    )
+    return {"source": edge["parent"], "target": edge["child"], "sourceName": source, "sourceKind": source_kind,
+            "targetName": target, "kind": kind, "colour": colour(edge["errorRate"]),
+            "label": _edge_label(edge, seconds), "calls": edge["calls"]}  # fmt: skip
 
 
 def _edge_label(edge: dict[str, Any], seconds: int) -> str:
@@ -107,13 +119,17 @@ async def page(client: QueryClient, search: str) -> html.Div:
 
 
 def edge_traces(edge: dict[str, Any], search: str) -> str:
-    """The traces page of an edge's calls: spans of the callee service whose parent is the caller's,
-    or the caller's client spans naming the database, queue or peer; over the map's lookback."""
+    """The traces page of an edge's calls over the map's lookback: spans of the callee service whose
+    parent is the caller's; the caller's client or producer spans naming a database, queue or peer;
+    a queue's consumer's spans naming the queue."""
     lookback = parse_qs(search.lstrip("?")).get("lookback", ["1h"])[0]
-    if edge.get("kind") == "service":
-        fields = {"service": edge["target"], "parentService": edge["source"]}
-    else:
-        fields = {"service": edge["source"], "peer": edge["target"]}
+    source, target = edge.get("sourceName", edge["source"]), edge.get("targetName", edge["target"])
+    if edge.get("kind") != "service":  # a database, queue or peer: the caller's spans naming it
+        fields = {"service": source, "peer": target}
+    elif edge.get("sourceKind", "service") == "service":  # the callee's spans whose parent is the caller's
+        fields = {"service": target, "parentService": source}
+    else:  # a queue's consumer: its consumer spans naming the queue
+        fields = {"service": target, "peer": source}
     return "/?" + urlencode({**fields, "lookback": lookback})
 
 

@@ -13,4 +13,4 @@ WHERE Minute >= toStartOfMinute(fromUnixTimestamp64Nano({start:Int64}))
       GROUP BY Minute
   )
 GROUP BY Parent, Child, ChildKind
-ORDER BY Parent, Child
+ORDER BY Parent, Child, ChildKind

@@ -1,4 +1,4 @@
-"""`tracehouse serve` as a real subprocess on free ports, for end-to-end tests."""
+"""`tracehouse serve` (or `collector`, `query`) as a real subprocess on free ports, for end-to-end tests."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,10 +51,7 @@ class Server:
 
 def start_server(data_dir: Path, *extra: str) -> Server:
     """Start `tracehouse serve` and return once it printed its addresses."""
-    command = [
-        sys.executable,
-        "-m",
-        "tracehouse",
+    return start_tracehouse(
         "serve",
         "--data-dir",
         str(data_dir),
@@ -68,8 +66,14 @@ def start_server(data_dir: Path, *extra: str) -> Server:
         "--flush-interval",
         "0.05",
         *extra,
-    ]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    )
+
+
+def start_tracehouse(*args: str, env: dict[str, str] | None = None, launcher: Sequence[str] = ()) -> Server:
+    """Start `tracehouse ARGS` (serve, collector, query) and return once it printed its addresses
+    (the `store` line comes last). `launcher` replaces `python -m tracehouse`."""
+    command = [*(launcher or (sys.executable, "-m", "tracehouse")), *args]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     server = Server(proc)
     lines: queue.Queue[str | None] = queue.Queue()
     server.pump = threading.Thread(target=_pump, args=(proc, server.output, lines), daemon=True)
@@ -79,9 +83,9 @@ def start_server(data_dir: Path, *extra: str) -> Server:
             line = lines.get(timeout=READY_TIMEOUT)
         except queue.Empty:
             server.stop(signal.SIGKILL)
-            raise AssertionError(f"serve did not become ready:\n{server.text()}") from None
+            raise AssertionError(f"{args[0]} did not become ready:\n{server.text()}") from None
         if line is None:
-            raise AssertionError(f"serve exited with {server.stop()}:\n{server.text()}")
+            raise AssertionError(f"{args[0]} exited with {server.stop()}:\n{server.text()}")
         if match := re.search(r"UI \+ API\s+(http://\S+?)/ ", line):
             server.ui = match[1]
         elif match := re.search(r"OTLP/HTTP\s+(http://\S+)/v1/traces", line):

@@ -186,8 +186,8 @@ def test_dependencies(tmp_path: Path) -> None:
         graph: dict[str, Any] = {}
         while time.monotonic() < deadline and len(graph.get("edges", [])) < 2:
             graph = server.api("/api/v1/dependencies").json()  # the linker runs every 0.2 s
-        assert {"id": "front", "kind": "service"} in graph["nodes"]
-        assert {"id": "sqlite", "kind": "database"} in graph["nodes"]
+        assert {"id": "front", "name": "front", "kind": "service"} in graph["nodes"]
+        assert {"id": "sqlite", "name": "sqlite", "kind": "database"} in graph["nodes"]
         edges = {(e["parent"], e["child"]): e for e in graph["edges"]}
         assert set(edges) == {("front", "back"), ("front", "sqlite")}
         assert (edges[("front", "back")]["calls"], edges[("front", "back")]["errors"]) == (1, 0)

@@ -236,6 +236,16 @@ def test_ingest_token_is_required_when_set(tmp_path: Path) -> None:
     assert "s3cret-token" not in server.text()
 
 
+def test_the_embedded_engine_runs_within_its_memory_limit(server: Server, tmp_path: Path) -> None:
+    """--store-memory-limit reaches the engine (1 GiB by default)."""
+    assert server.api("/healthz").json()["storeMemoryLimitBytes"] == 1024**3
+    limited = start_server(tmp_path / "limited", "--store-memory-limit", str(400 * 1024 * 1024))
+    try:
+        assert limited.api("/healthz").json()["storeMemoryLimitBytes"] == 400 * 1024 * 1024
+    finally:
+        limited.stop()
+
+
 def test_zipkin_exporter_round_trip(server: Server) -> None:
     """OpenTelemetry's own Zipkin v2 JSON exporter (what a Zipkin-speaking service sends)."""
     from opentelemetry.exporter.zipkin.json import ZipkinExporter

@@ -313,11 +313,11 @@ def test_opentelemetry_zipkin_exporter(client: httpx.Client, store: ClickHouseSt
 
 
 def test_ingest_token_is_required_when_set(start_receiver: Callable[..., Receiver], store: ClickHouseStore) -> None:
-    url = f"{start_receiver(ingest_token='s3cret').url}/api/v2/spans"
+    url = f"{start_receiver(ingest_token='s3cret-token').url}/api/v2/spans"
     payload = fixture("brave_local_span.json")
     refused = httpx.post(url, content=payload, headers={"Authorization": "Bearer wrong"}, timeout=30)
     assert (refused.status_code, refused.text) == (401, "the ingest token is not valid\n")
     assert httpx.post(url, content=payload, timeout=30).status_code == 401
-    accepted = httpx.post(url, content=payload, headers={"Authorization": "Bearer s3cret"}, timeout=30)
+    accepted = httpx.post(url, content=payload, headers={"Authorization": "Bearer s3cret-token"}, timeout=30)
     assert accepted.status_code == 202
     assert len(store.get_trace("00000000000000002b8d4e6f10325476")) == 1

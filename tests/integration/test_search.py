@@ -4,7 +4,9 @@ time range, newest-first order and its stability, summaries of whole traces, hos
 from __future__ import annotations
 
 import os
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -196,6 +198,61 @@ def test_newest_first_is_by_trace_start_not_by_matching_span(store: ClickHouseSt
     assert search(store, service="b", limit=1) == [newer]
 
 
+def test_newest_first_reads_windows_yet_answers_exactly(store: ClickHouseStore) -> None:
+    """Searches read the newest minute first and widen; the answer must be the one a read of
+    the whole range gives. Traces start all over the hour, some with a matching span long
+    after their start (which ranks by start, not by that span), many in the newest minute."""
+    rng = random.Random(3)
+    batch = SpanBatch()
+    starts = {}
+    for i in range(120):
+        start = NOW - rng.randrange(0, 3_540_000 if i % 3 else 90_000) * MS
+        spans = [S("front", "root", 0, 5, None, {"tier": "gold" if rng.random() < 0.5 else "free"})]
+        if rng.random() < 0.3:  # a late child: the newest matching span of an old trace
+            spans.append(S("back", "late", rng.randrange(1, 1_500_000), 1, 0, {"tier": "gold"}))
+        starts[add_trace(batch, start, spans)] = (start, spans)
+    store.write(batch)
+    end = NOW + 60_000 * MS
+
+    def expected(predicate: Callable[[S, int], bool], limit: int) -> list[str]:
+        matching = [(start, t) for t, (start, spans) in starts.items()
+                    if any(predicate(s, start + s.start_ms * MS) for s in spans)]  # fmt: skip
+        return [t for _, t in sorted(matching, reverse=True)[:limit]]
+
+    def in_range(span: S, at: int) -> bool:
+        return end - 3_600_000 * MS <= at < end
+
+    for limit in (1, 3, 20, 50, 200):
+        assert search(store, service="front", limit=limit) == expected(
+            lambda s, at: in_range(s, at) and s.service == "front", limit
+        )
+        assert search(store, attributes=attr("tier", "=", "gold"), limit=limit) == expected(
+            lambda s, at: in_range(s, at) and s.attrs.get("tier") == "gold", limit
+        )
+
+
+def test_late_children_do_not_crowd_out_newer_traces(store: ClickHouseStore) -> None:
+    """More traces than the search first asks for have their newest matching span (a late
+    child) in the newest minute, yet started before traces whose only span is older."""
+    batch = SpanBatch()
+    crowd = [add_trace(batch, NOW - (50_000 + i) * MS, [S("x", "root", 0, 1, None), S("x", "child", 49_000, 1, 0)])
+             for i in range(30)]  # fmt: skip
+    newer = [add_trace(batch, NOW - (10_000 + i) * MS, [S("x", "root", 0, 1, None)]) for i in range(3)]
+    store.write(batch)
+    assert search(store, service="x", limit=3) == newer
+    assert search(store, service="x", limit=5) == [*newer, *crowd[:2]]
+
+
+def test_traces_stored_before_the_trace_table_are_summarised_from_their_spans(
+    store: ClickHouseStore, seeded: dict[str, str]
+) -> None:
+    before = store.find_traces(TraceQuery(start_ns=NOW - 3_600_000 * MS, end_ns=NOW + 60_000 * MS))
+    store.client().command("TRUNCATE TABLE tracehouse_traces")  # as if stored before migration 0009
+    after = store.find_traces(TraceQuery(start_ns=NOW - 3_600_000 * MS, end_ns=NOW + 60_000 * MS))
+    assert after == before
+    assert [s.trace_id for s in after] == named(seeded, "late", "lonely", "slow", "browse", "checkout")
+
+
 def test_the_calls_of_a_service_map_edge(store: ClickHouseStore, seeded: dict[str, str]) -> None:
     # service → service: spans of the callee whose parent is a span of the caller
     assert search(store, service="payments", parent_service="gateway") == named(seeded, "slow", "checkout")
@@ -212,6 +269,8 @@ def test_the_calls_of_an_edge_to_a_database_queue_or_peer(store: ClickHouseStore
         S("api", "publish", 12, 2, 0, {"messaging.system": "kafka", "messaging.destination.name": "orders"},
           kind="Producer"),
         S("api", "POST /ledger", 20, 9, 0, {"peer.service": "ledger", "server.address": "10.0.0.9"}, kind="Client"),
+        S("worker", "consume", 30, 4, 2, {"messaging.system": "kafka", "messaging.destination.name": "orders"},
+          kind="Consumer"),
     ])  # fmt: skip
     add_trace(batch, NOW, [S("api", "GET /x", 0, 5, None, {"db.system": "postgresql"}, kind="Server")])
     store.write(batch)
@@ -219,3 +278,4 @@ def test_the_calls_of_an_edge_to_a_database_queue_or_peer(store: ClickHouseStore
     assert search(store, service="api", peer="postgresql") == []  # and a server span calls nothing
     assert search(store, service="api", peer="orders") == [shop]
     assert search(store, service="api", peer="ledger") == [shop]
+    assert search(store, service="worker", peer="orders") == [shop]  # a queue's consumer reads it

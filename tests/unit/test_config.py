@@ -54,6 +54,11 @@ def test_bad_environment_value_names_the_variable() -> None:
         (["--clickhouse", "mysql://x"], "clickhouse"),
         (["--clickhouse", "chdb://relative/path"], "clickhouse"),
         (["--ui-port", "4318"], "ports"),
+        (["--ingest-token", "short"], "ingest_token"),
+        (["--ingest-token", "has a space"], "ingest_token"),
+        (["--api-token", "short"], "api_token"),
+        (["--hystrix-streams", "not-a-url"], "hystrix_streams"),
+        (["--store-memory-limit", "1000"], "store_memory_limit"),
     ],
 )
 def test_validate_names_the_bad_key(argv: list[str], key: str) -> None:

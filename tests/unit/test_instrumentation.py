@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace import sampling as sdk_sampling
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, format_span_id, format_trace_id
 
@@ -55,7 +56,8 @@ def test_defaults() -> None:
     assert config == InstrumentationConfig()
     assert config.endpoint == DEFAULT_ENDPOINT == "http://127.0.0.1:4318"
     assert config.propagators == DEFAULT_PROPAGATORS == ("tracecontext", "baggage", "b3multi")
-    assert (config.sampler, config.sampler_ratio, config.sampler_rate) == ("ratio", 1.0, 10.0)
+    assert (config.sampler, config.sampler_ratio, config.sampler_rate) == ("always_on", 1.0, 10.0)
+    assert config.sampler_parent_based
     assert config.log_correlation
     assert config.traces_url == "http://127.0.0.1:4318/v1/traces"
     assert config.validate() is config
@@ -89,6 +91,20 @@ def test_endpoint_precedence() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("environ", "breakers_url"),
+    [
+        ({}, "http://127.0.0.1:4318/v1/breakers"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318/"}, "http://otel:4318/v1/breakers"),
+        # Only the traces URL given: the breaker stats go to the same collector, not to the default.
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://sig:4318/v1/traces"}, "http://sig:4318/v1/breakers"),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://sig:1/custom"}, "http://127.0.0.1:4318/v1/breakers"),
+    ],
+)
+def test_breaker_stats_go_beside_the_traces(environ: dict[str, str], breakers_url: str) -> None:
+    assert InstrumentationConfig.from_env(environ).breakers_url == breakers_url
+
+
 def test_explicit_endpoint_drops_inherited_signal_url() -> None:
     config = InstrumentationConfig.from_env({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://sig:1/x"})
     assert config.replace(endpoint="http://mine:9").traces_url == "http://mine:9/v1/traces"
@@ -104,8 +120,10 @@ def test_propagators_precedence() -> None:
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
-        ({}, ("ratio", 1.0, 10.0)),
-        ({"OTEL_TRACES_SAMPLER_ARG": "0.25"}, ("ratio", 0.25, 10.0)),
+        ({}, ("always_on", 1.0, 10.0)),
+        # The default sampler takes no argument (the SDK ignores it too).
+        ({"OTEL_TRACES_SAMPLER_ARG": "0.25"}, ("always_on", 1.0, 10.0)),
+        ({"OTEL_TRACES_SAMPLER_ARG": "a lot"}, ("always_on", 1.0, 10.0)),
         ({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"}, ("ratio", 0.5, 10.0)),
         ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"}, ("ratio", 0.5, 10.0)),
         ({"OTEL_TRACES_SAMPLER": "always_off"}, ("always_off", 1.0, 10.0)),
@@ -113,7 +131,7 @@ def test_propagators_precedence() -> None:
         ({"OTEL_TRACES_SAMPLER": "ALWAYS_ON", "OTEL_TRACES_SAMPLER_ARG": "0.1"}, ("always_on", 1.0, 10.0)),
         ({"OTEL_TRACES_SAMPLER": "parentbased_always_on", "OTEL_TRACES_SAMPLER_ARG": "0.1"}, ("always_on", 1.0, 10.0)),
         ({"OTEL_TRACES_SAMPLER": "parentbased_ratelimit", "OTEL_TRACES_SAMPLER_ARG": "5"}, ("ratelimit", 1.0, 5.0)),
-        ({"OTEL_TRACES_SAMPLER": "xray", "OTEL_TRACES_SAMPLER_ARG": "endpoint=x"}, ("ratio", 1.0, 10.0)),
+        ({"OTEL_TRACES_SAMPLER": "xray", "OTEL_TRACES_SAMPLER_ARG": "endpoint=x"}, ("always_on", 1.0, 10.0)),
         ({"OTEL_TRACES_SAMPLER_ARG": "0.5", "TRACEHOUSE_SAMPLER_RATIO": "0.75"}, ("ratio", 0.75, 10.0)),
         # Any TRACEHOUSE_SAMPLER* setting wins over the OTel sampler name.
         ({"OTEL_TRACES_SAMPLER": "always_off", "TRACEHOUSE_SAMPLER_RATIO": "0.75"}, ("ratio", 0.75, 10.0)),
@@ -175,7 +193,6 @@ def test_headers_and_token() -> None:
     ("variable", "value", "source"),
     [
         ("TRACEHOUSE_SAMPLER_RATIO", "half", "TRACEHOUSE_SAMPLER_RATIO"),
-        ("OTEL_TRACES_SAMPLER_ARG", "half", "OTEL_TRACES_SAMPLER_ARG"),
         ("TRACEHOUSE_SAMPLER_RATE", "fast", "TRACEHOUSE_SAMPLER_RATE"),
         ("TRACEHOUSE_LOG_CORRELATION", "maybe", "TRACEHOUSE_LOG_CORRELATION"),
     ],
@@ -185,9 +202,17 @@ def test_from_env_names_the_unparsable_variable(variable: str, value: str, sourc
         InstrumentationConfig.from_env({variable: value})
 
 
-def test_otel_sampler_arg_names_the_rate_for_the_rate_limiting_sampler() -> None:
-    environ = {"OTEL_TRACES_SAMPLER": "parentbased_ratelimit", "OTEL_TRACES_SAMPLER_ARG": "many"}
-    with pytest.raises(ConfigError, match=r"sampler_rate \(OTEL_TRACES_SAMPLER_ARG\)"):
+@pytest.mark.parametrize(
+    ("sampler", "key"),
+    [
+        ("parentbased_ratelimit", "sampler_rate"),
+        ("traceidratio", "sampler_ratio"),
+        ("parentbased_traceidratio", "sampler_ratio"),
+    ],
+)
+def test_otel_sampler_arg_is_named_when_the_sampler_cannot_read_it(sampler: str, key: str) -> None:
+    environ = {"OTEL_TRACES_SAMPLER": sampler, "OTEL_TRACES_SAMPLER_ARG": "many"}
+    with pytest.raises(ConfigError, match=rf"{key} \(OTEL_TRACES_SAMPLER_ARG\)"):
         InstrumentationConfig.from_env(environ)
 
 
@@ -264,7 +289,7 @@ def test_given_instance_id_is_kept(exporter: InMemorySpanExporter) -> None:
 
 
 def test_sampler_is_parent_based_ratio(exporter: InMemorySpanExporter) -> None:
-    handle = _setup.build(InstrumentationConfig(sampler_ratio=0.0), exporter)
+    handle = _setup.build(InstrumentationConfig(sampler="ratio", sampler_ratio=0.0), exporter)
     assert handle.provider is not None
     tracer = handle.provider.get_tracer("test")
     sampled_parent = NonRecordingSpan(SpanContext(TRACE_ID, SPAN_ID, is_remote=True, trace_flags=TraceFlags(1)))
@@ -281,7 +306,7 @@ def test_sampler_is_parent_based_ratio(exporter: InMemorySpanExporter) -> None:
 @pytest.mark.parametrize(
     ("changes", "root"),
     [
-        ({}, "TraceIdRatioBased{1.0}"),
+        ({}, "AlwaysOnSampler"),
         ({"sampler": "ratio", "sampler_ratio": 0.25}, "TraceIdRatioBased{0.25}"),
         ({"sampler": "ratelimit", "sampler_rate": 2.5}, "RateLimitingSampler{2.5/s}"),
         ({"sampler": "always_on"}, "AlwaysOnSampler"),
@@ -292,6 +317,69 @@ def test_build_sampler_by_name(changes: dict[str, object], root: str) -> None:
     description = _setup.build_sampler(InstrumentationConfig().replace(**changes)).get_description()
     assert description.startswith(f"ParentBased{{root:{root},remoteParentSampled:AlwaysOnSampler,")
     assert set(_setup.ROOT_SAMPLERS) == set(SAMPLERS)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},
+        {"OTEL_TRACES_SAMPLER_ARG": "0.25"},
+        {"OTEL_TRACES_SAMPLER": "always_on"},
+        {"OTEL_TRACES_SAMPLER": "always_off"},
+        {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"},
+        {"OTEL_TRACES_SAMPLER": "traceidratio"},
+        {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+        {"OTEL_TRACES_SAMPLER": "parentbased_always_off"},
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.125"},
+        {"OTEL_TRACES_SAMPLER": "ParentBased_TraceIdRatio"},
+        {"OTEL_TRACES_SAMPLER": "xray"},
+    ],
+)
+def test_otel_sampler_variables_mean_what_they_mean_to_the_sdk(
+    environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    expected = sdk_sampling._get_from_env_or_default().get_description()
+    assert _setup.build_sampler(InstrumentationConfig.from_env(environ)).get_description() == expected
+
+
+@pytest.mark.parametrize(
+    ("environ", "parent_based"),
+    [
+        ({}, True),
+        ({"OTEL_TRACES_SAMPLER": "always_off"}, False),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_always_off"}, True),
+        # A Tracehouse sampler setting always follows the caller, whatever OTEL_TRACES_SAMPLER says.
+        ({"OTEL_TRACES_SAMPLER": "always_off", "TRACEHOUSE_SAMPLER": "always_off"}, True),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "TRACEHOUSE_SAMPLER_RATE": "5"}, True),
+    ],
+)
+def test_only_otel_names_without_parentbased_ignore_the_caller(environ: dict[str, str], parent_based: bool) -> None:
+    config = InstrumentationConfig.from_env(environ)
+    assert config.sampler_parent_based is parent_based
+    sampled_parent = NonRecordingSpan(SpanContext(TRACE_ID, SPAN_ID, is_remote=True, trace_flags=TraceFlags(1)))
+    decision = _setup.build_sampler(config.replace(sampler="always_off")).should_sample(
+        trace.set_span_in_context(sampled_parent), TRACE_ID, "GET /"
+    )
+    assert decision.decision.is_sampled() is parent_based
+
+
+def test_configure_with_a_sampler_follows_the_caller() -> None:
+    code = """
+        import os
+        from opentelemetry import trace
+        import tracehouse.instrumentation as ti
+        os.environ["OTEL_TRACES_SAMPLER"] = "always_off"
+        handle = ti.configure("svc", sampler="ratio")
+        print(handle.config.sampler_parent_based, trace.get_tracer_provider().sampler.get_description())
+        handle.shutdown()
+    """
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("True ParentBased{root:TraceIdRatioBased{1.0},")
 
 
 def test_install_failure_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:

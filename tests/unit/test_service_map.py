@@ -52,3 +52,22 @@ def test_an_edge_opens_the_traces_of_its_calls() -> None:
     database = {"source": "back", "target": "pg", "kind": "database"}
     assert edge_traces(service, "?lookback=6h") == "/?service=back&parentService=front&lookback=6h"
     assert edge_traces(database, "") == "/?service=back&peer=pg&lookback=1h"
+
+
+def test_a_queue_named_like_a_service_is_searched_by_its_name() -> None:
+    graph = {
+        "nodes": [
+            {"id": "orders", "name": "orders", "kind": "service"},
+            {"id": "orders (queue)", "name": "orders", "kind": "queue"},
+            {"id": "worker", "name": "worker", "kind": "service"},
+        ],
+        "edges": [
+            {"parent": "orders", "parentKind": "service", "child": "orders (queue)", "childKind": "queue",
+             "calls": 5, "errors": 0, "errorRate": 0.0, "p99Nano": 1_000},
+            {"parent": "orders (queue)", "parentKind": "queue", "child": "worker", "childKind": "service",
+             "calls": 5, "errors": 0, "errorRate": 0.0, "p99Nano": 1_000},
+        ],
+    }  # fmt: skip
+    produce, consume = (e["data"] for e in elements(graph) if "source" in e["data"])
+    assert edge_traces(produce, "") == "/?service=orders&peer=orders&lookback=1h"
+    assert edge_traces(consume, "") == "/?service=worker&peer=orders&lookback=1h"

@@ -1,0 +1,256 @@
+"""The parts each Tracehouse server process is assembled from — `serve` takes both sides over
+one store, `collector` the ingest side, `query` the UI side — and the one run loop that stops
+them in order on SIGINT/SIGTERM. Never opens, creates or migrates a store: it is handed one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import uvicorn
+from fastapi import FastAPI
+
+from tracehouse.collector import (
+    ByteBudget,
+    CollectorConfig,
+    IngestMetrics,
+    Pipeline,
+    Spool,
+    build_grpc_server,
+    build_otlp_http_app,
+    build_zipkin_app,
+)
+from tracehouse.collector.breakers import BreakerSink
+from tracehouse.collector.http_guard import guarded_http_protocol
+from tracehouse.dashboard import mount_dashboard
+from tracehouse.dashboard.callback_guard import CallbackGuard
+from tracehouse.instrumentation.breakers.wire import BreakerReport
+from tracehouse.query import QueryConfig, build_query_app
+from tracehouse.query.auth import TokenGate
+from tracehouse.storage import ClickHouseStore, StorageError
+
+log = logging.getLogger("tracehouse")
+
+Health = Callable[[], dict[str, Any]]
+
+
+class QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to `run` (several run in one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+Listener = tuple[QuietServer, socket.socket]
+
+
+def bind(host: str, port: int, flag: str) -> socket.socket:
+    """A listening socket, bound before start-up so a busy port fails with a clear message."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); free the port or choose another with {flag}"
+        ) from None
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def port_of(sock: socket.socket) -> int:
+    port: int = sock.getsockname()[1]
+    return port
+
+
+def self_url(host: str, port: int) -> str:
+    """How this process reaches its own API (a wildcard bind is reached on loopback)."""
+    reachable = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in reachable:
+        reachable = f"[{reachable}]"
+    return f"http://{reachable}:{port}"
+
+
+def http_server(app: Any, http: type[asyncio.Protocol], lifespan: Literal["on", "off"] = "off") -> QuietServer:
+    """`http` bounds each connection (head size, head and body deadlines); the ingest apps
+    bound their requests in flight themselves (`RequestLimit`, 503 with Retry-After)."""
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=5, access_log=False, http=http
+    )
+    return QuietServer(config)
+
+
+def ui_app(store: ClickHouseStore, config: QueryConfig, ui_port: int, health: Health) -> FastAPI:
+    """The query API with the dashboard mounted at `/`, behind the API token if one is set."""
+    app = build_query_app(store, health)
+    mount_dashboard(app, self_url(config.host, ui_port), config.api_token)
+    # Outside Dash's own middleware, which keeps the request it was handed for the callback;
+    # inside the token gate, so strangers get a 401 first.
+    app.add_middleware(CallbackGuard)
+    if config.api_token:
+        app.add_middleware(TokenGate, token=config.api_token)
+    return app
+
+
+class IngestSettings(Protocol):
+    """What the ingest side needs of a process's config (`ServeConfig`, `CollectorProcessConfig`)."""
+
+    @property
+    def data_dir(self) -> Path: ...
+    @property
+    def collector(self) -> CollectorConfig: ...
+    @property
+    def link_interval(self) -> float: ...
+    @property
+    def hystrix_streams(self) -> tuple[str, ...]: ...
+    @property
+    def hystrix_streams_file(self) -> Path | None: ...
+
+
+class Ingest:
+    """The collector side, in the running event loop: pipeline and spool, breaker sink,
+    hystrix.stream pulls, the OTLP/gRPC server, and (from `run`) the dependency linker."""
+
+    def __init__(self, store: ClickHouseStore, settings: IngestSettings) -> None:
+        cc = self.config = settings.collector
+        self.store = store
+        self.link_interval = settings.link_interval
+        self.spool = Spool(settings.data_dir / "spool", cc.spool_max_bytes)
+        if len(self.spool):
+            log.info(
+                "spool: %d batches (%d bytes) from an earlier run will be replayed", len(self.spool), self.spool.bytes
+            )
+        self.pipeline = Pipeline(store, cc, self.spool)
+        self.metrics = IngestMetrics()
+        self.metrics.watch(lambda: self.pipeline.queued_spans, lambda: self.pipeline.written_spans, self.spool)
+        self.pipeline.flush_observer = self.metrics.flush_seconds.observe
+        self._pipeline_task = asyncio.create_task(self.pipeline.run(), name="pipeline")
+        self.budget = ByteBudget(cc.max_inflight_bytes)  # shared by every ingest protocol
+        self.breakers = BreakerSink(store)
+        self._breaker_task = asyncio.create_task(self.breakers.run(), name="breaker-sink")
+        self._pullers = _pull_hystrix_streams(settings, self.breakers)
+        self.grpc_server, self.grpc_port = build_grpc_server(self.pipeline, cc, self.metrics, self.budget)
+        self.http = guarded_http_protocol(cc.header_timeout, cc.body_timeout)
+        self._stop_linking = asyncio.Event()
+        self._linking: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.grpc_server.start()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "queuedSpans": self.pipeline.queued_spans,
+            "storedSpans": self.pipeline.written_spans,
+            "spooledBatches": len(self.spool),
+        }
+
+    def otlp_http_app(self) -> FastAPI:
+        """`POST /v1/traces`, `POST /v1/breakers`, `GET /metrics`."""
+        return build_otlp_http_app(self.pipeline, self.config, self.metrics, self.budget, self.breakers)
+
+    def zipkin_app(self) -> FastAPI:
+        return build_zipkin_app(self.pipeline, self.config, self.metrics, self.budget)
+
+    def start_linker(self) -> None:
+        self._linking = asyncio.create_task(
+            _link_forever(self.store, self.link_interval, self._stop_linking), name="linker"
+        )
+
+    async def refuse(self) -> None:
+        """Refuse new spans and flush the queued ones, so requests in flight get their answer
+        before the listeners wait for them to finish."""
+        log.info("shutting down: flushing %d queued spans, closing listeners", self.pipeline.queued_spans)
+        self._stop_linking.set()
+        await self.pipeline.close()
+        for puller in self._pullers:
+            puller.cancel()
+        await self.breakers.close()
+
+    async def stop_grpc(self) -> None:
+        await self.grpc_server.stop(grace=5)
+
+    async def drain(self) -> None:
+        await self._pipeline_task
+        await self._breaker_task
+        await asyncio.gather(*self._pullers, return_exceptions=True)
+        if self._linking is not None:
+            await self._linking
+        log.info("stopped; %d spans stored since start", self.pipeline.written_spans)
+
+
+async def run(listeners: list[Listener], announce: Callable[[], None], ingest: Ingest | None = None) -> None:
+    """Serve `listeners` (and `ingest`'s linker) until SIGINT/SIGTERM or a listener ends, then
+    stop: ingest refuses and flushes first, then the listeners close, then ingest drains."""
+    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in listeners]
+    if ingest is not None:
+        ingest.start_linker()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    announce()
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+
+    if ingest is not None:
+        await ingest.refuse()
+    else:
+        log.info("shutting down: closing listeners")
+    for server, _ in listeners:
+        server.should_exit = True
+    if ingest is not None:
+        await ingest.stop_grpc()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if ingest is not None:
+        await ingest.drain()
+    stopped.cancel()
+
+
+def _pull_hystrix_streams(settings: IngestSettings, sink: BreakerSink) -> list[asyncio.Task[None]]:
+    """Turbine classic: read the configured hystrix.streams into the breaker store."""
+    if not settings.hystrix_streams and settings.hystrix_streams_file is None:
+        return []
+    from tracehouse.collector.hystrix_pull import HystrixPuller, parse_target, read_targets_file
+
+    targets = [parse_target(text) for text in settings.hystrix_streams]
+    if settings.hystrix_streams_file is not None:
+        targets.extend(read_targets_file(settings.hystrix_streams_file))
+    if not targets:
+        return []
+
+    async def store_pulled(report: BreakerReport) -> None:
+        await sink.submit(report, "pull")
+
+    log.info("pulling %d hystrix.stream target(s)", len(targets))
+    return [asyncio.create_task(HystrixPuller(targets, store_pulled).run(), name="hystrix-pull")]
+
+
+async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.Event) -> None:
+    """Link dependencies every `interval` seconds: the last hour at start, then the minutes
+    that inserts touched since the previous run, however old (late spans, spool replays).
+    Safe beside other collectors doing the same (see `tracehouse.storage.linker`). Never raises."""
+    watermark = time.time_ns() // 10**6
+    try:
+        await asyncio.to_thread(store.link, time.time_ns() - 3600 * 10**9, time.time_ns())
+    except StorageError as exc:
+        log.warning("dependency linker: %s", exc)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        if stop.is_set():
+            break
+        try:
+            watermark = await asyncio.to_thread(store.link_recent, watermark)
+        except StorageError as exc:
+            log.warning("dependency linker: %s (retrying in %g s)", exc, interval)
