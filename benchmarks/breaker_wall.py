@@ -44,6 +44,7 @@ HISTORY_S = 120  # seconds of stats posted before the page opens: full sparkline
 _PROBE = """(() => {
   const ticks = [];
   window.__wall = { ticks };
+  performance.setResourceTimingBufferSize(100000);
   const fetch0 = window.fetch;
   window.fetch = function (input, init) {
     const url = typeof input === "string" ? input : input.url;
@@ -188,9 +189,22 @@ def wall(browser: Browser, server: Server, cluster: str, n: int, updates: int, w
         assert shown == n, f"{shown} tiles on the {cluster} wall, {n} expected"
         for tick, start, end in zip(measured, cpu, cpu[1:], strict=False):
             tick["cpuMs"] = (end - start) * 1000
+        for tick, wire in zip(measured, page.evaluate(_WIRE, measured), strict=True):
+            tick["wire"] = wire
         return measured
     finally:
         context.close()
+
+
+#: Bytes on the wire of each tick's answer (after gzip), from Resource Timing: the entry of the
+#: callback URL that started with the tick's fetch.
+_WIRE = """(ticks) => {
+  const entries = performance.getEntriesByType("resource").filter((e) => e.name.includes("_dash-update-component"));
+  return ticks.map((t) => {
+    const entry = entries.find((e) => Math.abs(e.startTime - t.start) < 5);
+    return entry ? entry.encodedBodySize : NaN;
+  });
+}"""
 
 
 def ticks(page: Page) -> int:
@@ -215,25 +229,35 @@ def summary(values: list[float]) -> tuple[float, float]:
 
 
 def report(results: dict[str, list[dict[str, float]]], sizes: dict[str, int]) -> None:
-    figures: dict[str, dict[str, tuple[float, float]]] = {}
+    figures = {cluster: _figures(found) for cluster, found in results.items()}
     for cluster, found in results.items():
-        figures[cluster] = {
-            "dom": summary([t["dom"] - t["start"] for t in found]),
-            "answer": summary([t["answered"] - t["start"] for t in found]),
-            "cpu": summary([t["cpuMs"] for t in found if "cpuMs" in t]),
-            "kib": summary([t["bytes"] / 1024 for t in found]),
-        }
-        starts = [t["start"] for t in found]
-        period = (starts[-1] - starts[0]) / max(1, len(starts) - 1)
-        missed = sum(1 for t in found if t["dom"] != t["dom"])
-        f = figures[cluster]
-        print(f"{sizes[cluster]:>4} breakers ({len(found)} updates, one every {period:,.0f} ms, {missed} not drawn): "
-              f"request → DOM {f['dom'][0]:,.0f} ms (p95 {f['dom'][1]:,.0f}), of which the answer "
-              f"{f['answer'][0]:,.0f} ms (p95 {f['answer'][1]:,.0f}); main thread {f['cpu'][0]:,.0f} ms "
-              f"(p95 {f['cpu'][1]:,.0f}) per update; {f['kib'][0]:,.1f} KiB (p95 {f['kib'][1]:,.1f}) each")  # fmt: skip
+        print(_line(sizes[cluster], found, figures[cluster]))
     big, base = figures["big"], figures["base"]
-    ratios = ", ".join(f"{key} {big[key][0] / base[key][0]:.1f}" for key in ("dom", "answer", "cpu", "kib"))
+    ratios = ", ".join(f"{key} {big[key][0] / base[key][0]:.1f}" for key in ("dom", "answer", "cpu", "wire", "kib"))
     print(f"ratio {sizes['big']} / {sizes['base']} breakers (medians): {ratios}")
+
+
+def _figures(found: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
+    return {
+        "dom": summary([t["dom"] - t["start"] for t in found]),
+        "answer": summary([t["answered"] - t["start"] for t in found]),
+        "cpu": summary([t["cpuMs"] for t in found if "cpuMs" in t]),
+        "wire": summary([t["wire"] / 1024 for t in found]),
+        "kib": summary([t["bytes"] / 1024 for t in found]),
+    }
+
+
+def _line(n: int, found: list[dict[str, float]], f: dict[str, tuple[float, float]]) -> str:
+    starts = [t["start"] for t in found]
+    period = (starts[-1] - starts[0]) / max(1, len(starts) - 1)
+    missed = sum(1 for t in found if t["dom"] != t["dom"])
+    return (
+        f"{n:>4} breakers ({len(found)} updates, one every {period:,.0f} ms, {missed} not drawn): "
+        f"request → DOM {f['dom'][0]:,.0f} ms (p95 {f['dom'][1]:,.0f}), of which the answer "
+        f"{f['answer'][0]:,.0f} ms (p95 {f['answer'][1]:,.0f}); main thread {f['cpu'][0]:,.0f} ms "
+        f"(p95 {f['cpu'][1]:,.0f}) per update; {f['wire'][0]:,.1f} KiB on the wire "
+        f"({f['kib'][0]:,.1f} KiB decoded) each"
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from dash.exceptions import PreventUpdate
 from fastapi import FastAPI
 
 from tracehouse.dashboard.breaker_tiles import STYLE_SHEET
+from tracehouse.dashboard.compression import DashGzip
 from tracehouse.dashboard.pages import breakers, service, service_map, trace, traces
 from tracehouse.query.client import QueryApiError, QueryClient
 
@@ -31,6 +32,7 @@ def mount_dashboard(server: FastAPI, api_base_url: str, api_token: str | None = 
     # Dash 4 takes a FastAPI server; its `server` annotation predates the backends.
     app = Dash(__name__, server=server, title="Tracehouse", update_title="", suppress_callback_exceptions=True)  # type: ignore[arg-type]
     app.index_string = _INDEX
+    server.add_middleware(DashGzip)
     client = QueryClient(api_base_url, token=api_token)
     app.layout = html.Div(
         [

@@ -140,3 +140,11 @@ def test_an_empty_store_says_how_to_send_data(server: Server, browser: Browser) 
             expect(page.locator(element)).to_contain_text("http://127.0.0.1:4318/v1/traces")
         page.goto(server.ui + "/breakers")
         expect(page.locator("#breakers-empty")).to_contain_text('@breaker("payments.charge"')
+
+    # Dash's own answers travel gzipped (a 200-tile wall update is ~800 KB of HTML); the API's as they were
+    gzip = {"Accept-Encoding": "gzip"}
+    layout = httpx.get(f"{server.ui}/_dash-layout", headers=gzip, timeout=30)
+    assert (layout.status_code, layout.headers.get("content-encoding")) == (200, "gzip")
+    assert "page" in layout.text  # decoded as any client decodes it
+    services = httpx.get(f"{server.ui}/api/v1/services", headers=gzip, timeout=30)
+    assert (services.status_code, services.headers.get("content-encoding")) == (200, None)
