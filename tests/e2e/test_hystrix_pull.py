@@ -205,13 +205,17 @@ async def _opossum(service: Emitter) -> None:
     assert samples[-1].state == "OPEN"
     assert samples[-1].group == "inventory"
     assert samples[-1].properties["metricsRollingStatisticalWindowInMilliseconds"] == 10000
-    # the stream's percentiles were 0 ms up to p75 and 50–51 ms above (the two timeouts of 50 ms)
+    # the stream's percentiles were ~0 ms up to p75 (a busy machine makes some 1–2 ms) and 50–51 ms
+    # above (the two timeouts of 50 ms)
     latency: dict[int, int] = {}
     for sample in samples:
         for index, n in sample.latency.items():
             latency[index] = latency.get(index, 0) + n
     assert sum(latency.values()) == 20 + 7 + 2
-    assert set(latency) <= {bucket_of(0), *(bucket_of(ms) for ms in range(45, 70))}
+    fast, timed_out = {bucket_of(ms) for ms in range(10)}, {bucket_of(ms) for ms in range(45, 70)}
+    assert set(latency) <= fast | timed_out
+    assert set(latency) & fast
+    assert set(latency) & timed_out
 
 
 def test_a_restarted_service_is_counted_from_zero_again(node_service_dir: Path) -> None:
