@@ -305,7 +305,13 @@ def require_server(store: StoreConfig, command: str) -> None:
     store.validate()
 
 
-class _IngestSettings(Protocol):
+class IngestSettings(Protocol):
+    """What the ingest side needs of a process's config (`ServeConfig`, `CollectorProcessConfig`)."""
+
+    @property
+    def data_dir(self) -> Path: ...
+    @property
+    def collector(self) -> CollectorConfig: ...
     @property
     def log_level(self) -> str: ...
     @property
@@ -316,7 +322,7 @@ class _IngestSettings(Protocol):
     def hystrix_streams_file(self) -> Path | None: ...
 
 
-def _check_ingest(config: _IngestSettings) -> None:
+def _check_ingest(config: IngestSettings) -> None:
     _check_log_level(config.log_level)
     if not 0.1 <= config.link_interval <= 3600:
         raise ConfigError(f"link_interval: must be between 0.1 and 3600 seconds (got {config.link_interval})")

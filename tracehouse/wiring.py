@@ -12,15 +12,13 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import uvicorn
 from fastapi import FastAPI
 
 from tracehouse.collector import (
     ByteBudget,
-    CollectorConfig,
     IngestMetrics,
     Pipeline,
     Spool,
@@ -30,6 +28,7 @@ from tracehouse.collector import (
 )
 from tracehouse.collector.breakers import BreakerSink
 from tracehouse.collector.http_guard import guarded_http_protocol
+from tracehouse.config import IngestSettings
 from tracehouse.dashboard import mount_dashboard
 from tracehouse.dashboard.callback_guard import CallbackGuard
 from tracehouse.instrumentation.breakers.wire import BreakerReport
@@ -101,21 +100,6 @@ def ui_app(store: ClickHouseStore, config: QueryConfig, ui_port: int, health: He
     if config.api_token:
         app.add_middleware(TokenGate, token=config.api_token)
     return app
-
-
-class IngestSettings(Protocol):
-    """What the ingest side needs of a process's config (`ServeConfig`, `CollectorProcessConfig`)."""
-
-    @property
-    def data_dir(self) -> Path: ...
-    @property
-    def collector(self) -> CollectorConfig: ...
-    @property
-    def link_interval(self) -> float: ...
-    @property
-    def hystrix_streams(self) -> tuple[str, ...]: ...
-    @property
-    def hystrix_streams_file(self) -> Path | None: ...
 
 
 class Ingest:
