@@ -154,6 +154,7 @@ _CREATE_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+)\s+TO (
 _FROM = re.compile(r"\bFROM (\w+)\b")
 _JOINED = re.compile(r"(?<!ARRAY )\bJOIN (\w+)\b")  # ARRAY JOIN unnests columns: no table
 _CREATE_FUNCTION = re.compile(r"^CREATE FUNCTION IF NOT EXISTS (\w+) AS ")
+_ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+) ")
 
 
 def cluster_statement(statement: str, target: Target) -> list[str]:
@@ -165,6 +166,8 @@ def cluster_statement(statement: str, target: Target) -> list[str]:
     if match := _CREATE_FUNCTION.match(statement):
         # Functions belong to no database; ON CLUSTER creates one on every node.
         return [f"CREATE FUNCTION IF NOT EXISTS {match[1]}{target.on_cluster} AS {statement[match.end() :]}"]
+    if match := _ALTER_TABLE.match(statement):
+        return [_alter(match[1], statement[match.end() :], target)]
     raise ValueError(f"no cluster form for this statement (add a rule to storage/ddl.py): {statement[:80]!r}")
 
 
@@ -195,6 +198,16 @@ def _table(name: str, rest: str, target: Target) -> list[str]:
         "SETTINGS fsync_after_insert = 1, fsync_directories = 1"
     )
     return [f"CREATE TABLE IF NOT EXISTS {local}{target.on_cluster} ({replicated}", distributed]
+
+
+def _alter(name: str, change: str, target: Target) -> str:
+    """A change to a table's data (projections, settings) is made where its rows are: a sharded
+    table's local tables (the Distributed table over them holds none), any other table itself."""
+    placement = _placement(name)
+    if isinstance(placement, PerNode):
+        raise ValueError(f"table {name}: a per-node table has no rows to alter")
+    table = name + LOCAL_SUFFIX if isinstance(placement, Sharded) else name
+    return f"ALTER TABLE {_name(target, table)}{target.on_cluster} {change}"
 
 
 def _view(name: str, to: str, select: str, target: Target) -> str:

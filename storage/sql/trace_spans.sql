@@ -1,5 +1,5 @@
--- All spans of one trace. The lookup table bounds the scan to the trace's time range;
--- an id missing from it reads an empty range. At most {limit} spans, the earliest.
+-- All spans of one trace, at most {limit}, the earliest. The by_trace_id projection
+-- (migration 0010) finds them in one granule, without a time range.
 SELECT
     toUnixTimestamp64Nano(Timestamp),
     TraceId, SpanId, ParentSpanId, TraceState, SpanName, SpanKind, ServiceName,
@@ -9,7 +9,5 @@ SELECT
     Links.TraceId, Links.SpanId, Links.TraceState, Links.Attributes
 FROM otel_traces
 WHERE TraceId = {trace_id:String}
-  AND Timestamp >= (SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId = {trace_id:String})
-  AND Timestamp <= (SELECT max(End) FROM otel_traces_trace_id_ts WHERE TraceId = {trace_id:String})
 ORDER BY Timestamp, SpanId
 LIMIT {limit:UInt32}

@@ -1,7 +1,8 @@
 """Runs the cluster DDL of `tracehouse schema print --cluster` on a real ClickHouse engine (chDB),
 as one node of that cluster: Keeper is ClickHouse's in-memory test keeper, the node's macros and
 the cluster come from a config file. Every statement is parsed as printed (with ON CLUSTER, by
-ClickHouse's own parser) and run without ON CLUSTER (chDB has no DDL queue), twice.
+ClickHouse's own parser) and, but for ALTERs (see `apply`), run without ON CLUSTER (chDB has no
+DDL queue), twice.
 
 Usage: python cluster_rehearsal.py DATA_DIR CONFIG_FILE; prints one JSON object. Ends with
 os._exit while the session is still open: closing chDB with replicated tables on the test keeper
@@ -31,13 +32,21 @@ def main(db: session.Session) -> dict[str, Any]:
         text = db.query(sql, "JSONCompact").bytes().decode()
         return list(json.loads(text)["data"]) if text else []
 
+    parsed_only: list[str] = []
+
     def apply() -> int:
         count = 0
         for step in ddl.steps(target, ttl_days=7):
             for statement in step.statements:
                 db.query("SELECT formatQuery({q:String})", params={"q": escape(statement)})
-                db.query(statement.replace(target.on_cluster, ""))
                 count += 1
+                if statement.startswith("ALTER TABLE "):
+                    # A replicated table stays read-only here: its replica never starts on the
+                    # test keeper inside chDB (measured: is_readonly = 1 after a minute, with no
+                    # Keeper error). ALTERs are parsed only; the single-node DDL runs them.
+                    parsed_only.append(statement)
+                    continue
+                db.query(statement.replace(target.on_cluster, ""))
         return count
 
     def tables() -> dict[str, list[Any]]:
@@ -56,6 +65,7 @@ def main(db: session.Session) -> dict[str, Any]:
         "statements": statements,
         "tables": first,
         "unchanged": tables() == first,
+        "parsed_only": parsed_only,
         "sync": [sync, parsed_sync.strip()],
         "replicas": rows("SELECT table, zookeeper_path, replica_name FROM system.replicas ORDER BY table"),
         "columns": {

@@ -118,6 +118,16 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_cluster_ddl_parses_and_runs_on_clickhouse_twice_unchanged(rehearsal: dict[str, Any]) -> None:
     assert rehearsal["statements"] == sum(len(s.statements) for s in ddl.steps(ddl.Target("tracehouse", "c"), 7))
     assert rehearsal["unchanged"]
+    # ALTERs are parsed, not run (a replicated table is read-only on the test keeper): each of
+    # them, once per apply, and nothing else.
+    alters = [
+        s
+        for step in ddl.steps(ddl.Target("tracehouse", "tracehouse"), 7)
+        for s in step.statements
+        if s.startswith("ALTER")
+    ]
+    assert alters
+    assert rehearsal["parsed_only"] == alters * 2
     statement, parsed = rehearsal["sync"]
     assert parsed == statement  # the replica sync `schema apply` ends with parses as written
 

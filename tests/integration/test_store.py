@@ -1,14 +1,15 @@
 """The ClickHouse store on the real embedded engine: every column round-trips, writes are
-idempotent per batch token, and trace-by-id reads through the trace-id lookup table."""
+idempotent per batch token, and trace-by-id reads one granule of the trace-id projection."""
 
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
 from tests.spans import full_batch
-from tracehouse.storage import ClickHouseStore, Event, Link, Span, SpanBatch
+from tracehouse.storage import ClickHouseStore, Event, Link, Span, SpanBatch, sql
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +85,8 @@ def test_writing_the_same_batch_twice_stores_it_once(store: ClickHouseStore) -> 
     assert count(store, batch.trace_id[0]) == 10
 
 
-def test_trace_by_id_reads_through_the_lookup_table(store: ClickHouseStore) -> None:
+def test_the_trace_id_lookup_table_is_kept_for_the_exporters_readers(store: ClickHouseStore) -> None:
+    """Grafana's ClickHouse data source bounds its trace-by-id read with otel_traces_trace_id_ts."""
     batch = full_batch(spans=3)
     trace_id = batch.trace_id[0]
     store.write(batch)
@@ -100,16 +102,26 @@ def test_trace_by_id_reads_through_the_lookup_table(store: ClickHouseStore) -> N
     first = min(batch.timestamp_ns)
     assert lookup == [(first, max(t + d for t, d in zip(batch.timestamp_ns, batch.duration_ns, strict=True)))]
 
-    # The reader trusts the lookup range: narrowed to the first span, only that span is read ...
-    store.client().command("TRUNCATE TABLE otel_traces_trace_id_ts")
-    store.client().insert(
-        "otel_traces_trace_id_ts", [[trace_id, first, first]], column_names=["TraceId", "Start", "End"]
+
+def test_trace_by_id_reads_one_granule_of_the_trace_id_projection(store: ClickHouseStore) -> None:
+    # 10,000 traces of 3 spans in 7 services: several granules of 8,192 rows in the main table.
+    # The trace asked for has a span in three services, so three granules there (the main
+    # table is ordered by service first); the projection has it in one granule of 1,024 rows.
+    trace_id = os.urandom(16).hex()
+    trace = [full_batch(trace_id, spans=1, service=f"svc{i}") for i in (0, 3, 6)]
+    others = [full_batch(spans=3, service=f"svc{i % 7}") for i in range(10_000)]
+    store.write(SpanBatch.concat(others[:5000] + trace + others[5000:]))
+    plan = "\n".join(
+        row[0]
+        for row in store.client()
+        .query("EXPLAIN indexes = 1 " + sql.load("trace_spans"), parameters={"trace_id": trace_id, "limit": 100})
+        .result_rows
     )
-    assert [s.timestamp_ns for s in store.get_trace(trace_id)] == [first]
-    # ... and with no lookup row the trace is not found, although its spans are stored.
+    assert "ReadFromMergeTree (by_trace_id)" in plan, plan
+    assert re.search(r"Granules: 1/([2-9]|\d\d+)\n", plan), plan
+    # The lookup table is not needed: without it the spans are still found.
     store.client().command("TRUNCATE TABLE otel_traces_trace_id_ts")
-    assert count(store, trace_id) == 3
-    assert store.get_trace(trace_id) == []
+    assert store.get_trace(trace_id) == [span for batch in trace for span in expected_spans(batch)]
 
 
 def test_services_and_operations(store: ClickHouseStore) -> None:

@@ -1,4 +1,4 @@
--- Tracehouse schema version 9 for cluster tracehouse, database tracehouse.
+-- Tracehouse schema version 10 for cluster tracehouse, database tracehouse.
 -- Written by `tracehouse schema print`; every statement is idempotent.
 
 -- database and schema version table
@@ -353,3 +353,14 @@ WHERE TraceId != ''
 GROUP BY TraceId;
 
 INSERT INTO tracehouse.tracehouse_schema_migrations (Version, Name) VALUES (9, 'trace_summaries');
+
+
+-- 0010_trace_id_projection
+ALTER TABLE tracehouse.otel_traces_local ON CLUSTER tracehouse ADD PROJECTION IF NOT EXISTS by_trace_id (SELECT * ORDER BY TraceId)
+WITH SETTINGS (index_granularity = 1024);
+
+ALTER TABLE tracehouse.otel_traces_local ON CLUSTER tracehouse MATERIALIZE PROJECTION by_trace_id;
+
+ALTER TABLE tracehouse.otel_traces_local ON CLUSTER tracehouse MODIFY SETTING lightweight_mutation_projection_mode = 'rebuild';
+
+INSERT INTO tracehouse.tracehouse_schema_migrations (Version, Name) VALUES (10, 'trace_id_projection');

@@ -1,4 +1,4 @@
--- Tracehouse schema version 9 for a single node, database tracehouse.
+-- Tracehouse schema version 10 for a single node, database tracehouse.
 -- Written by `tracehouse schema print`; every statement is idempotent.
 
 -- database and schema version table
@@ -326,3 +326,14 @@ WHERE TraceId != ''
 GROUP BY TraceId;
 
 INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (9, 'trace_summaries');
+
+
+-- 0010_trace_id_projection
+ALTER TABLE otel_traces ADD PROJECTION IF NOT EXISTS by_trace_id (SELECT * ORDER BY TraceId)
+WITH SETTINGS (index_granularity = 1024);
+
+ALTER TABLE otel_traces MATERIALIZE PROJECTION by_trace_id;
+
+ALTER TABLE otel_traces MODIFY SETTING lightweight_mutation_projection_mode = 'rebuild';
+
+INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (10, 'trace_id_projection');
