@@ -359,7 +359,7 @@ INSERT INTO tracehouse.tracehouse_schema_migrations (Version, Name) VALUES (9, '
 ALTER TABLE tracehouse.otel_traces_local ON CLUSTER tracehouse ADD PROJECTION IF NOT EXISTS by_trace_id (SELECT * ORDER BY TraceId)
 WITH SETTINGS (index_granularity = 1024);
 
-ALTER TABLE tracehouse.otel_traces_local ON CLUSTER tracehouse MATERIALIZE PROJECTION by_trace_id;
+ALTER TABLE tracehouse.otel_traces_local ON CLUSTER tracehouse MATERIALIZE PROJECTION by_trace_id SETTINGS mutations_sync = 0;
 
 ALTER TABLE tracehouse.otel_traces_local ON CLUSTER tracehouse MODIFY SETTING lightweight_mutation_projection_mode = 'rebuild';
 

@@ -332,7 +332,7 @@ INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (9, 'trace_summa
 ALTER TABLE otel_traces ADD PROJECTION IF NOT EXISTS by_trace_id (SELECT * ORDER BY TraceId)
 WITH SETTINGS (index_granularity = 1024);
 
-ALTER TABLE otel_traces MATERIALIZE PROJECTION by_trace_id;
+ALTER TABLE otel_traces MATERIALIZE PROJECTION by_trace_id SETTINGS mutations_sync = 0;
 
 ALTER TABLE otel_traces MODIFY SETTING lightweight_mutation_projection_mode = 'rebuild';
 
