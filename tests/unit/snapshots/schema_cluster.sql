@@ -1,4 +1,4 @@
--- Tracehouse schema version 10 for cluster tracehouse, database tracehouse.
+-- Tracehouse schema version 11 for cluster tracehouse, database tracehouse.
 -- Written by `tracehouse schema print`; every statement is idempotent.
 
 -- database and schema version table
@@ -364,3 +364,9 @@ ALTER TABLE tracehouse.otel_traces_local ON CLUSTER tracehouse MATERIALIZE PROJE
 ALTER TABLE tracehouse.otel_traces_local ON CLUSTER tracehouse MODIFY SETTING lightweight_mutation_projection_mode = 'rebuild';
 
 INSERT INTO tracehouse.tracehouse_schema_migrations (Version, Name) VALUES (10, 'trace_id_projection');
+
+
+-- 0011_trace_summary_blocks
+ALTER TABLE tracehouse.tracehouse_traces_local ON CLUSTER tracehouse MODIFY SETTING min_compress_block_size = 4096, max_compress_block_size = 16384;
+
+INSERT INTO tracehouse.tracehouse_schema_migrations (Version, Name) VALUES (11, 'trace_summary_blocks');

@@ -1,4 +1,4 @@
--- Tracehouse schema version 10 for a single node, database tracehouse.
+-- Tracehouse schema version 11 for a single node, database tracehouse.
 -- Written by `tracehouse schema print`; every statement is idempotent.
 
 -- database and schema version table
@@ -337,3 +337,9 @@ ALTER TABLE otel_traces MATERIALIZE PROJECTION by_trace_id SETTINGS mutations_sy
 ALTER TABLE otel_traces MODIFY SETTING lightweight_mutation_projection_mode = 'rebuild';
 
 INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (10, 'trace_id_projection');
+
+
+-- 0011_trace_summary_blocks
+ALTER TABLE tracehouse_traces MODIFY SETTING min_compress_block_size = 4096, max_compress_block_size = 16384;
+
+INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (11, 'trace_summary_blocks');
