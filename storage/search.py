@@ -7,6 +7,9 @@ from typing import Any
 
 from tracehouse.storage.model import AttributeFilter, TraceQuery
 
+#: `key=value` for a value that is not empty: a missing key reads as '', so no mapContains, which
+#: would read the whole map rather than the key's bucket (migration 0012).
+_EQUALS_NOT_EMPTY = "SpanAttributes[{k}] = {v} OR ResourceAttributes[{k}] = {v}"
 _CONDITIONS = {
     "=": "(mapContains(SpanAttributes, {k}) AND SpanAttributes[{k}] = {v})"
     " OR (mapContains(ResourceAttributes, {k}) AND ResourceAttributes[{k}] = {v})",
@@ -159,4 +162,6 @@ def _conditions(query: TraceQuery) -> tuple[list[str], dict[str, Any]]:
 
 def _attribute_condition(attribute: AttributeFilter, i: int) -> str:
     template = _CONDITIONS[attribute.op]  # KeyError is a programming error: the API validates ops
+    if attribute.op == "=" and attribute.value:
+        template = _EQUALS_NOT_EMPTY
     return template.replace("{k}", f"{{k{i}:String}}").replace("{v}", f"{{v{i}:String}}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,7 +80,7 @@ def seeded(store: ClickHouseStore) -> dict[str, str]:
             S("gateway", "GET /checkout", 0, 2500, None, {"http.status_code": "504"}, {"env": "staging"}),
             S("payments", "charge", 10, 2400, 0, {"card": "amex"}),
         ],
-        "lonely": [S("cron", "cleanup", 0, 5, None, {"job": "it's \\ weird"})],
+        "lonely": [S("cron", "cleanup", 0, 5, None, {"job": "it's \\ weird", "note": ""})],
         "late": [  # the newest: its root starts inside the window, a child 2 hours later
             S("gateway", "GET /report", 0, 10, None, {}, {"env": "prod"}),
             S("reports", "render", 7_200_000, 50, 0),
@@ -133,6 +134,8 @@ def test_duration_bounds_apply_to_one_span(store: ClickHouseStore, seeded: dict[
         (attr("card", "absent") + attr("env", "absent"), ["lonely", "browse", "checkout"]),
         (attr("env", "=", "prod") + attr("http.status_code", "=", "200"), ["browse", "checkout"]),
         (attr("job", "=", "it's \\ weird"), ["lonely"]),
+        (attr("note", "=", ""), ["lonely"]),  # present and empty; absent is not equal to ''
+        (attr("env", "=", "") + attr("service.name", "=", "cron"), []),
         (attr("no.such.key", "exists"), []),
     ],
 )
@@ -279,3 +282,37 @@ def test_the_calls_of_an_edge_to_a_database_queue_or_peer(store: ClickHouseStore
     assert search(store, service="api", peer="orders") == [shop]
     assert search(store, service="api", peer="ledger") == [shop]
     assert search(store, service="worker", peer="orders") == [shop]  # a queue's consumer reads it
+
+
+def test_attribute_search_on_merged_parts_with_map_buckets(store: ClickHouseStore) -> None:
+    """Merged parts store maps in buckets of keys (migration 0012); every operator reads them right."""
+    batch = SpanBatch()
+    ids = []
+    for i in range(300):
+        attrs = {f"k{j}": f"v{(i + j) % 7}" for j in range(8)}
+        if i % 3 == 0:
+            attrs["rare"] = "" if i % 2 else f"r{i}"
+        ids.append(add_trace(batch, NOW - (300 - i) * 1000 * MS, [S(f"svc{i % 4}", "op", 0, 1, None, attrs)]))
+    store.write(batch)
+    store.client().command("OPTIMIZE TABLE otel_traces FINAL")
+    substreams = store.client().query(
+        "SELECT substreams FROM system.parts_columns WHERE database = currentDatabase() AND active "
+        "AND table = 'otel_traces' AND column = 'SpanAttributes'"
+    ).result_rows
+    assert len(substreams) == 1, "one merged part"
+    buckets = {name.split(".")[1] for name in substreams[0][0] if re.match(r"SpanAttributes\.\d+%2Ekeys$", name)}
+    assert len(buckets) > 1, substreams
+
+    def found(*filters: AttributeFilter) -> set[str]:
+        return set(search(store, attributes=filters, limit=1000))
+
+    expect = {ids[i] for i in range(300) if (i + 2) % 7 == 3}
+    assert found(AttributeFilter("k2", "=", "v3")) == expect
+    assert found(AttributeFilter("k2", "!=", "v3")) == set(ids) - expect
+    assert found(AttributeFilter("k5", "=~", "^v[01]$")) == {ids[i] for i in range(300) if (i + 5) % 7 in (0, 1)}
+    assert found(AttributeFilter("rare", "exists")) == {ids[i] for i in range(0, 300, 3)}
+    assert found(AttributeFilter("rare", "=", "")) == {ids[i] for i in range(3, 300, 6)}
+    assert found(AttributeFilter("rare", "=", "r6")) == {ids[6]}
+    assert found(AttributeFilter("rare", "absent"), AttributeFilter("k0", "=", "v1")) == {
+        ids[i] for i in range(300) if i % 3 and i % 7 == 1
+    }

@@ -1,4 +1,4 @@
--- Tracehouse schema version 11 for cluster tracehouse, database tracehouse.
+-- Tracehouse schema version 12 for cluster tracehouse, database tracehouse.
 -- Written by `tracehouse schema print`; every statement is idempotent.
 
 -- database and schema version table
@@ -357,7 +357,7 @@ INSERT INTO tracehouse.tracehouse_schema_migrations (Version, Name) VALUES (9, '
 
 -- 0010_trace_id_projection
 ALTER TABLE tracehouse.otel_traces_local ON CLUSTER tracehouse ADD PROJECTION IF NOT EXISTS by_trace_id (SELECT * ORDER BY TraceId)
-WITH SETTINGS (index_granularity = 1024);
+WITH SETTINGS (index_granularity = 1024, map_serialization_version = 'basic');
 
 ALTER TABLE tracehouse.otel_traces_local ON CLUSTER tracehouse MATERIALIZE PROJECTION by_trace_id SETTINGS mutations_sync = 0;
 
@@ -370,3 +370,11 @@ INSERT INTO tracehouse.tracehouse_schema_migrations (Version, Name) VALUES (10, 
 ALTER TABLE tracehouse.tracehouse_traces_local ON CLUSTER tracehouse MODIFY SETTING min_compress_block_size = 4096, max_compress_block_size = 16384;
 
 INSERT INTO tracehouse.tracehouse_schema_migrations (Version, Name) VALUES (11, 'trace_summary_blocks');
+
+
+-- 0012_attribute_buckets
+ALTER TABLE tracehouse.otel_traces_local ON CLUSTER tracehouse MODIFY SETTING map_serialization_version = 'with_buckets',
+    map_serialization_version_for_zero_level_parts = 'basic', map_buckets_strategy = 'linear',
+    map_buckets_coefficient = 1, max_buckets_in_map = 16, map_buckets_min_avg_size = 4;
+
+INSERT INTO tracehouse.tracehouse_schema_migrations (Version, Name) VALUES (12, 'attribute_buckets');

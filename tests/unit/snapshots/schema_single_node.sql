@@ -1,4 +1,4 @@
--- Tracehouse schema version 11 for a single node, database tracehouse.
+-- Tracehouse schema version 12 for a single node, database tracehouse.
 -- Written by `tracehouse schema print`; every statement is idempotent.
 
 -- database and schema version table
@@ -330,7 +330,7 @@ INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (9, 'trace_summa
 
 -- 0010_trace_id_projection
 ALTER TABLE otel_traces ADD PROJECTION IF NOT EXISTS by_trace_id (SELECT * ORDER BY TraceId)
-WITH SETTINGS (index_granularity = 1024);
+WITH SETTINGS (index_granularity = 1024, map_serialization_version = 'basic');
 
 ALTER TABLE otel_traces MATERIALIZE PROJECTION by_trace_id SETTINGS mutations_sync = 0;
 
@@ -343,3 +343,11 @@ INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (10, 'trace_id_p
 ALTER TABLE tracehouse_traces MODIFY SETTING min_compress_block_size = 4096, max_compress_block_size = 16384;
 
 INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (11, 'trace_summary_blocks');
+
+
+-- 0012_attribute_buckets
+ALTER TABLE otel_traces MODIFY SETTING map_serialization_version = 'with_buckets',
+    map_serialization_version_for_zero_level_parts = 'basic', map_buckets_strategy = 'linear',
+    map_buckets_coefficient = 1, max_buckets_in_map = 16, map_buckets_min_avg_size = 4;
+
+INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (12, 'attribute_buckets');
