@@ -295,10 +295,14 @@ def test_attribute_search_on_merged_parts_with_map_buckets(store: ClickHouseStor
         ids.append(add_trace(batch, NOW - (300 - i) * 1000 * MS, [S(f"svc{i % 4}", "op", 0, 1, None, attrs)]))
     store.write(batch)
     store.client().command("OPTIMIZE TABLE otel_traces FINAL")
-    substreams = store.client().query(
-        "SELECT substreams FROM system.parts_columns WHERE database = currentDatabase() AND active "
-        "AND table = 'otel_traces' AND column = 'SpanAttributes'"
-    ).result_rows
+    substreams = (
+        store.client()
+        .query(
+            "SELECT substreams FROM system.parts_columns WHERE database = currentDatabase() AND active "
+            "AND table = 'otel_traces' AND column = 'SpanAttributes'"
+        )
+        .result_rows
+    )
     assert len(substreams) == 1, "one merged part"
     buckets = {name.split(".")[1] for name in substreams[0][0] if re.match(r"SpanAttributes\.\d+%2Ekeys$", name)}
     assert len(buckets) > 1, substreams
