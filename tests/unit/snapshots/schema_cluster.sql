@@ -357,7 +357,8 @@ INSERT INTO tracehouse.tracehouse_schema_migrations (Version, Name) VALUES (9, '
 
 -- 0010_trace_id_projection
 ALTER TABLE tracehouse.otel_traces_local ON CLUSTER tracehouse ADD PROJECTION IF NOT EXISTS by_trace_id (SELECT * ORDER BY TraceId)
-WITH SETTINGS (index_granularity = 1024, map_serialization_version = 'basic');
+WITH SETTINGS (index_granularity = 1024, map_serialization_version = 'basic',
+    min_bytes_for_wide_part = 1000000000000, min_rows_for_wide_part = 1000000000000);
 
 ALTER TABLE tracehouse.otel_traces_local ON CLUSTER tracehouse MATERIALIZE PROJECTION by_trace_id SETTINGS mutations_sync = 0;
 

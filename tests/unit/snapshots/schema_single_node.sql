@@ -330,7 +330,8 @@ INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (9, 'trace_summa
 
 -- 0010_trace_id_projection
 ALTER TABLE otel_traces ADD PROJECTION IF NOT EXISTS by_trace_id (SELECT * ORDER BY TraceId)
-WITH SETTINGS (index_granularity = 1024, map_serialization_version = 'basic');
+WITH SETTINGS (index_granularity = 1024, map_serialization_version = 'basic',
+    min_bytes_for_wide_part = 1000000000000, min_rows_for_wide_part = 1000000000000);
 
 ALTER TABLE otel_traces MATERIALIZE PROJECTION by_trace_id SETTINGS mutations_sync = 0;
 
