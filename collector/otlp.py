@@ -137,7 +137,25 @@ class _Check:
 
     def drop_invalid(self, spans: Any, rejected: list[str]) -> int:
         """Remove the invalid spans of a repeated field, recording why; returns how many stay."""
-        invalid = [i for i, span in enumerate(spans) if self.problem(span)]
+        earliest, latest = self.bounds
+        invalid = []
+        for i, span in enumerate(spans):
+            # The common case inline (a third of the decoding time went to the calls below);
+            # anything unusual, events included, gets the full check.
+            trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+            if (
+                len(trace_id) == 16
+                and len(span_id) == 8
+                and len(parent) in (0, 8)
+                and earliest <= span.start_time_unix_nano <= latest
+                and span.end_time_unix_nano <= latest
+                and trace_id != _ZERO_TRACE
+                and span_id != _ZERO_SPAN
+                and not span.events
+            ):
+                continue
+            if self.problem(span):
+                invalid.append(i)
         for i in reversed(invalid):
             rejected.append(self.problem(spans[i]) or "")
             del spans[i]

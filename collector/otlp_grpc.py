@@ -70,6 +70,7 @@ def _export(
             try:
                 with budget.lease() as lease:
                     lease.reserve(len(request))
+                    pipeline.refuse_early()
                     decoded = decode_protobuf(request, config.window)
                     metrics.rejected.labels("otlp_grpc").inc(decoded.rejected)
                     await pipeline.submit(decoded.payload)

@@ -61,6 +61,7 @@ def build_otlp_http_app(
                 )
             with budget.lease() as lease:
                 body = await read_body(request, config.max_body_bytes, lease)
+                pipeline.refuse_early()
                 decoded = decode_json(body, config.window) if media == JSON else decode_protobuf(body, config.window)
                 del body  # the payload holds its own copy; the lease counts one while it waits
                 metrics.rejected.labels("otlp_http").inc(decoded.rejected)

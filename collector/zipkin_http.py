@@ -58,6 +58,7 @@ def build_zipkin_app(
             decode = _decoder(request.headers.get("content-type", ""))
             with budget.lease() as lease:
                 body = await read_body(request, config.max_body_bytes, lease)
+                pipeline.refuse_early()
                 lease.reserve(2 * len(body))  # the decoded columns are Python objects, larger than the JSON
                 decoded = _kept(decode(body).within(config.window))
                 metrics.rejected.labels("zipkin").inc(decoded.rejected)

@@ -79,3 +79,45 @@ def test_requests_past_the_byte_budget_are_refused_at_once(store: ClickHouseStor
             sock.close()
 
     asyncio.run(scenario())
+
+
+def test_a_full_queue_refuses_before_decoding(store: ClickHouseStore) -> None:
+    """Under overload a request is refused before it is parsed: a body that would be a 400 gets
+    the retryable 503 of a full queue, so refused requests cost no decoding."""
+    config = CollectorConfig(max_queued_spans=1, flush_spans=1, flush_interval=30)
+    config.validate()
+
+    async def scenario() -> None:
+        pipeline = Pipeline(store, config)
+        app = build_otlp_http_app(pipeline, config, IngestMetrics(), ByteBudget(config.max_inflight_bytes))
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1/traces"
+        headers = {"content-type": "application/x-protobuf"}
+        flushing: asyncio.Task[None] | None = None
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                # The pipeline is not running yet: the first request's span stays queued.
+                first = asyncio.create_task(client.post(url, content=request_of(KiB), headers=headers))
+                async with asyncio.timeout(30):
+                    while pipeline.queued_spans == 0:
+                        await asyncio.sleep(0.01)
+                refused = await client.post(url, content=b"\xff not protobuf", headers=headers)
+                assert refused.status_code == 503, refused.content
+                assert refused.headers["retry-after"] == "1"
+                flushing = asyncio.create_task(pipeline.run())
+                assert (await first).status_code == 200
+                malformed = await client.post(url, content=b"\xff not protobuf", headers=headers)
+                assert malformed.status_code == 400  # with room in the queue, it is decoded
+        finally:
+            server.should_exit = True
+            await serving
+            await pipeline.close()
+            if flushing is not None:
+                await flushing
+            sock.close()
+
+    asyncio.run(scenario())
