@@ -54,22 +54,23 @@ def main() -> None:
 
 
 def in_process(data: list[bytes], spans_per_request: int, workers: int = 2) -> float:
-    """Validate + insert, 20 requests per insert (the pipeline's group commit), `workers`
-    inserts at once (the pipeline's default flush workers): 1.2M spans timed after 100k of
-    warm-up, so that merges run as they do in a steady stream."""
+    """Validate + insert, 45 requests per insert (~16 MiB, the pipeline's default `flush_bytes`
+    for this data set), `workers` inserts at once (its default flush workers): 1.2M spans timed
+    after ~100k of warm-up, so that merges run as they do in a steady stream."""
     from tracehouse.collector import decode_protobuf
     from tracehouse.storage import OtlpPayload, StoreConfig, open_store
 
     with tempfile.TemporaryDirectory() as directory:
         store = open_store(StoreConfig(dsn=f"chdb://{directory}"), writers=workers)
-        groups = [data[i : i + 20] for i in range(0, len(data), 20)] * 6
+        requests = data * 6
+        groups = [requests[i : i + 45] for i in range(0, len(requests), 45)]
 
         def insert(group: list[bytes]) -> None:
             store.write_otlp(OtlpPayload.concat([decode_protobuf(body).payload for body in group]))
 
         try:
             with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-                list(pool.map(insert, groups[:5]))  # warm-up: the engine's first parts and merges
+                list(pool.map(insert, groups[:2]))  # warm-up: the engine's first parts and merges
             started = time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(workers) as pool:
                 list(pool.map(insert, groups))

@@ -107,7 +107,7 @@ SERVE_OPTIONS = (
         "TOKEN",
         "none (API and UI open to whoever reaches the port)",
     ),
-    Option("--link-interval", "seconds between runs of the dependency linker", 30.0, float, "SECONDS"),
+    Option("--link-interval", "seconds between runs of the dependency linker", 60.0, float, "SECONDS"),
     Option(
         "--hystrix-streams",
         "hystrix.stream URLs to pull, comma-separated, each [CLUSTER=]URL; dns+http://name:port/path "
@@ -184,7 +184,7 @@ class ServeConfig:
     collector: CollectorConfig
     query: QueryConfig
     log_level: str = "info"
-    link_interval: float = 30.0
+    link_interval: float = 60.0
     hystrix_streams: tuple[str, ...] = ()
     hystrix_streams_file: Path | None = None
 
@@ -226,7 +226,7 @@ class CollectorProcessConfig:
     store: StoreConfig
     collector: CollectorConfig
     log_level: str = "info"
-    link_interval: float = 30.0
+    link_interval: float = 60.0
     hystrix_streams: tuple[str, ...] = ()
     hystrix_streams_file: Path | None = None
 
