@@ -53,10 +53,10 @@ SERVE_OPTIONS = (
         "--store-memory-limit",
         "bytes the embedded ClickHouse may use (max_server_memory_usage); past it inserts are spooled and "
         "queries answer 503; 0: the engine's default (0.9 of RAM). Ignored for a ClickHouse server",
-        1024 * 1024 * 1024,
+        768 * 1024 * 1024,
         int,
         "BYTES",
-        "1 GiB",
+        "768 MiB",
     ),
     Option("--flush-interval", "seconds a request may wait to be batched with others", 0.2, float, "SECONDS"),
     Option("--flush-workers", "inserts that may run at once", 2, int, "N"),

@@ -237,8 +237,8 @@ def test_ingest_token_is_required_when_set(tmp_path: Path) -> None:
 
 
 def test_the_embedded_engine_runs_within_its_memory_limit(server: Server, tmp_path: Path) -> None:
-    """--store-memory-limit reaches the engine (1 GiB by default)."""
-    assert server.api("/healthz").json()["storeMemoryLimitBytes"] == 1024**3
+    """--store-memory-limit reaches the engine (768 MiB by default)."""
+    assert server.api("/healthz").json()["storeMemoryLimitBytes"] == 768 * 1024**2
     limited = start_server(tmp_path / "limited", "--store-memory-limit", str(400 * 1024 * 1024))
     try:
         assert limited.api("/healthz").json()["storeMemoryLimitBytes"] == 400 * 1024 * 1024
