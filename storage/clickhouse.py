@@ -114,9 +114,11 @@ class ClickHouseStore:
 
     def find_traces(self, query: TraceQuery) -> list[TraceSummary]:
         plan = search.NewestFirst(query)
+        summaries: dict[str, TraceSummary] = {}  # kept from window to window
         while True:
             candidates = [(row[0], int(row[1])) for row in self._run(*plan.candidates())]
-            summaries = self._summaries([trace_id for trace_id, _ in candidates])
+            if plan.may_answer(candidates):
+                summaries.update(self._summaries([t for t, _ in candidates if t not in summaries]))
             ids = plan.answer(candidates, {trace_id: s.start_ns for trace_id, s in summaries.items()})
             if ids is not None:
                 return [summaries[trace_id] for trace_id in ids]

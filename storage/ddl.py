@@ -59,7 +59,8 @@ PLACEMENT: dict[str, Placement] = {
     VERSION_TABLE_NAME: EveryNode(),
     "otel_traces": Sharded("cityHash64(TraceId)"),
     "otel_traces_trace_id_ts": Sharded("cityHash64(TraceId)"),
-    "tracehouse_traces": Sharded("cityHash64(TraceId)"),
+    "tracehouse_traces": Sharded("cityHash64(TraceId)"),  # until 0014
+    "tracehouse_trace_summaries": Sharded("cityHash64(TraceId)"),
     "tracehouse_operations": Sharded("cityHash64(ServiceName, SpanName)"),
     "otel_traces_otlp": PerNode(),
     "tracehouse_red_1m": Sharded("cityHash64(ServiceName, SpanName, SpanKind)"),
@@ -155,6 +156,8 @@ _FROM = re.compile(r"\bFROM (\w+)\b")
 _JOINED = re.compile(r"(?<!ARRAY )\bJOIN (\w+)\b")  # ARRAY JOIN unnests columns: no table
 _CREATE_FUNCTION = re.compile(r"^CREATE FUNCTION IF NOT EXISTS (\w+) AS ")
 _ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+) ")
+_DROP = re.compile(r"^DROP (VIEW|TABLE) IF EXISTS (\w+)$")
+_INSERT_SELECT = re.compile(r"^INSERT INTO (\w+)\s+SELECT\s", re.S)
 
 
 def cluster_statement(statement: str, target: Target) -> list[str]:
@@ -168,6 +171,10 @@ def cluster_statement(statement: str, target: Target) -> list[str]:
         return [f"CREATE FUNCTION IF NOT EXISTS {match[1]}{target.on_cluster} AS {statement[match.end() :]}"]
     if match := _ALTER_TABLE.match(statement):
         return [_alter(match[1], statement[match.end() :], target)]
+    if match := _DROP.match(statement):
+        return _drop(match[1], match[2], target)
+    if match := _INSERT_SELECT.match(statement):
+        return [_copy(match[1], statement, target)]
     raise ValueError(f"no cluster form for this statement (add a rule to storage/ddl.py): {statement[:80]!r}")
 
 
@@ -208,6 +215,29 @@ def _alter(name: str, change: str, target: Target) -> str:
         raise ValueError(f"table {name}: a per-node table has no rows to alter")
     table = name + LOCAL_SUFFIX if isinstance(placement, Sharded) else name
     return f"ALTER TABLE {_name(target, table)}{target.on_cluster} {change}"
+
+
+def _drop(kind: str, name: str, target: Target) -> list[str]:
+    """A view is on every node; a sharded table is its Distributed table and its local tables
+    (SYNC: the replicas leave Keeper before the statement returns)."""
+    if kind == "VIEW":
+        return [f"DROP VIEW IF EXISTS {_name(target, name)}{target.on_cluster}"]
+    names = [name, name + LOCAL_SUFFIX] if isinstance(_placement(name), Sharded) else [name]
+    return [f"DROP TABLE IF EXISTS {_name(target, table)}{target.on_cluster} SYNC" for table in names]
+
+
+def _copy(name: str, statement: str, target: Target) -> str:
+    """`INSERT INTO t SELECT ... FROM s`, run once on one node: it reads every shard through the
+    Distributed tables and writes through them (rows go where t's key sends them). Subqueries
+    over a sharded table must be GLOBAL, or ClickHouse refuses a distributed IN in a distributed query."""
+    tables = [name, *_FROM.findall(statement)]
+    for table in tables:
+        if isinstance(_placement(table), PerNode):
+            raise ValueError(f"table {table}: a per-node table has no rows to copy")
+    if " IN (SELECT" in statement and " GLOBAL " not in statement:
+        raise ValueError(f"copy into {name}: a subquery over a sharded table must be GLOBAL IN")
+    qualified = _FROM.sub(lambda m: f"FROM {_name(target, m[1])}", statement)
+    return qualified.replace(f"INSERT INTO {name}", f"INSERT INTO {_name(target, name)}", 1)
 
 
 def _view(name: str, to: str, select: str, target: Target) -> str:

@@ -61,12 +61,12 @@ SELECT
     sum(Spans),
     sum(Errors),
     sumMap(Services)
-FROM tracehouse_traces
+FROM tracehouse_trace_summaries
 WHERE TraceId IN {ids:Array(String)}
 GROUP BY TraceId
 """
 
-# The same from the spans, for traces stored before tracehouse_traces existed (migration 0009).
+# The same from the spans, for traces stored before the summary table existed (migration 0009).
 SPAN_SUMMARIES = """
 SELECT
     TraceId,
@@ -94,8 +94,9 @@ WINDOW_GROWTH = 4
 class NewestFirst:
     """The search plan for one `TraceQuery`: windows ending at `end_ns`, newest first, growing
     until the newest `limit` traces are certain, so a search reads the minutes it needs rather
-    than the whole range. Call `candidates()`, run it, summarise the candidates, then
-    `answer()`: the trace ids, or None (the plan has moved on: call `candidates()` again).
+    than the whole range. Call `candidates()`, run it, summarise the candidates (when
+    `may_answer()`), then `answer()`: the trace ids, or None (the plan has moved on: call
+    `candidates()` again).
 
     Why the answer is exact: a trace missing from the candidates has no matching span newer
     than `bound` (the window's start, or the newest matching span of the last candidate when
@@ -114,6 +115,11 @@ class NewestFirst:
         where, params = _conditions(self.query)
         params.update(start=self.window_start, candidates=self.limit)
         return CANDIDATES.replace("{where}", "\n  AND ".join(where)), params
+
+    def may_answer(self, candidates: list[tuple[str, int]]) -> bool:
+        """Whether `answer` can end the search with these candidates; if not, it needs no starts
+        (fewer than `limit` candidates and more range to read: the plan moves on regardless)."""
+        return len(candidates) >= self.query.limit or self.window_start <= self.query.start_ns
 
     def answer(self, candidates: list[tuple[str, int]], starts: dict[str, int]) -> list[str] | None:
         """`candidates` as `candidates()` found them, `starts` each one's start (ns)."""

@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tracehouse.storage import AttributeFilter, ClickHouseStore, InvalidQuery, SpanBatch, TraceQuery
+from tracehouse.storage import (
+    AttributeFilter,
+    ClickHouseStore,
+    InvalidQuery,
+    SpanBatch,
+    StoreConfig,
+    TraceQuery,
+    open_store,
+)
+from tracehouse.storage.client import connect, ensure_database
+from tracehouse.storage.migrate import VERSION_TABLE, VERSION_TABLE_NAME, migrations
 
 pytestmark = pytest.mark.integration
 
@@ -250,10 +260,52 @@ def test_traces_stored_before_the_trace_table_are_summarised_from_their_spans(
     store: ClickHouseStore, seeded: dict[str, str]
 ) -> None:
     before = store.find_traces(TraceQuery(start_ns=NOW - 3_600_000 * MS, end_ns=NOW + 60_000 * MS))
-    store.client().command("TRUNCATE TABLE tracehouse_traces")  # as if stored before migration 0009
+    store.client().command("TRUNCATE TABLE tracehouse_trace_summaries")  # as if stored before migration 0009
     after = store.find_traces(TraceQuery(start_ns=NOW - 3_600_000 * MS, end_ns=NOW + 60_000 * MS))
     assert after == before
     assert [s.trace_id for s in after] == named(seeded, "late", "lonely", "slow", "browse", "checkout")
+
+
+def test_upgrading_to_schema_13_keeps_the_summaries_of_stored_traces(store_config: StoreConfig) -> None:
+    """Migration 0013 moves the trace summaries to a table of smaller granules and copies the old
+    table's rows, merged; 0014 drops the old table. A store made at schema 12 answers the same."""
+    ensure_database(store_config)
+    client = connect(store_config)
+    client.command(VERSION_TABLE)
+    for migration in migrations(ttl_days=7)[:12]:
+        for statement in migration.statements:
+            client.command(statement)
+        client.insert(VERSION_TABLE_NAME, [[migration.version, migration.name]], column_names=["Version", "Name"])
+    client.close()
+    old = open_store(store_config, migrate=False)
+    first, second = SpanBatch(), SpanBatch()
+    ids = [add_trace(first, NOW - i * 1000 * MS, [S("web", f"GET /{i}", 0, 30, None), S("db", "query", 5, 9)])
+           for i in range(5)]  # fmt: skip
+    # one trace's spans in two inserts: two rows of the old table, which the copy must merge
+    late = add_trace(first, NOW - 9000 * MS, [S("web", "GET /late", 0, 40, None), S("auth", "check", 2, 3, error=True)])
+    add_trace(second, NOW - 9000 * MS, [S("web", "x", 10, 1)])
+    second.trace_id[0] = late
+    old.write(first)
+    old.write(second)
+    assert old.client().query("SELECT count() FROM tracehouse_traces").result_rows[0][0] == 7
+    old.close()
+
+    store = open_store(store_config)
+    try:
+        tables = {row[0] for row in store.client().query("SHOW TABLES").result_rows}
+        assert "tracehouse_traces" not in tables
+        assert "tracehouse_traces_mv" not in tables
+        rows = store.client().query("SELECT count() FROM tracehouse_trace_summaries").result_rows[0][0]
+        assert rows == 6  # one row per trace
+        query = TraceQuery(start_ns=NOW - 3_600_000 * MS, end_ns=NOW + 60_000 * MS)
+        upgraded = store.find_traces(query)
+        assert [s.trace_id for s in upgraded] == [*ids, late]
+        assert (upgraded[-1].span_count, upgraded[-1].error_count) == (3, 1)
+        store.client().command("TRUNCATE TABLE tracehouse_trace_summaries")
+        assert store.find_traces(query) == upgraded  # what the spans themselves say
+    finally:
+        store.client().command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": store_config.database})
+        store.close()
 
 
 def test_the_calls_of_a_service_map_edge(store: ClickHouseStore, seeded: dict[str, str]) -> None:

@@ -74,8 +74,12 @@ def created(kind: str) -> dict[str, str]:
 def test_every_cluster_statement_is_idempotent_and_on_the_cluster() -> None:
     for statement in cluster_statements():
         first = statement.split("\n")[0]
+        if statement.startswith("INSERT INTO"):
+            # A copy runs once, on one node, and skips the rows an earlier run copied.
+            assert "GLOBAL NOT IN (SELECT" in statement, statement
+            continue
         # MATERIALIZE and MODIFY SETTING end in the same state however often they run.
-        assert " IF NOT EXISTS " in first or re.search(r" (MATERIALIZE PROJECTION|MODIFY SETTING) ", first), first
+        assert re.search(r" IF (NOT )?EXISTS | (MATERIALIZE PROJECTION|MODIFY SETTING) ", first), first
         assert " ON CLUSTER tracehouse" in statement.split("(")[0].split("\n")[0] or statement.startswith(
             "CREATE FUNCTION"
         )
@@ -150,6 +154,14 @@ def test_views_over_spans_write_on_the_shard_and_the_otlp_view_through_the_distr
             "CREATE MATERIALIZED VIEW IF NOT EXISTS v TO otel_traces AS SELECT * FROM otel_traces JOIN other USING x",
             "one source table",
         ),
+        ("DROP TABLE IF EXISTS new_table", "no cluster placement"),
+        ("DROP TABLE otel_traces", "no cluster form for this statement"),
+        ("INSERT INTO otel_traces SELECT * FROM otel_traces_otlp", "per-node table has no rows to copy"),
+        (
+            "INSERT INTO tracehouse_traces SELECT * FROM otel_traces"
+            " WHERE TraceId NOT IN (SELECT TraceId FROM otel_traces)",
+            "must be GLOBAL IN",
+        ),
     ],
 )
 def test_statements_without_a_rule_are_refused_not_guessed(statement: str, why: str) -> None:
@@ -163,6 +175,25 @@ def test_alters_change_the_tables_that_hold_the_rows() -> None:
     assert all(forms), alters
     altered = {m[1] for m in forms if m}
     assert altered == {"otel_traces_local", "tracehouse_traces_local"}  # sharded: their local tables
+
+
+def test_a_dropped_table_goes_with_its_local_tables_and_a_copy_reads_and_writes_through_distributed_tables() -> None:
+    assert ddl.cluster_statement("DROP TABLE IF EXISTS tracehouse_traces", CLUSTER) == [
+        "DROP TABLE IF EXISTS tracehouse.tracehouse_traces ON CLUSTER tracehouse SYNC",
+        "DROP TABLE IF EXISTS tracehouse.tracehouse_traces_local ON CLUSTER tracehouse SYNC",
+    ]
+    assert ddl.cluster_statement("DROP TABLE IF EXISTS tracehouse_links_1m", CLUSTER) == [
+        "DROP TABLE IF EXISTS tracehouse.tracehouse_links_1m ON CLUSTER tracehouse SYNC"
+    ]
+    assert ddl.cluster_statement("DROP VIEW IF EXISTS tracehouse_traces_mv", CLUSTER) == [
+        "DROP VIEW IF EXISTS tracehouse.tracehouse_traces_mv ON CLUSTER tracehouse"
+    ]
+    (copy,) = [s for s in cluster_statements() if s.startswith("INSERT INTO")]
+    assert copy == (
+        "INSERT INTO tracehouse.tracehouse_trace_summaries\n"
+        "SELECT * FROM tracehouse.tracehouse_traces FINAL\n"
+        "WHERE TraceId GLOBAL NOT IN (SELECT TraceId FROM tracehouse.tracehouse_trace_summaries)"
+    )
 
 
 def test_cluster_names_needing_quotes_are_quoted() -> None:

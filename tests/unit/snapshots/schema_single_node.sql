@@ -1,4 +1,4 @@
--- Tracehouse schema version 12 for a single node, database tracehouse.
+-- Tracehouse schema version 14 for a single node, database tracehouse.
 -- Written by `tracehouse schema print`; every statement is idempotent.
 
 -- database and schema version table
@@ -352,3 +352,47 @@ ALTER TABLE otel_traces MODIFY SETTING map_serialization_version = 'with_buckets
     map_buckets_coefficient = 1, max_buckets_in_map = 16, map_buckets_min_avg_size = 4;
 
 INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (12, 'attribute_buckets');
+
+
+-- 0013_trace_summary_granules
+CREATE TABLE IF NOT EXISTS tracehouse_trace_summaries (
+    TraceId String CODEC(ZSTD(1)),
+    Start SimpleAggregateFunction(min, DateTime64(9)) CODEC(ZSTD(1)),
+    End SimpleAggregateFunction(max, DateTime64(9)) CODEC(ZSTD(1)),
+    Root SimpleAggregateFunction(min, Tuple(UInt8, DateTime64(9), String, String)) CODEC(ZSTD(1)),
+    Spans SimpleAggregateFunction(sum, UInt64) CODEC(ZSTD(1)),
+    Errors SimpleAggregateFunction(sum, UInt64) CODEC(ZSTD(1)),
+    Services SimpleAggregateFunction(sumMap, Tuple(Array(String), Array(UInt64))) CODEC(ZSTD(1))
+) ENGINE = AggregatingMergeTree
+ORDER BY TraceId
+TTL toDateTime(End) + toIntervalDay(7)
+SETTINGS index_granularity = 256, min_compress_block_size = 4096, max_compress_block_size = 16384,
+    non_replicated_deduplication_window = 1000, fsync_after_insert = 1, fsync_part_directory = 1;
+
+DROP VIEW IF EXISTS tracehouse_traces_mv;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS tracehouse_trace_summaries_mv
+TO tracehouse_trace_summaries
+AS SELECT
+    TraceId,
+    min(Timestamp) AS Start,
+    max(Timestamp + toIntervalNanosecond(least(Duration, 31536000000000000))) AS End,
+    min((ParentSpanId != '', Timestamp, toString(ServiceName), toString(SpanName))) AS Root,
+    count() AS Spans,
+    countIf(StatusCode = 'Error') AS Errors,
+    sumMap([toString(ServiceName)], [toUInt64(1)]) AS Services
+FROM otel_traces
+WHERE TraceId != ''
+GROUP BY TraceId;
+
+INSERT INTO tracehouse_trace_summaries
+SELECT * FROM tracehouse_traces FINAL
+WHERE TraceId GLOBAL NOT IN (SELECT TraceId FROM tracehouse_trace_summaries);
+
+INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (13, 'trace_summary_granules');
+
+
+-- 0014_drop_old_trace_summaries
+DROP TABLE IF EXISTS tracehouse_traces;
+
+INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (14, 'drop_old_trace_summaries');
