@@ -21,9 +21,15 @@ from dataclasses import dataclass
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.errors import Overloaded, PayloadTooLarge, RejectedByStore, StoreDown
 from tracehouse.collector.spool import Spool, Spooled, SpoolFull
-from tracehouse.storage import OtlpPayload, SpanBatch, SpanWriter, StorageError, StoreRejected
+from tracehouse.storage import OtlpPayload, SpanBatch, SpanWriter, StorageError, StoreBusy, StoreRejected
 
 log = logging.getLogger(__name__)
+
+#: A busy store (out of memory, too many parts) gets the insert again after each of these
+#: pauses, alone: other inserts finish first and no new one starts until it is through. Only
+#: then is the batch spooled — spooling is for a store that is down, and while anything is
+#: spooled every newer batch goes through the spool too (order is kept), at a fraction of the rate.
+BUSY_PAUSES = (0.05, 0.25, 1.0)
 
 #: What decoders hand to the pipeline: columns (Zipkin) or validated OTLP bytes.
 Batch = SpanBatch | OtlpPayload
@@ -55,6 +61,12 @@ class Pipeline:
         self._closing = False
         self.written_spans = 0
         self.spooled_spans = 0
+        self.busy_retries = 0
+        self._inserting = 0
+        self._insert_ended = asyncio.Event()
+        self._may_insert = asyncio.Event()  # cleared while a busy retry waits to run alone
+        self._may_insert.set()
+        self._retry_alone = asyncio.Lock()
         self.flush_observer: Callable[[float], None] | None = None  # seconds per durable flush
 
     @property
@@ -181,7 +193,7 @@ class Pipeline:
         # While older batches wait in the spool, newer ones queue behind them (order is kept).
         if self._spool is None or not len(self._spool):
             try:
-                await asyncio.to_thread(self._write, batch)
+                await self._insert(batch)
                 self.written_spans += len(batch)
                 return None
             except StoreRejected as exc:
@@ -195,6 +207,41 @@ class Pipeline:
                 log.exception("unexpected error storing %d spans", len(batch))
                 return StoreDown(f"internal error storing the spans, retry later: {type(exc).__name__}")
         return await self._to_spool(batch)
+
+    async def _insert(self, batch: Batch) -> None:
+        """Write `batch`; when the store is busy, again after each of `BUSY_PAUSES`, alone."""
+        await self._may_insert.wait()
+        try:
+            await self._write_counted(batch)
+            return
+        except StoreBusy as exc:
+            error = exc
+        async with self._retry_alone:
+            self._may_insert.clear()
+            try:
+                for pause in BUSY_PAUSES:
+                    log.info("the store is busy, writing %d spans again alone in %g s: %s", len(batch), pause, error)
+                    self.busy_retries += 1
+                    await asyncio.sleep(pause)
+                    while self._inserting:
+                        self._insert_ended.clear()
+                        await self._insert_ended.wait()
+                    try:
+                        await self._write_counted(batch)
+                        return
+                    except StoreBusy as exc:
+                        error = exc
+            finally:
+                self._may_insert.set()
+        raise error
+
+    async def _write_counted(self, batch: Batch) -> None:
+        self._inserting += 1
+        try:
+            await asyncio.to_thread(self._write, batch)
+        finally:
+            self._inserting -= 1
+            self._insert_ended.set()
 
     def _write(self, batch: Batch) -> None:
         if isinstance(batch, OtlpPayload):

@@ -22,7 +22,7 @@ from tracehouse.storage import breakers, linker, red, search, sql
 from tracehouse.storage.batch import COLUMNS, OtlpPayload, SpanBatch
 from tracehouse.storage.client import connect, ensure_database
 from tracehouse.storage.config import StoreConfig
-from tracehouse.storage.errors import InvalidQuery, StorageError, StoreRejected, StoreUnavailable
+from tracehouse.storage.errors import InvalidQuery, StorageError, StoreBusy, StoreRejected, StoreUnavailable
 from tracehouse.storage.linker import CONSUMER_KIND
 from tracehouse.storage.lock import DataDirLock
 from tracehouse.storage.migrate import apply_migrations, recorded_versions
@@ -271,6 +271,8 @@ class ClickHouseStore:
 #: parts, timeouts, network, read-only replicas, cancelled queries, Keeper, unknown insert status.
 _TRANSIENT_CODES = frozenset({3, 159, 202, 209, 210, 236, 241, 242, 252, 319, 394, 425, 999})
 _CODE = re.compile(r"Code: (\d+)\.")
+#: Of those, what passes in a moment: memory limit exceeded, too many parts, too many queries.
+_BUSY_CODES = frozenset({202, 241, 252})
 
 
 #: Errors caused by what a reader asked for: a regex that does not compile, a bad pattern.
@@ -308,10 +310,13 @@ def _summary(row: Sequence[Any]) -> TraceSummary:
 
 def insert_error(exc: ClickHouseError, what: str) -> StorageError:
     """`StoreRejected` when ClickHouse refused the data itself (a parse error, an overflow —
-    it would refuse it again), else `StoreUnavailable` (connection lost, overloaded ...)."""
+    it would refuse it again), `StoreBusy` when it lacked memory or parts for it just now, else
+    `StoreUnavailable` (connection lost ...)."""
     match = _CODE.search(str(exc))
     if isinstance(exc, DatabaseError) and match and int(match[1]) not in _TRANSIENT_CODES:
         return StoreRejected(f"{what}: {exc}")
+    if match and int(match[1]) in _BUSY_CODES:
+        return StoreBusy(f"{what}: {exc}")
     return StoreUnavailable(f"{what}: {exc}")
 
 

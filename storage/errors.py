@@ -9,6 +9,11 @@ class StoreUnavailable(StorageError):
     """The store could not be reached or refused the operation; retrying later may work."""
 
 
+class StoreBusy(StoreUnavailable):
+    """The store is short of memory (or of parts, or of query slots) for this operation right
+    now: it may well succeed alone, in a moment, without waiting for the store to come back."""
+
+
 class StoreRejected(StorageError):
     """The store refused the data itself (it would refuse it again): do not retry it."""
 

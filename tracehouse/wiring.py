@@ -117,7 +117,12 @@ class Ingest:
             )
         self.pipeline = Pipeline(store, cc, self.spool)
         self.metrics = IngestMetrics()
-        self.metrics.watch(lambda: self.pipeline.queued_spans, lambda: self.pipeline.written_spans, self.spool)
+        self.metrics.watch(
+            lambda: self.pipeline.queued_spans,
+            lambda: self.pipeline.written_spans,
+            lambda: self.pipeline.busy_retries,
+            self.spool,
+        )
         self.pipeline.flush_observer = self.metrics.flush_seconds.observe
         self._pipeline_task = asyncio.create_task(self.pipeline.run(), name="pipeline")
         self.budget = ByteBudget(cc.max_inflight_bytes)  # shared by every ingest protocol

@@ -16,8 +16,9 @@ from tests.spans import full_batch
 from tests.unit.test_otlp_decode import sdk_spans
 from tracehouse.collector import CollectorConfig, Overloaded, Pipeline, Spool, decode_protobuf
 from tracehouse.collector.errors import PayloadTooLarge, StoreDown
+from tracehouse.collector.pipeline import BUSY_PAUSES
 from tracehouse.collector.spool import encode
-from tracehouse.storage import ClickHouseStore, OtlpPayload, SpanBatch, StoreUnavailable
+from tracehouse.storage import ClickHouseStore, OtlpPayload, SpanBatch, StoreBusy, StoreUnavailable
 
 pytestmark = pytest.mark.integration
 
@@ -260,3 +261,78 @@ def test_one_request_larger_than_the_queue_is_too_large(store: ClickHouseStore) 
             await pipeline.submit(full_batch(spans=11))
 
     asyncio.run(run_pipeline(pipeline, scenario()))
+
+
+class BusyWriter:
+    """The real store behind a writer that answers `StoreBusy` (as ClickHouse does when an insert
+    exceeds its memory limit) to the first `busy` writes of the batches named in `busy_for`,
+    and logs when each write starts and ends. `hold` keeps the write of batch `held` running."""
+
+    def __init__(self, store: ClickHouseStore, busy_for: dict[str, int], held: str = "") -> None:
+        self.store = store
+        self.busy_for = busy_for
+        self.held = held
+        self.hold = threading.Event()
+        self.log: list[tuple[str, str]] = []
+
+    def write(self, batch: SpanBatch) -> None:
+        name = batch.span_name[0]
+        self.log.append(("start", name))
+        if self.busy_for.get(name, 0):
+            self.busy_for[name] -= 1
+            self.log.append(("busy", name))
+            raise StoreBusy("injected fault: Code: 241. DB::Exception: (total) memory limit exceeded")
+        if name == self.held:
+            self.hold.wait(30)
+        self.store.write(batch)
+        self.log.append(("end", name))
+
+    def write_otlp(self, payload: OtlpPayload) -> None:
+        raise AssertionError("not used")
+
+
+def named_batch(name: str) -> SpanBatch:
+    batch = full_batch(spans=2)
+    batch.span_name[:] = [name] * len(batch)
+    return batch
+
+
+def test_a_busy_store_gets_the_insert_again_alone_instead_of_the_spool(store: ClickHouseStore, tmp_path: Path) -> None:
+    """A store short of memory for two inserts at once: the refused one is tried again once
+    the other has ended, and no new insert starts meanwhile; nothing goes to the spool (which
+    would send every later batch through it too)."""
+    writer = BusyWriter(store, {"b": 1}, held="a")
+    spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
+    pipeline = Pipeline(writer, CollectorConfig(flush_interval=0.01, flush_spans=2, flush_workers=2), spool)
+    a, b, c = named_batch("a"), named_batch("b"), named_batch("c")
+
+    async def scenario() -> None:
+        first = asyncio.gather(pipeline.submit(a), pipeline.submit(b))
+        await until(lambda: ("busy", "b") in writer.log)
+        late = asyncio.ensure_future(pipeline.submit(c))
+        await asyncio.sleep(0.3)  # b's retry and c would run now if they did not wait for a
+        assert writer.log[-1] == ("busy", "b")
+        writer.hold.set()
+        await first
+        await late
+
+    asyncio.run(run_pipeline(pipeline, scenario()))
+    assert writer.log.index(("end", "a")) < writer.log.index(("end", "b")) < writer.log.index(("start", "c"))
+    assert pipeline.busy_retries == 1
+    assert len(spool) == 0
+    assert [stored(store, batch) for batch in (a, b, c)] == [2, 2, 2]
+
+
+def test_a_store_busy_past_the_retries_has_the_batch_spooled(store: ClickHouseStore, tmp_path: Path) -> None:
+    writer = BusyWriter(store, {"a": 1 + len(BUSY_PAUSES)})
+    spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
+    pipeline = Pipeline(writer, CONFIG, spool)
+    batch = named_batch("a")
+
+    async def scenario() -> None:
+        await pipeline.submit(batch)  # acknowledged: spooled
+        assert pipeline.busy_retries == len(BUSY_PAUSES)
+        await until(lambda: len(spool) == 0)  # replayed once the store has room
+
+    asyncio.run(run_pipeline(pipeline, scenario()))
+    assert stored(store, batch) == 2

@@ -1,0 +1,29 @@
+"""How ClickHouse's errors on insert map to the storage errors the pipeline acts on."""
+
+from __future__ import annotations
+
+import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+from tracehouse.storage import StoreBusy, StoreRejected, StoreUnavailable
+from tracehouse.storage.clickhouse import insert_error
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("Code: 241. DB::Exception: (total) memory limit exceeded: would use 770.01 MiB", StoreBusy),
+        ("Code: 252. DB::Exception: Too many parts (3001)", StoreBusy),
+        ("Code: 202. DB::Exception: Too many simultaneous queries", StoreBusy),
+        ("Code: 209. DB::Exception: Timeout exceeded while writing to socket", StoreUnavailable),
+        ("Code: 27. DB::Exception: Cannot parse input", StoreRejected),
+    ],
+)
+def test_insert_errors_say_whether_to_retry_now_later_or_never(message: str, kind: type[Exception]) -> None:
+    error = insert_error(DatabaseError(message), "insert of 10 spans failed")
+    assert type(error) is kind
+    assert str(error).startswith("insert of 10 spans failed: Code:")
+
+
+def test_a_lost_connection_is_unavailable_not_busy() -> None:
+    assert type(insert_error(OperationalError("connection refused"), "insert")) is StoreUnavailable
