@@ -20,7 +20,8 @@ class StoreConfig:
     directory) or `http(s)://user:pass@host:port/db` (a ClickHouse server).
     `ttl_days`: how long spans and derived tables are kept. `memory_limit`: bytes the embedded
     engine may use in all (its `max_server_memory_usage`; 0: its default, 90 % of RAM); past
-    it ClickHouse refuses the query at hand (retryable: inserts are spooled, merges retried).
+    it ClickHouse refuses the query at hand (retryable: an insert is tried again alone, then
+    spooled; merges are retried).
     A server's memory is its own configuration's."""
 
     dsn: str

@@ -31,7 +31,8 @@ class SpanWriter(Protocol):
 
         Idempotent per `batch.token`: writing a batch again with the same token (a
         retry, a spool replay) does not store its spans twice. Raises
-        `StoreUnavailable` when the store cannot take the batch now and `StoreRejected`
+        `StoreUnavailable` when the store cannot take the batch now (`StoreBusy` when it
+        only lacked memory or parts for it at this moment) and `StoreRejected`
         when it refuses the data itself (it would refuse it again). After either, part of
         the batch may be stored: retry only with the same token.
         """

@@ -51,8 +51,9 @@ SERVE_OPTIONS = (
     Option("--ttl-days", "days spans are kept", 7, int, "N"),
     Option(
         "--store-memory-limit",
-        "bytes the embedded ClickHouse may use (max_server_memory_usage); past it inserts are spooled and "
-        "queries answer 503; 0: the engine's default (0.9 of RAM). Ignored for a ClickHouse server",
+        "bytes the embedded ClickHouse may use (max_server_memory_usage); past it an insert is tried again "
+        "alone, then spooled, and queries answer 503; 0: the engine's default (0.9 of RAM). Ignored for a "
+        "ClickHouse server",
         768 * 1024 * 1024,
         int,
         "BYTES",
