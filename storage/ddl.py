@@ -156,6 +156,7 @@ _FROM = re.compile(r"\bFROM (\w+)\b")
 _JOINED = re.compile(r"(?<!ARRAY )\bJOIN (\w+)\b")  # ARRAY JOIN unnests columns: no table
 _CREATE_FUNCTION = re.compile(r"^CREATE FUNCTION IF NOT EXISTS (\w+) AS ")
 _ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+) ")
+_MODIFY_QUERY = re.compile(r"^ALTER TABLE (\w+) MODIFY QUERY\s+", re.S)
 _DROP = re.compile(r"^DROP (VIEW|TABLE) IF EXISTS (\w+)$")
 _INSERT_SELECT = re.compile(r"^INSERT INTO (\w+)\s+SELECT\s", re.S)
 
@@ -169,6 +170,10 @@ def cluster_statement(statement: str, target: Target) -> list[str]:
     if match := _CREATE_FUNCTION.match(statement):
         # Functions belong to no database; ON CLUSTER creates one on every node.
         return [f"CREATE FUNCTION IF NOT EXISTS {match[1]}{target.on_cluster} AS {statement[match.end() :]}"]
+    if match := _MODIFY_QUERY.match(statement):
+        # A view's new query: on every node, reading and writing as its CREATE does.
+        select, _ = _view_select(match[1], statement[match.end() :], target)
+        return [f"ALTER TABLE {_name(target, match[1])}{target.on_cluster} MODIFY QUERY\n{select}"]
     if match := _ALTER_TABLE.match(statement):
         return [_alter(match[1], statement[match.end() :], target)]
     if match := _DROP.match(statement):
@@ -245,6 +250,14 @@ def _view(name: str, to: str, select: str, target: Target) -> str:
     that is a shard's replica, so it reads the local table and writes the local table of its
     target (rows derived from a shard's spans stay on that shard). Over a per-node entry table
     it writes through the target's Distributed table, which shards the rows."""
+    select, shard_local = _view_select(name, select, target)
+    local_target = shard_local and isinstance(_placement(to), Sharded)
+    to_name = _name(target, to + LOCAL_SUFFIX if local_target else to)
+    return f"CREATE MATERIALIZED VIEW IF NOT EXISTS {_name(target, name)}{target.on_cluster}\nTO {to_name}\nAS {select}"
+
+
+def _view_select(name: str, select: str, target: Target) -> tuple[str, bool]:
+    """A view's query reading the shard's local table (True) or the per-node entry table."""
     sources = {*_FROM.findall(select), *_JOINED.findall(select)}
     if len(sources) != 1:
         raise ValueError(f"view {name}: expected one source table, found {sorted(sources)}")
@@ -252,13 +265,8 @@ def _view(name: str, to: str, select: str, target: Target) -> str:
     shard_local = isinstance(_placement(source), Sharded)
     if not shard_local and not isinstance(_placement(source), PerNode):
         raise ValueError(f"view {name}: no cluster rule for a view over {source}")
-    if shard_local:
-        select = _FROM.sub(f"FROM {_name(target, source + LOCAL_SUFFIX)}", select)
-    else:
-        select = _FROM.sub(f"FROM {_name(target, source)}", select)
-    local_target = shard_local and isinstance(_placement(to), Sharded)
-    to_name = _name(target, to + LOCAL_SUFFIX if local_target else to)
-    return f"CREATE MATERIALIZED VIEW IF NOT EXISTS {_name(target, name)}{target.on_cluster}\nTO {to_name}\nAS {select}"
+    table = source + LOCAL_SUFFIX if shard_local else source
+    return _FROM.sub(f"FROM {_name(target, table)}", select), shard_local
 
 
 def _placement(table: str) -> Placement:

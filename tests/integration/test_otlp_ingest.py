@@ -149,3 +149,38 @@ def test_huge_attributes_are_capped_and_the_cut_recorded(store: ClickHouseStore)
     assert len(big.attributes) == 1024 + 1
     assert big.attributes["tracehouse.truncated"] == "true"
     assert fine.attributes == {"ok": "y" * 1000}
+
+
+def test_string_attributes_are_stored_the_same_on_either_side_of_the_caps(store: ClickHouseStore) -> None:
+    """All-string attributes within the caps take the view's fast path (migration 0015); one step
+    past a cap, or one value of another type, takes the full path. Both store the same map."""
+    cases: dict[str, tuple[dict[str, AnyValue], dict[str, str]]] = {
+        "value at the cap": ({"a": AnyValue(string_value="x" * 65536)}, {"a": "x" * 65536}),
+        "value past it": (
+            {"a": AnyValue(string_value="x" * 65537)},
+            {"a": "x" * 65536, "tracehouse.truncated": "true"},
+        ),
+        "key at the cap": ({"k" * 256: AnyValue(string_value="v")}, {"k" * 256: "v"}),
+        "key past it": ({"k" * 257: AnyValue(string_value="v")}, {"k" * 256: "v", "tracehouse.truncated": "true"}),
+        "1,024 keys": ({f"k{i}": AnyValue(string_value="v") for i in range(1024)}, {f"k{i}": "v" for i in range(1024)}),
+        "1,025 keys": (
+            {f"k{i}": AnyValue(string_value="v") for i in range(1025)},
+            {**{f"k{i}": "v" for i in range(1024)}, "tracehouse.truncated": "true"},
+        ),
+        "one int among strings": (
+            {"s": AnyValue(string_value="t"), "n": AnyValue(int_value=3)},
+            {"s": "t", "n": "3"},
+        ),
+    }
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    trace_id, now = os.urandom(16), time.time_ns()
+    for i, (name, (attributes, _)) in enumerate(cases.items()):
+        span = scope.spans.add()
+        span.trace_id, span.span_id, span.name = trace_id, os.urandom(8), name
+        span.start_time_unix_nano = span.end_time_unix_nano = now + i
+        for key, value in attributes.items():
+            span.attributes.append(KeyValue(key=key, value=value))
+    store.write_otlp(decode_protobuf(request.SerializeToString()).payload)
+    stored = {span.name: span.attributes for span in store.get_trace(trace_id.hex())}
+    assert stored == {name: expected for name, (_, expected) in cases.items()}

@@ -78,8 +78,8 @@ def test_every_cluster_statement_is_idempotent_and_on_the_cluster() -> None:
             # A copy runs once, on one node, and skips the rows an earlier run copied.
             assert "GLOBAL NOT IN (SELECT" in statement, statement
             continue
-        # MATERIALIZE and MODIFY SETTING end in the same state however often they run.
-        assert re.search(r" IF (NOT )?EXISTS | (MATERIALIZE PROJECTION|MODIFY SETTING) ", first), first
+        # MATERIALIZE, MODIFY SETTING and MODIFY QUERY end in the same state however often they run.
+        assert re.search(r" IF (NOT )?EXISTS | (MATERIALIZE PROJECTION|MODIFY SETTING|MODIFY QUERY)", first), first
         assert " ON CLUSTER tracehouse" in statement.split("(")[0].split("\n")[0] or statement.startswith(
             "CREATE FUNCTION"
         )
@@ -174,7 +174,10 @@ def test_alters_change_the_tables_that_hold_the_rows() -> None:
     forms = [re.match(r"ALTER TABLE tracehouse\.(\w+) ON CLUSTER tracehouse ", s) for s in alters]
     assert all(forms), alters
     altered = {m[1] for m in forms if m}
-    assert altered == {"otel_traces_local", "tracehouse_traces_local"}  # sharded: their local tables
+    # sharded: their local tables; a view's query: the view on every node
+    assert altered == {"otel_traces_local", "tracehouse_traces_local", "otel_traces_otlp_mv"}
+    (query,) = [s for s in alters if " MODIFY QUERY" in s]
+    assert "\nFROM tracehouse.otel_traces_otlp\n" in query  # the per-node entry table, as its CREATE reads
 
 
 def test_a_dropped_table_goes_with_its_local_tables_and_a_copy_reads_and_writes_through_distributed_tables() -> None:

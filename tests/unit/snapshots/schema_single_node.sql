@@ -1,4 +1,4 @@
--- Tracehouse schema version 14 for a single node, database tracehouse.
+-- Tracehouse schema version 15 for a single node, database tracehouse.
 -- Written by `tracehouse schema print`; every statement is idempotent.
 
 -- database and schema version table
@@ -396,3 +396,52 @@ INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (13, 'trace_summ
 DROP TABLE IF EXISTS tracehouse_traces;
 
 INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (14, 'drop_old_trace_summaries');
+
+
+-- 0015_string_attributes_fast_path
+CREATE FUNCTION IF NOT EXISTS tracehouse_otlp_span_attributes AS (kvs) -> if(
+    length(kvs) <= 1024 AND arrayAll(
+        kv -> tupleElement(tupleElement(kv, 'value'), 'value') = 'string_value'
+            AND length(tupleElement(kv, 'key')) <= 256
+            AND length(tupleElement(tupleElement(kv, 'value'), 'string_value')) <= 65536, kvs),
+    CAST(mapFromArrays(
+        arrayMap(kv -> toValidUTF8(tupleElement(kv, 'key')), kvs),
+        arrayMap(kv -> toValidUTF8(tupleElement(tupleElement(kv, 'value'), 'string_value')), kvs)),
+        'Map(LowCardinality(String), String)'),
+    tracehouse_otlp_span_map(kvs));
+
+ALTER TABLE otel_traces_otlp_mv MODIFY QUERY
+SELECT
+    fromUnixTimestamp64Nano(toInt64(span.start_time_unix_nano)) AS Timestamp,
+    lower(hex(span.trace_id)) AS TraceId,
+    lower(hex(span.span_id)) AS SpanId,
+    lower(hex(span.parent_span_id)) AS ParentSpanId,
+    toValidUTF8(span.trace_state) AS TraceState,
+    toValidUTF8(span.name) AS SpanName,
+    if(span.kind BETWEEN 0 AND 5,
+       ['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer'][span.kind + 1],
+       'Unspecified') AS SpanKind,
+    tracehouse_otlp_map(rs.resource.attributes) AS ResourceAttributes,
+    if(mapContains(ResourceAttributes, 'service.name'), ResourceAttributes['service.name'], 'unknown_service')
+        AS ServiceName,
+    toValidUTF8(ss.scope.name) AS ScopeName,
+    toValidUTF8(ss.scope.version) AS ScopeVersion,
+    tracehouse_otlp_span_attributes(span.attributes) AS SpanAttributes,
+    if(span.end_time_unix_nano > span.start_time_unix_nano,
+       span.end_time_unix_nano - span.start_time_unix_nano, 0) AS Duration,
+    if(span.status.code BETWEEN 0 AND 2, ['Unset', 'Ok', 'Error'][span.status.code + 1], 'Unset') AS StatusCode,
+    toValidUTF8(span.status.message) AS StatusMessage,
+    arrayMap(e -> fromUnixTimestamp64Nano(toInt64(e.time_unix_nano)), span.events) AS `Events.Timestamp`,
+    arrayMap(e -> toValidUTF8(e.name), span.events) AS `Events.Name`,
+    arrayMap(e -> tracehouse_otlp_map(e.attributes), span.events) AS `Events.Attributes`,
+    arrayMap(l -> lower(hex(l.trace_id)), span.links) AS `Links.TraceId`,
+    arrayMap(l -> lower(hex(l.span_id)), span.links) AS `Links.SpanId`,
+    arrayMap(l -> toValidUTF8(l.trace_state), span.links) AS `Links.TraceState`,
+    arrayMap(l -> tracehouse_otlp_map(l.attributes), span.links) AS `Links.Attributes`
+FROM otel_traces_otlp
+ARRAY JOIN resource_spans AS rs
+ARRAY JOIN rs.scope_spans AS ss
+ARRAY JOIN ss.spans AS span
+WHERE length(span.trace_id) = 16 AND length(span.span_id) = 8;
+
+INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (15, 'string_attributes_fast_path');
