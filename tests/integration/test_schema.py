@@ -80,3 +80,12 @@ def test_migrations_rerun_after_a_lost_version_record_are_harmless(store: ClickH
     rerun = apply_migrations(store.client(), ttl_days=7)
     assert [m.version for m in rerun] == [m.version for m in migrations(ttl_days=7)]
     assert schema_snapshot(store)["ddl"] == before
+
+
+def test_span_table_merges_twenty_parts_of_a_size_at_a_time(store: ClickHouseStore) -> None:
+    """Migration 0016: merge_selector_base 20 (the engine's default 5 rewrote each span ~4 times
+    within a minute at ingest; BENCHMARKS.md)."""
+    engine = store.client().command(
+        "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'otel_traces'"
+    )
+    assert "merge_selector_base = 20" in str(engine)

@@ -1,4 +1,4 @@
--- Tracehouse schema version 15 for a single node, database tracehouse.
+-- Tracehouse schema version 16 for a single node, database tracehouse.
 -- Written by `tracehouse schema print`; every statement is idempotent.
 
 -- database and schema version table
@@ -445,3 +445,9 @@ ARRAY JOIN ss.spans AS span
 WHERE length(span.trace_id) = 16 AND length(span.span_id) = 8;
 
 INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (15, 'string_attributes_fast_path');
+
+
+-- 0016_fewer_merges
+ALTER TABLE otel_traces MODIFY SETTING merge_selector_base = 20;
+
+INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (16, 'fewer_merges');
