@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PACKAGE_DIRS := tracehouse instrumentation collector storage query dashboard demo
 
-.PHONY: help install test lint typecheck pytest demo serve bench-ingest bench-breakers bench-query bench-trace-page bench-breaker-wall bench-instrumentation reliability reliability-long clean
+.PHONY: help install test lint typecheck pytest demo serve bench-ingest bench-ingest-long bench-breakers bench-query bench-trace-page bench-breaker-wall bench-instrumentation reliability reliability-long clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -48,6 +48,9 @@ serve: $(STAMP)  ## the all-in-one server on the default ports
 
 bench-ingest: $(STAMP)  ## sustained OTLP/HTTP ingest into tracehouse serve vs the in-process limit (~2 min)
 	$(BIN)/python -m benchmarks.ingest --seconds 60
+
+bench-ingest-long: $(STAMP)  ## the same for 5 minutes: what merges cost once they have piled up (~7 min)
+	$(BIN)/python -m benchmarks.ingest --seconds 300
 
 bench-breakers: $(STAMP)  ## overhead of a breaker per call (sync, async) vs a bare call and pybreaker (~30 s)
 	$(BIN)/python -m benchmarks.breakers

@@ -27,6 +27,24 @@ SERVER_SETTINGS: dict[str, Any] = {
     "lightweight_deletes_sync": 1,
 }
 
+#: Background merges of the embedded engine. Its defaults are for a server with many cores and
+#: memory: 16 threads and up to 32 merges at once, which may take all the memory an insert needs.
+#: Over a 5-minute ingest at capacity (`benchmarks.ingest --seconds 300`) that made inserts fail
+#: for memory even when tried again alone, so batches went to the spool and senders were refused
+#: (48.9k spans/s stored). With at most 8 merges at once, and no new merge started while merges
+#: hold 40 % of the engine's memory cap: 59.2k spans/s stored, nothing spooled or refused.
+EMBEDDED_MERGE_THREADS = 4
+EMBEDDED_MERGE_MEMORY_SHARE = 0.4
+
+
+def embedded_options(config: StoreConfig) -> dict[str, Any]:
+    """Server settings of the embedded engine (they take effect with its first connection)."""
+    options: dict[str, Any] = {"background_pool_size": EMBEDDED_MERGE_THREADS}
+    if config.memory_limit:
+        options["max_server_memory_usage"] = config.memory_limit
+        options["merges_mutations_memory_usage_soft_limit"] = int(config.memory_limit * EMBEDDED_MERGE_MEMORY_SHARE)
+    return options
+
 
 def connect(config: StoreConfig, *, database: str | None = None) -> Client:
     """A new client for `config` (on `database` if given, else the DSN's database).
@@ -42,9 +60,8 @@ def connect(config: StoreConfig, *, database: str | None = None) -> Client:
     if not config.embedded:
         kwargs["autogenerate_session_id"] = False
         kwargs["settings"] = dict(SERVER_SETTINGS)
-    elif config.memory_limit:
-        # A server setting: it takes effect with the process's first connection (the engine's start).
-        kwargs["chdb_options"] = {"max_server_memory_usage": config.memory_limit}
+    else:
+        kwargs["chdb_options"] = embedded_options(config)
     try:
         return clickhouse_connect.get_client(**kwargs)
     except ClickHouseError as exc:

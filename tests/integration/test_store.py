@@ -3,8 +3,12 @@ idempotent per batch token, and trace-by-id reads one granule of the trace-id pr
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +143,28 @@ def test_hostile_values_are_data_not_sql(store: ClickHouseStore) -> None:
     assert store.operations(hostile)[0].name == "GET /cart"
     assert store.operations("' OR 1=1 --") == []
     assert count(store, batch.trace_id[0]) == 3
+
+
+def test_the_embedded_engine_bounds_its_background_merges(tmp_path: Path) -> None:
+    """At most 8 merges at once, and none started while merges hold 40 % of the memory cap
+    (`storage.client.embedded_options`). Server settings apply when an engine starts, so this
+    runs in a process of its own."""
+    program = (
+        "import json, sys\n"
+        "from tracehouse.storage import StoreConfig, open_store\n"
+        "store = open_store(StoreConfig(dsn='chdb://' + sys.argv[1], memory_limit=500 * 2**20))\n"
+        'rows = store.client().query("SELECT name, value FROM system.server_settings WHERE name IN "\n'
+        "    \"('background_pool_size', 'merges_mutations_memory_usage_soft_limit', 'max_server_memory_usage')\")\n"
+        "print(json.dumps(dict(rows.result_rows)))\n"
+        "store.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, str(tmp_path / "data")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    settings = json.loads(done.stdout.strip().splitlines()[-1])
+    assert settings == {
+        "background_pool_size": "4",
+        "merges_mutations_memory_usage_soft_limit": str(int(500 * 2**20 * 0.4)),
+        "max_server_memory_usage": str(500 * 2**20),
+    }
