@@ -31,8 +31,8 @@ SERVER_SETTINGS: dict[str, Any] = {
 #: memory: 16 threads and up to 32 merges at once, which may take all the memory an insert needs.
 #: Over a 5-minute ingest at capacity (`benchmarks.ingest --seconds 300`) that made inserts fail
 #: for memory even when tried again alone, so batches went to the spool and senders were refused
-#: (48.9k spans/s stored). With at most 8 merges at once, and no new merge started while merges
-#: hold 40 % of the engine's memory cap: 59.2k spans/s stored, nothing spooled or refused.
+#: (48.9k spans/s stored). With at most 8 merges at once (4 threads), and no new merge started while
+#: merges hold 40 % of the engine's memory cap: 52.7k and 59.2k in two runs, nothing spooled or refused.
 EMBEDDED_MERGE_THREADS = 4
 EMBEDDED_MERGE_MEMORY_SHARE = 0.4
 
