@@ -30,6 +30,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the end-to-end run")
     parser.add_argument("--senders", type=int, default=64, help="concurrent sending threads (many SDKs at once)")
+    parser.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more argument for tracehouse serve, e.g. --serve-arg=--flush-workers=3 (repeatable)",
+    )
     parser.add_argument("--in-process-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = payloads(200, TRACES_PER_REQUEST)
@@ -51,8 +58,11 @@ def main() -> None:
         .splitlines()[-1]
     )
     print(f"      {limit:,.0f} spans/s", flush=True)
-    print(f"[2/2] end to end: {args.senders} senders -> tracehouse serve for {args.seconds:g} s ...", flush=True)
-    end_to_end(data, spans_per_request, args.seconds, args.senders, limit)
+    extra = " ".join(args.serve_arg)
+    print(
+        f"[2/2] end to end: {args.senders} senders -> tracehouse serve {extra} for {args.seconds:g} s ...", flush=True
+    )
+    end_to_end(data, spans_per_request, args.seconds, args.senders, limit, args.serve_arg)
 
 
 def in_process(data: list[bytes], spans_per_request: int, workers: int = 2) -> float:
@@ -82,11 +92,15 @@ def in_process(data: list[bytes], spans_per_request: int, workers: int = 2) -> f
     return sum(map(len, groups)) * spans_per_request / elapsed
 
 
-def end_to_end(data: list[bytes], spans_per_request: int, seconds: float, senders: int, limit: float) -> None:
+def end_to_end(
+    data: list[bytes], spans_per_request: int, seconds: float, senders: int, limit: float, serve_args: list[str]
+) -> None:
     with tempfile.TemporaryDirectory() as directory:
         # serve's own flush interval (the e2e helper shortens it for fast tests)
         interval = str(CollectorConfig().flush_interval)
-        server = start_server(Path(directory) / "data", "--log-level", "warning", "--flush-interval", interval)
+        server = start_server(
+            Path(directory) / "data", "--log-level", "warning", "--flush-interval", interval, *serve_args
+        )
         url = f"{server.otlp_http}/v1/traces"
         metrics = f"{server.otlp_http}/metrics"
         stored_before = _metric(metrics, "tracehouse_stored_spans")
@@ -109,6 +123,9 @@ def end_to_end(data: list[bytes], spans_per_request: int, seconds: float, sender
                             accepted += spans_per_request
                         else:
                             refused += spans_per_request
+                    if response.status_code != 200 and "retry-after" in response.headers:
+                        # as OTLP exporters do: a sender retrying at once would spend the CPU the server needs
+                        time.sleep(float(response.headers["retry-after"]))
                     i += senders
 
         started = time.monotonic()

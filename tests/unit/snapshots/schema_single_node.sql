@@ -1,4 +1,4 @@
--- Tracehouse schema version 16 for a single node, database tracehouse.
+-- Tracehouse schema version 17 for a single node, database tracehouse.
 -- Written by `tracehouse schema print`; every statement is idempotent.
 
 -- database and schema version table
@@ -451,3 +451,9 @@ INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (15, 'string_att
 ALTER TABLE otel_traces MODIFY SETTING merge_selector_base = 20;
 
 INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (16, 'fewer_merges');
+
+
+-- 0017_compact_inserted_parts
+ALTER TABLE otel_traces MODIFY SETTING min_rows_for_wide_part = 100000;
+
+INSERT INTO tracehouse_schema_migrations (Version, Name) VALUES (17, 'compact_inserted_parts');
