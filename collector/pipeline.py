@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 #: A busy store (out of memory, too many parts) gets the insert again after each of these
 #: pauses, alone: other inserts finish first and no new one starts until it is through. Only
-#: then is the batch spooled — spooling is for a store that is down, and while anything is
-#: spooled every newer batch goes through the spool too (order is kept), at a fraction of the rate.
+#: then is the batch spooled — spooling is for a store that is down: until a spooled batch has
+#: been written again, every newer batch goes to the spool too, without trying the store.
 BUSY_PAUSES = (0.05, 0.25, 1.0)
 
 #: What decoders hand to the pipeline: columns (Zipkin) or validated OTLP bytes.
@@ -62,6 +62,11 @@ class Pipeline:
         self.written_spans = 0
         self.spooled_spans = 0
         self.busy_retries = 0
+        # Set when a batch is spooled because the store refused it; cleared once a spooled batch
+        # is written. While set, new batches go straight to the spool (the store is down: each
+        # would wait for its own refusal); once clear, they are inserted beside the replay, so a
+        # store that is back takes new data at the normal rate while the spool drains.
+        self._store_failing = False
         self._inserting = 0
         self._insert_ended = asyncio.Event()
         self._may_insert = asyncio.Event()  # cleared while a busy retry waits to run alone
@@ -190,8 +195,7 @@ class Pipeline:
 
     async def _store_or_spool(self, batch: Batch) -> Exception | None:
         """Make `batch` durable; the error to answer with, or None."""
-        # While older batches wait in the spool, newer ones queue behind them (order is kept).
-        if self._spool is None or not len(self._spool):
+        if self._spool is None or not (self._store_failing and len(self._spool)):
             try:
                 await self._insert(batch)
                 self.written_spans += len(batch)
@@ -203,6 +207,7 @@ class Pipeline:
                 log.warning("the store refused %d spans: %s", len(batch), exc)
                 if self._spool is None:
                     return StoreDown(f"the store refused the spans, retry later: {exc}")
+                self._store_failing = True
             except Exception as exc:
                 log.exception("unexpected error storing %d spans", len(batch))
                 return StoreDown(f"internal error storing the spans, retry later: {type(exc).__name__}")
@@ -288,11 +293,13 @@ class Pipeline:
         except StoreRejected as exc:
             log.error("spooled batch %s refused by the store as data, moved aside: %s", spooled.path.name, exc)
             await asyncio.to_thread(spool.reject, spooled)
+            self._store_failing = False  # it answered: it is up
             return True
         except StorageError as exc:
             log.info("spool replay waits for the store (%d batches spooled): %s", len(spool), exc)
             return False
         await asyncio.to_thread(spool.remove, spooled)
+        self._store_failing = False  # the store writes again: new batches need not queue in the spool
         self.written_spans += len(spooled.batch)
         log.info("replayed %d spooled spans (%d batches left)", len(spooled.batch), len(spool))
         return True

@@ -336,3 +336,70 @@ def test_a_store_busy_past_the_retries_has_the_batch_spooled(store: ClickHouseSt
 
     asyncio.run(run_pipeline(pipeline, scenario()))
     assert stored(store, batch) == 2
+
+
+class HeldWriter(FaultyWriter):
+    """`FaultyWriter` that also keeps the write of the batch named `held` running until `hold` is set."""
+
+    def __init__(self, store: ClickHouseStore, held: str) -> None:
+        super().__init__(store)
+        self.held = held
+        self.hold = threading.Event()
+        self.holding = threading.Event()
+
+    def write(self, batch: SpanBatch) -> None:
+        if not self.down.is_set() and batch.span_name[0] == self.held:
+            self.holding.set()
+            self.hold.wait(30)
+        super().write(batch)
+
+
+def test_a_store_back_takes_new_batches_while_the_spool_drains(store: ClickHouseStore, tmp_path: Path) -> None:
+    """Once a spooled batch is written again, new batches go to the store, not behind the rest of
+    the spool: a spool filled during an outage (or by one insert refused for memory) does not put
+    every later batch through the slower one-at-a-time replay until it is empty."""
+    writer = HeldWriter(store, held="b")
+    spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
+    pipeline = Pipeline(writer, CONFIG, spool)
+    a, b, c = named_batch("a"), named_batch("b"), named_batch("c")
+
+    async def scenario() -> None:
+        writer.down.set()
+        await pipeline.submit(a)
+        await pipeline.submit(b)
+        assert len(spool) == 2
+        writer.down.clear()
+        await asyncio.to_thread(writer.holding.wait, 30)  # a replayed; b's replay is running
+        await pipeline.submit(c)
+        assert stored(store, c) == 2  # written, not spooled behind b
+        assert len(spool) == 1
+        writer.hold.set()
+        await until(lambda: len(spool) == 0)
+
+    asyncio.run(run_pipeline(pipeline, scenario()))
+    assert [stored(store, batch) for batch in (a, b, c)] == [2, 2, 2]
+
+
+def test_new_batches_go_to_the_spool_while_the_store_stays_down(store: ClickHouseStore, tmp_path: Path) -> None:
+    """Until a spooled batch is written again, a new batch is spooled without trying the store."""
+    writer = FaultyWriter(store)
+    attempts: list[int] = []
+    original = writer.write
+
+    def counted(batch: SpanBatch) -> None:
+        attempts.append(len(batch))
+        original(batch)
+
+    writer.write = counted  # type: ignore[method-assign]
+    spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
+    pipeline = Pipeline(writer, CollectorConfig(flush_interval=0.01, spool_retry_interval=30), spool)
+
+    async def scenario() -> None:
+        writer.down.set()
+        await pipeline.submit(full_batch(spans=3))
+        await pipeline.submit(full_batch(spans=4))
+        assert len(spool) == 2
+
+    asyncio.run(run_pipeline(pipeline, scenario()))
+    assert attempts[:2] == [3, 3]  # the first batch, then its first replay; the second never tried
+    assert 4 not in attempts
