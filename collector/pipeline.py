@@ -287,9 +287,11 @@ class Pipeline:
                 await asyncio.wait_for(self._replay_wakeup.wait(), self._config.spool_retry_interval)
 
     async def _replay_one(self, spool: Spool, spooled: Spooled) -> bool:
-        """Write one spooled batch; False when the store cannot take it now."""
+        """Write one spooled batch; False when the store cannot take it now. It counts as an
+        insert: a busy retry waits for it to end, and it waits while one runs alone."""
         try:
-            await asyncio.to_thread(self._write, spooled.batch)
+            await self._may_insert.wait()
+            await self._write_counted(spooled.batch)
         except StoreRejected as exc:
             log.error("spooled batch %s refused by the store as data, moved aside: %s", spooled.path.name, exc)
             await asyncio.to_thread(spool.reject, spooled)
