@@ -157,6 +157,14 @@ class ClickHouseStore:
         except ClickHouseError as exc:
             raise insert_error(exc, "linking dependencies failed") from exc
 
+    def cancel_linking(self) -> None:
+        """Cancel the dependency linker's running statement, if any (at shutdown): it fails
+        with `StorageError` and its minutes stay dirty for the next run."""
+        try:
+            self._reader.command(linker.CANCEL)
+        except ClickHouseError as exc:
+            raise insert_error(exc, "cancelling the dependency linker failed") from exc
+
     def link_recent(self, since_ms: int) -> int:
         """Relink the minutes that inserts after `since_ms` touched; returns the new watermark."""
         try:

@@ -32,6 +32,15 @@ MINUTE_NS = 60 * 10**9
 #: calling out after five minutes) is not linked; the cost of each run grows with this.
 PARENT_LOOKBACK_NS = 5 * MINUTE_NS
 
+#: Carried by every linker statement of this process (a comment), so that its shutdown can cancel
+#: the one running — at full ingest one statement can run for minutes, and SIGTERM must not wait
+#: for it — and not another collector's on the same server.
+_PROCESS = secrets.token_hex(8)
+MARK = f"tracehouse dependency linker {_PROCESS}"
+#: Cancels this process's running linker statements. The pattern is built by concat, so this
+#: statement's own text does not match it.
+CANCEL = f"KILL QUERY WHERE query LIKE concat('%/* tracehouse dependency', ' linker {_PROCESS} */%') ASYNC"
+
 # Written last: marks the generation `version` of each minute complete. Readers take, per
 # minute, only the links of its newest complete generation — a relinking replaces the whole
 # minute at once (links that no longer hold disappear), and readers never see it half done.
@@ -122,7 +131,9 @@ GROUP BY Minute, Queue, ServiceName
 
 #: A generation's statements, in order: its links, then its `__done__` rows, then the pruning
 #: of the older generations of its minutes.
-GENERATION = (_SERVICE_LINKS, _PEER_LINKS, _CONSUMER_LINKS, _DONE, _PRUNE)
+GENERATION = tuple(
+    f"/* {MARK} */{statement}" for statement in (_SERVICE_LINKS, _PEER_LINKS, _CONSUMER_LINKS, _DONE, _PRUNE)
+)
 #: Low digits of every version this process writes: distinct collectors, distinct versions.
 _SALT = secrets.randbelow(1000)
 

@@ -173,8 +173,12 @@ class Ingest:
         await self._pipeline_task
         await self._breaker_task
         await asyncio.gather(*self._pullers, return_exceptions=True)
-        if self._linking is not None:
-            await self._linking
+        while self._linking is not None and not self._linking.done():
+            # A linker statement can run for minutes at full ingest: cancel it (again, should
+            # the next one have started meanwhile) rather than keep SIGTERM waiting.
+            with contextlib.suppress(StorageError):
+                await asyncio.to_thread(self.store.cancel_linking)
+            await asyncio.wait([self._linking], timeout=1)
         log.info("stopped; %d spans stored since start", self.pipeline.written_spans)
 
 

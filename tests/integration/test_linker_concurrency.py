@@ -5,6 +5,8 @@ links one linking leaves (storage/linker.py explains why it holds)."""
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -76,3 +78,43 @@ def test_versions_of_one_process_rise_and_carry_its_salt() -> None:
     versions = [new_version() for _ in range(1000)]
     assert versions == sorted(versions)
     assert len({v % 1000 for v in versions}) == 1
+
+
+def test_shutdown_cancels_the_running_linker_statement(store: ClickHouseStore) -> None:
+    """At full ingest one linker statement can run for minutes; `cancel_linking` (called while
+    serve and the collector shut down) ends it at once, and leaves other queries alone."""
+    from tracehouse.storage.linker import MARK
+
+    client = connect(store.config)
+    other = connect(store.config)
+    endless = "SELECT count() FROM numbers(100000000000) WHERE NOT ignore(sipHash64(number))"
+    outcome: dict[str, BaseException | None] = {}
+
+    def run(name: str, target: Client, sql: str) -> None:
+        try:
+            target.command(sql)
+            outcome[name] = None
+        except BaseException as exc:  # recorded for the assertions below
+            outcome[name] = exc
+
+    linker = threading.Thread(target=run, args=("linker", client, f"/* {MARK} */ {endless}"))
+    unrelated = threading.Thread(target=run, args=("other", other, f"{endless} SETTINGS max_execution_time = 3"))
+    try:
+        linker.start()
+        unrelated.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            running = store.client().command("SELECT count() FROM system.processes WHERE query LIKE '%sipHash64%'")
+            if int(running) >= 2:
+                break
+            time.sleep(0.05)
+        store.cancel_linking()
+        linker.join(10)
+        assert not linker.is_alive()
+        assert "QUERY_WAS_CANCELLED" in str(outcome["linker"])
+        assert unrelated.is_alive() or "TIMEOUT" in str(outcome.get("other"))  # not cancelled by it
+    finally:
+        unrelated.join(30)
+        client.close()
+        other.close()
+    assert "QUERY_WAS_CANCELLED" not in str(outcome["other"])
