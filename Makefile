@@ -49,7 +49,7 @@ serve: $(STAMP)  ## the all-in-one server on the default ports
 bench-ingest: $(STAMP)  ## sustained OTLP/HTTP ingest into tracehouse serve vs the in-process limit (~2 min)
 	$(BIN)/python -m benchmarks.ingest --seconds 60
 
-bench-ingest-long: $(STAMP)  ## the same for 5 minutes: what merges cost once they have piled up (~7 min)
+bench-ingest-long: $(STAMP)  ## the same for 5 minutes: what merges cost once they have piled up (~8 min)
 	$(BIN)/python -m benchmarks.ingest --seconds 300
 
 bench-breakers: $(STAMP)  ## overhead of a breaker per call (sync, async) vs a bare call and pybreaker (~30 s)

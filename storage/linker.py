@@ -39,7 +39,7 @@ _PROCESS = secrets.token_hex(8)
 MARK = f"tracehouse dependency linker {_PROCESS}"
 #: Cancels this process's running linker statements. The pattern is built by concat, so this
 #: statement's own text does not match it.
-CANCEL = f"KILL QUERY WHERE query LIKE concat('%/* tracehouse dependency', ' linker {_PROCESS} */%') ASYNC"
+CANCEL = f"KILL QUERY WHERE query LIKE concat('%/* {MARK[:10]}', '{MARK[10:]} */%') ASYNC"
 
 # Written last: marks the generation `version` of each minute complete. Readers take, per
 # minute, only the links of its newest complete generation — a relinking replaces the whole

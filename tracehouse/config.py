@@ -52,9 +52,8 @@ SERVE_OPTIONS = (
     Option(
         "--store-memory-limit",
         "bytes the embedded ClickHouse may use (max_server_memory_usage); past it an insert is tried again "
-        "alone, then spooled, and queries answer 503; no new merge starts while merges hold 40 percent of it; 0: the "
-        "engine's default (0.9 of RAM). Ignored for a "
-        "ClickHouse server",
+        "alone, then spooled, and queries answer 503; no new merge starts while merges hold 40 percent of it; "
+        "0: the engine's default (0.9 of RAM). Ignored for a ClickHouse server",
         768 * 1024 * 1024,
         int,
         "BYTES",

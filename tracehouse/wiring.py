@@ -234,10 +234,17 @@ async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.E
     that inserts touched since the previous run, however old (late spans, spool replays).
     Safe beside other collectors doing the same (see `tracehouse.storage.linker`). Never raises."""
     watermark = time.time_ns() // 10**6
+
+    def failed(exc: StorageError) -> None:
+        if stop.is_set():  # its statement was cancelled by the shutdown (`Ingest.drain`)
+            log.info("dependency linker stopped: %s", exc)
+        else:
+            log.warning("dependency linker: %s (next run in %g s)", exc, interval)
+
     try:
         await asyncio.to_thread(store.link, time.time_ns() - 3600 * 10**9, time.time_ns())
     except StorageError as exc:
-        log.warning("dependency linker: %s", exc)
+        failed(exc)
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
@@ -246,4 +253,4 @@ async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.E
         try:
             watermark = await asyncio.to_thread(store.link_recent, watermark)
         except StorageError as exc:
-            log.warning("dependency linker: %s (retrying in %g s)", exc, interval)
+            failed(exc)
