@@ -19,7 +19,9 @@ class CollectorConfig:
     they are while the oldest queued request has waited `max_queue_delay` seconds past its
     `flush_interval` (the store is behind).
     Batches the store refuses go to an on-disk spool of at most `spool_max_bytes`, replayed
-    every `spool_retry_interval` seconds until the store takes them. With `ingest_token` set,
+    every `spool_retry_interval` seconds until the store takes them. With a spool, while
+    every insert slot is taken, up to `write_ahead` more batches are written to its write-ahead
+    log and their senders answered before their insert (0: senders are answered once inserted). With `ingest_token` set,
     every ingest request must carry `Authorization: Bearer <token>`. Request bodies held at
     once (raw and inflated) are bounded by `max_inflight_bytes`; past it, retryable refusals.
     A client gets `header_timeout` seconds to send a request's headers and `body_timeout` more
@@ -38,6 +40,7 @@ class CollectorConfig:
     flush_interval: float = 0.2
     flush_bytes: int = 16 * MiB
     flush_workers: int = 2
+    write_ahead: int = 2
     max_queued_spans: int = 500_000
     max_queue_delay: float = 2.0
     spool_max_bytes: int = 1024 * MiB
@@ -78,6 +81,8 @@ class CollectorConfig:
             raise ConfigError(f"max_queue_delay: must be in (0, 300] seconds (got {self.max_queue_delay})")
         if not 1 <= self.flush_workers <= 64:
             raise ConfigError(f"flush_workers: must be between 1 and 64 (got {self.flush_workers})")
+        if not 0 <= self.write_ahead <= 64:
+            raise ConfigError(f"write_ahead: must be between 0 and 64 (got {self.write_ahead})")
         if not 0 < self.flush_interval <= 60:
             raise ConfigError(f"flush_interval: must be in (0, 60] seconds (got {self.flush_interval})")
         if self.spool_max_bytes < MiB:

@@ -35,12 +35,15 @@ class IngestMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=self.registry,
         )  # fmt: skip
 
-    def watch(self, queued_spans: object, stored_spans: object, busy_retries: object, spool: Spool | None) -> None:
+    def watch(
+        self, queued_spans: object, stored_spans: object, busy_retries: object, set_aside: object, spool: Spool | None
+    ) -> None:
         """Gauges read at scrape time from the pipeline (callables returning numbers) and spool."""
         for name, doc, read in (
             ("tracehouse_queue_spans", "Spans waiting in the ingest queue", queued_spans),
             ("tracehouse_stored_spans", "Spans written to the store since start", stored_spans),
             ("tracehouse_store_busy_retries", "Inserts tried again, alone, because the store was busy", busy_retries),
+            ("tracehouse_set_aside_spans", "Acknowledged spans the store refused as data, set aside", set_aside),
         ):
             Gauge(name, doc, registry=self.registry).set_function(read)  # type: ignore[arg-type]
         if spool is not None:
@@ -50,6 +53,10 @@ class IngestMetrics:
             Gauge("tracehouse_spool_bytes", "Bytes waiting in the spool", registry=self.registry).set_function(
                 lambda: spool.bytes
             )
+            Gauge(
+                "tracehouse_write_ahead_batches", "Batches answered from the write-ahead log, not yet inserted",
+                registry=self.registry,
+            ).set_function(lambda: spool.logged)  # fmt: skip
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

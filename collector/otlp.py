@@ -9,6 +9,7 @@ lazy) to check ids and count spans. Invalid spans are removed one by one and cou
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 from collections.abc import Iterable
@@ -114,8 +115,8 @@ def validate(request: Any, window: TimeWindow, body: bytes | None = None) -> Otl
     (the request's own encoding) when nothing was dropped, else the request re-encoded.
 
     A field with the wrong wire type survives parsing as an unknown field and makes
-    ClickHouse refuse the insert; the pipeline then answers that request alone with a 400
-    (`RejectedByStore`). Discarding unknown fields here would cost a third of the throughput.
+    ClickHouse refuse the insert; the pipeline then stores that request alone, `repaired`.
+    Discarding unknown fields here, for every request, would cost a third of the throughput.
     """
     rejected: list[str] = []
     spans = 0
@@ -128,6 +129,42 @@ def validate(request: Any, window: TimeWindow, body: bytes | None = None) -> Otl
     decoded = OtlpDecoded(OtlpPayload.frame(body, spans), len(rejected))
     decoded.reasons = list(dict.fromkeys(rejected))[:5]
     return decoded
+
+
+def split_requests(payload: OtlpPayload) -> list[OtlpPayload]:
+    """The requests of a (merged) payload, each its own payload with the token
+    `<payload token>.<index>`; bytes that are no message make a piece the store refuses."""
+    pieces: list[OtlpPayload] = []
+    for index, (frame, message) in enumerate(payload.frames()):
+        spans = 1  # not a message: stored alone, refused, set aside
+        if message is not None:
+            request = LenientExportTraceServiceRequest()
+            with contextlib.suppress(DecodeError):
+                request.ParseFromString(message)
+                spans = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+        pieces.append(OtlpPayload(frame, spans, f"{payload.token}.{index}"))
+    return pieces
+
+
+def repaired(payload: object) -> OtlpPayload | None:
+    """A one-request payload the store refused, without the fields the parser did not know
+    (a known field sent with another wire type is one, for protobuf parsers); None when
+    there is no such field to drop."""
+    if not isinstance(payload, OtlpPayload):
+        return None
+    frames = payload.frames()
+    if len(frames) != 1 or frames[0][1] is None:
+        return None
+    request = LenientExportTraceServiceRequest()
+    try:
+        request.ParseFromString(frames[0][1])
+    except DecodeError:
+        return None
+    before = request.ByteSize()
+    request.DiscardUnknownFields()
+    if request.ByteSize() == before:
+        return None
+    return OtlpPayload(OtlpPayload.frame(request.SerializeToString(), payload.spans).data, payload.spans, payload.token)
 
 
 class _Check:

@@ -2,7 +2,9 @@
 
 A request's spans are queued and its sender is answered only when they are durable: written
 by the store, or — when the store refuses — appended to the on-disk spool, which is replayed
-in order once the store is back. Past its bound the queue refuses at once (`Overloaded`), and
+in order once the store is back, or — while every insert slot is taken — written to the
+spool's write-ahead log, so senders go on while the inserts run (and an insert's size does not
+depend on how many senders wait). Past its bound the queue refuses at once (`Overloaded`), and
 so does a full spool, so memory and disk stay bounded whatever senders do. So does a queue
 that stopped draining (its oldest request waited too long): senders are answered in seconds,
 well within an exporter's timeout, instead of piling up behind a slow store.
@@ -17,9 +19,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from tracehouse.collector.config import CollectorConfig
 from tracehouse.collector.errors import Overloaded, PayloadTooLarge, RejectedByStore, StoreDown
+from tracehouse.collector.otlp import repaired, split_requests
 from tracehouse.collector.spool import Spool, Spooled, SpoolFull
 from tracehouse.storage import OtlpPayload, SpanBatch, SpanWriter, StorageError, StoreBusy, StoreRejected
 
@@ -62,6 +66,7 @@ class Pipeline:
         self.written_spans = 0
         self.spooled_spans = 0
         self.busy_retries = 0
+        self.set_aside_spans = 0
         # Set when a batch is spooled because the store refused it; cleared once a spooled batch
         # is written. While set, new batches go straight to the spool (the store is down: each
         # would wait for its own refusal); once clear, they are inserted beside the replay, so a
@@ -72,6 +77,8 @@ class Pipeline:
         self._may_insert = asyncio.Event()  # cleared while a busy retry waits to run alone
         self._may_insert.set()
         self._retry_alone = asyncio.Lock()
+        self._insert_slots = asyncio.Semaphore(config.flush_workers)
+        self._write_ahead = spool is not None and config.write_ahead > 0
         self.flush_observer: Callable[[float], None] | None = None  # seconds per durable flush
 
     @property
@@ -122,11 +129,15 @@ class Pipeline:
     async def run(self) -> None:
         """Flush (and replay the spool) until `close()` was called and the queue is empty."""
         replay = asyncio.create_task(self._replay(), name="spool-replay")
-        workers = asyncio.Semaphore(self._config.flush_workers)
+        # A flush holds one of these from taking its requests until they are stored. With the
+        # write-ahead log, `write_ahead` more than the inserts: while every insert runs, the next
+        # batches are logged and their senders answered, so the rate no longer depends on how
+        # many senders wait for their answer.
+        workers = asyncio.Semaphore(self._config.flush_workers + (self._write_ahead and self._config.write_ahead))
         flushes: set[asyncio.Task[None]] = set()
         try:
             while not (self._closing and not self._queue):
-                await workers.acquire()  # take from the queue only when an insert can start
+                await workers.acquire()  # take from the queue only when a flush may start
                 await self._wait_for_work()
                 items = self._take()
                 if not items:
@@ -180,18 +191,105 @@ class Pipeline:
             self.flush_observer(time.monotonic() - started)
 
     async def _flush_items(self, items: list[_Pending]) -> None:
-        columns = [item for item in items if isinstance(item.batch, SpanBatch)]
-        otlp = [item for item in items if isinstance(item.batch, OtlpPayload)]
-        for group in (columns, otlp):
-            if not group:
-                continue
-            error = await self._store_or_spool(_merge([item.batch for item in group]))
+        groups = [
+            [item for item in items if isinstance(item.batch, OtlpPayload)],
+            [item for item in items if isinstance(item.batch, SpanBatch)],
+        ]
+        items.clear()  # a group's requests are let go once answered (see `_flush_group`)
+        while groups:
+            group = groups.pop()
+            if group:
+                await self._flush_group(group)
+
+    async def _flush_group(self, group: list[_Pending]) -> None:
+        batch = _merge([item.batch for item in group])
+        # Logged ahead only when every insert slot is taken: otherwise the insert starts now,
+        # and an answer after it also means the spans can be read back at once.
+        logged = await self._log(batch) if self._insert_slots.locked() else None
+        if isinstance(logged, Exception):
+            _settle(group, logged)
+            return
+        if logged is not None:
+            _settle(group, None)  # durable in the write-ahead log: the senders may go on
+            pieces = group[:] if isinstance(batch, SpanBatch) else []  # OTLP splits back from `batch`
+            group.clear()  # the requests' own bytes are not kept while the insert waits
+            async with self._insert_slots:
+                await self._store_logged(batch, logged, pieces)
+            return
+        async with self._insert_slots:
+            error = await self._store_or_spool(batch)
             if isinstance(error, RejectedByStore) and len(group) > 1:
                 # One request's data spoiled the merged insert: isolate it, store the others.
-                for item in group:
-                    _settle([item], await self._store_or_spool(item.batch))
+                errors = await self._store_pieces([item.batch for item in group], set_aside=False)
+                for item, piece_error in zip(group, errors, strict=True):
+                    _settle([item], piece_error)
             else:
                 _settle(group, error)
+
+    async def _log(self, batch: Batch) -> Path | Overloaded | None:
+        """Write `batch` to the write-ahead log: its path; `Overloaded` when the spool is full
+        and the store failing; None without a spool or when the log cannot take it now (the
+        senders are then answered once the batch is stored or spooled)."""
+        if self._spool is None or not self._write_ahead:
+            return None
+        try:
+            return await asyncio.to_thread(self._spool.log, batch)
+        except SpoolFull as exc:
+            if self._store_failing:
+                return Overloaded(f"the store is unavailable and the spool is full ({exc}); retry later")
+            return None
+        except OSError as exc:
+            log.error("cannot write the write-ahead log (%s); answering senders once their spans are stored", exc)
+            return None
+
+    async def _store_logged(self, batch: Batch, logged: Path, group: list[_Pending]) -> None:
+        """Insert a logged (acknowledged) batch, then forget it; into the spool when the store
+        refuses it; piece by piece when the store refuses it as data."""
+        spool = self._spool
+        assert spool is not None
+        try:
+            if not (self._store_failing and len(spool)):
+                try:
+                    await self._insert(batch)
+                    self.written_spans += len(batch)
+                    await asyncio.to_thread(spool.forget, logged)
+                    return
+                except StoreRejected as exc:
+                    log.warning("the store refused %d spans as data, storing them by request: %s", len(batch), exc)
+                    await self._store_pieces(_pieces(batch, group), set_aside=True)
+                    await asyncio.to_thread(spool.forget, logged)
+                    return
+                except StorageError as exc:
+                    log.warning("the store refused %d spans, spooled: %s", len(batch), exc)
+                    self._store_failing = True
+                except Exception:
+                    log.exception("unexpected error storing %d spans; spooled", len(batch))
+            await asyncio.to_thread(spool.adopt, logged)
+        except OSError as exc:
+            log.error("cannot spool logged batch %s (%s); it is spooled at the next start", logged, exc)
+            return
+        self.spooled_spans += len(batch)
+        self._replay_wakeup.set()
+
+    async def _store_pieces(self, pieces: list[Batch], set_aside: bool) -> list[Exception | None]:
+        """Store each piece of a batch the store refused as data on its own; a piece refused
+        again is stored without the fields the parser did not know (`repaired`), else set aside
+        in the spool (`set_aside`) or answered `RejectedByStore`. The error for each piece."""
+        errors: list[Exception | None] = []
+        for piece in pieces:
+            error = await self._store_or_spool(piece)
+            if isinstance(error, RejectedByStore):
+                fixed = repaired(piece)
+                if fixed is not None:
+                    log.warning("storing %d spans without the fields of unexpected wire type", len(piece))
+                    error = await self._store_or_spool(fixed)
+            if isinstance(error, RejectedByStore) and set_aside and self._spool is not None:
+                log.error("%d acknowledged spans refused as data, set aside in the spool: %s", len(piece), error)
+                await asyncio.to_thread(self._spool.set_aside, piece)
+                self.set_aside_spans += len(piece)
+                error = None
+            errors.append(error)
+        return errors
 
     async def _store_or_spool(self, batch: Batch) -> Exception | None:
         """Make `batch` durable; the error to answer with, or None."""
@@ -293,9 +391,10 @@ class Pipeline:
             await self._may_insert.wait()
             await self._write_counted(spooled.batch)
         except StoreRejected as exc:
-            log.error("spooled batch %s refused by the store as data, moved aside: %s", spooled.path.name, exc)
-            await asyncio.to_thread(spool.reject, spooled)
+            log.warning("spooled batch %s refused as data, storing it by request: %s", spooled.path.name, exc)
             self._store_failing = False  # it answered: it is up
+            await self._store_pieces(_pieces(spooled.batch, []), set_aside=True)
+            await asyncio.to_thread(spool.remove, spooled)
             return True
         except StorageError as exc:
             log.info("spool replay waits for the store (%d batches spooled): %s", len(spool), exc)
@@ -311,6 +410,14 @@ def _merge(batches: list[Batch]) -> Batch:
     if all(isinstance(b, OtlpPayload) for b in batches):
         return OtlpPayload.concat([b for b in batches if isinstance(b, OtlpPayload)])
     return SpanBatch.concat([b for b in batches if isinstance(b, SpanBatch)])
+
+
+def _pieces(batch: Batch, group: list[_Pending]) -> list[Batch]:
+    """`batch` as the requests it was merged from (OTLP: one piece per framed message, each
+    with a token derived from the batch's, so a piece stored twice is stored once)."""
+    if isinstance(batch, OtlpPayload):
+        return list[Batch](split_requests(batch))
+    return [item.batch for item in group] or [batch]
 
 
 def _size(batch: Batch) -> int:

@@ -3,6 +3,12 @@
 A batch in the spool is acknowledged data, so `append` returns only once the batch is on
 disk (temp file, fsync, rename, fsync of the directory). Replays reuse the batch token, so
 a batch written twice (a crash between insert and removal) is stored once. Bounded in bytes.
+
+The spool also holds the write-ahead log (`ahead/`): a batch is logged (durably, the same way)
+before its senders are answered and its insert starts, and forgotten once the store has it. A
+logged batch the store refuses is adopted into the spool by a rename; one still logged at the
+next start (the process died before its insert ended) is adopted then, and its token makes
+the replay a no-op if the insert had in fact completed.
 """
 
 from __future__ import annotations
@@ -39,13 +45,21 @@ class Spool:
     def __init__(self, directory: Path, max_bytes: int) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
-        directory.mkdir(parents=True, exist_ok=True)
+        self.ahead = directory / "ahead"
+        self.ahead.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        for stale in directory.glob("*.tmp"):
+        for stale in [*directory.glob("*.tmp"), *self.ahead.glob("*.tmp")]:
             stale.unlink()  # never renamed: never acknowledged
         files = self._files()
         self._bytes = sum(f.stat().st_size for f in files)
         self._next = int(files[-1].stem) + 1 if files else 1
+        self._next_logged = 1
+        self._logged: dict[Path, int] = {}  # logged, not yet forgotten or adopted: bytes
+        left = sorted(p for p in self.ahead.iterdir() if p.suffix in _SUFFIXES)
+        for logged in left:
+            self.adopt(logged)
+        if left:
+            log.warning("%d batches of the write-ahead log were not known to be stored; spooled for replay", len(left))
 
     def __len__(self) -> int:
         return len(self._files())
@@ -54,17 +68,60 @@ class Spool:
     def bytes(self) -> int:
         return self._bytes
 
+    @property
+    def logged(self) -> int:
+        """Batches in the write-ahead log (neither forgotten nor adopted yet)."""
+        return len(self._logged)
+
     def append(self, batch: SpanBatch | OtlpPayload) -> None:
         """Durably store `batch` after every batch already spooled, or raise `SpoolFull`."""
         data = encode(batch)
         suffix = ".otlp" if isinstance(batch, OtlpPayload) else ".batch"
         with self._lock:
-            if self._bytes + len(data) > self.max_bytes:
-                raise SpoolFull(f"spool holds {self._bytes} bytes; {len(data)} more would pass {self.max_bytes}")
+            held = self._bytes + sum(self._logged.values())
+            if held + len(data) > self.max_bytes:
+                raise SpoolFull(f"spool holds {held} bytes; {len(data)} more would pass {self.max_bytes}")
             path = self.directory / f"{self._next:012d}{suffix}"
             _write_durably(path, data)  # under the lock: files appear in sequence order
             self._next += 1
             self._bytes += len(data)
+
+    def log(self, batch: SpanBatch | OtlpPayload) -> Path:
+        """Durably write `batch` to the write-ahead log; its path, for `forget` or `adopt`.
+        Logged batches count against the bound (each may end up spooled): `SpoolFull`."""
+        data = encode(batch)
+        suffix = ".otlp" if isinstance(batch, OtlpPayload) else ".batch"
+        with self._lock:
+            held = self._bytes + sum(self._logged.values())
+            if held + len(data) > self.max_bytes:
+                raise SpoolFull(f"spool holds {held} bytes; {len(data)} more would pass {self.max_bytes}")
+            path = self.ahead / f"{self._next_logged:012d}{suffix}"
+            self._next_logged += 1
+            self._logged[path] = len(data)
+        try:
+            _write_durably(path, data)
+        except OSError:
+            with self._lock:
+                del self._logged[path]
+            raise
+        return path
+
+    def forget(self, logged: Path) -> None:
+        """Drop a logged batch the store has written."""
+        logged.unlink()
+        with self._lock:
+            self._logged.pop(logged, None)
+
+    def adopt(self, logged: Path) -> None:
+        """Move a logged batch into the spool, after every batch spooled so far."""
+        size = logged.stat().st_size
+        with self._lock:
+            path = self.directory / f"{self._next:012d}{logged.suffix}"
+            logged.rename(path)
+            self._next += 1
+            self._bytes += size
+            self._logged.pop(logged, None)
+        _fsync_directory(self.directory)
 
     def oldest(self) -> Spooled | None:
         """The first spooled batch, or None when the spool is empty. A file that cannot be
@@ -80,9 +137,13 @@ class Spool:
     def remove(self, spooled: Spooled) -> None:
         self._forget(spooled.path, None)
 
-    def reject(self, spooled: Spooled) -> None:
-        """Move a batch the store refuses as data out of the way (`.rejected`), kept for a look."""
-        self._forget(spooled.path, spooled.path.with_suffix(".rejected"))
+    def set_aside(self, batch: SpanBatch | OtlpPayload) -> None:
+        """Keep a batch the store refuses as data out of the way (`.rejected`, never replayed,
+        not counted in the bound), for a look."""
+        with self._lock:
+            path = self.directory / f"{self._next:012d}.rejected"
+            self._next += 1
+        _write_durably(path, encode(batch))
 
     def _forget(self, path: Path, rename_to: Path | None) -> None:
         size = path.stat().st_size
@@ -123,7 +184,11 @@ def _write_durably(path: Path, data: bytes) -> None:
         file.flush()
         os.fsync(file.fileno())
     temp.rename(path)
-    directory = os.open(path.parent, os.O_RDONLY)
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(path: Path) -> None:
+    directory = os.open(path, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:

@@ -126,6 +126,33 @@ class OtlpPayload:
     def concat(cls, payloads: list[OtlpPayload]) -> OtlpPayload:
         return cls(b"".join(p.data for p in payloads), sum(p.spans for p in payloads))
 
+    def frames(self) -> list[tuple[bytes, bytes | None]]:
+        """Each framed message of `data` as (the frame, the message); bytes that are no
+        complete frame come last as (those bytes, None)."""
+        frames: list[tuple[bytes, bytes | None]] = []
+        data, offset = self.data, 0
+        while offset < len(data):
+            header = _read_varint(data, offset)
+            if header is None or header[0] + header[1] > len(data):
+                frames.append((data[offset:], None))
+                break
+            size, start = header
+            frames.append((data[offset : start + size], data[start : start + size]))
+            offset = start + size
+        return frames
+
+
+def _read_varint(data: bytes, offset: int) -> tuple[int, int] | None:
+    """(value, offset after it) of the varint at `offset`, or None when there is none."""
+    value = shift = 0
+    for index in range(offset, min(len(data), offset + 10)):
+        byte = data[index]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, index + 1
+        shift += 7
+    return None
+
 
 def _varint(value: int) -> bytes:
     out = bytearray()

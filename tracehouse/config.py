@@ -61,6 +61,14 @@ SERVE_OPTIONS = (
     ),
     Option("--flush-interval", "seconds a request may wait to be batched with others", 0.2, float, "SECONDS"),
     Option("--flush-workers", "inserts that may run at once", 2, int, "N"),
+    Option(
+        "--write-ahead",
+        "batches whose senders are answered once the batch is in the spool's write-ahead log (fsync'd), "
+        "before its insert, while all --flush-workers inserts run; 0: senders are answered once inserted",
+        2,
+        int,
+        "N",
+    ),
     Option("--max-queued-spans", "spans waiting to be stored before senders get 503 + Retry-After", 500_000, int, "N"),
     Option(
         "--max-concurrent-requests",
@@ -162,6 +170,7 @@ def collector_config(v: dict[str, Any]) -> CollectorConfig:
         zipkin_port=v["zipkin_port"],
         flush_interval=v["flush_interval"],
         flush_workers=v["flush_workers"],
+        write_ahead=v["write_ahead"],
         max_queued_spans=v["max_queued_spans"],
         flush_spans=min(50_000, v["max_queued_spans"]),
         max_inflight_bytes=v["max_inflight_bytes"],

@@ -121,6 +121,7 @@ class Ingest:
             lambda: self.pipeline.queued_spans,
             lambda: self.pipeline.written_spans,
             lambda: self.pipeline.busy_retries,
+            lambda: self.pipeline.set_aside_spans,
             self.spool,
         )
         self.pipeline.flush_observer = self.metrics.flush_seconds.observe

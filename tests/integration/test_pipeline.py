@@ -1,6 +1,7 @@
 """The ingest pipeline over the real embedded store, with faults injected at the
-`SpanWriter` seam: refused batches are spooled and acknowledged, then replayed exactly once;
-a full spool and a full queue refuse with a retryable answer."""
+`SpanWriter` seam: senders are answered once their batch is in the write-ahead log; refused
+batches are spooled, then replayed exactly once; a full spool and a full queue refuse with a
+retryable answer; data the store refuses is stored request by request, repaired or set aside."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from tests.spans import full_batch
 from tests.unit.test_otlp_decode import sdk_spans
+from tests.unit.test_otlp_pieces import poisoned_request
 from tracehouse.collector import CollectorConfig, Overloaded, Pipeline, Spool, decode_protobuf
 from tracehouse.collector.errors import PayloadTooLarge, StoreDown
 from tracehouse.collector.pipeline import BUSY_PAUSES
 from tracehouse.collector.spool import encode
-from tracehouse.storage import ClickHouseStore, OtlpPayload, SpanBatch, StoreBusy, StoreUnavailable
+from tracehouse.storage import ClickHouseStore, OtlpPayload, SpanBatch, StoreBusy, StoreRejected, StoreUnavailable
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +47,22 @@ class FaultyWriter:
             raise StoreUnavailable("injected fault: store unreachable")
         self.store.write_otlp(payload)
         self.written.set()
+
+
+class HeldWriter(FaultyWriter):
+    """`FaultyWriter` that also keeps the write of the batch named `held` running until `hold` is set."""
+
+    def __init__(self, store: ClickHouseStore, held: str) -> None:
+        super().__init__(store)
+        self.held = held
+        self.hold = threading.Event()
+        self.holding = threading.Event()
+
+    def write(self, batch: SpanBatch) -> None:
+        if not self.down.is_set() and batch.span_name[0] == self.held:
+            self.holding.set()
+            self.hold.wait(30)
+        super().write(batch)
 
 
 def stored(store: ClickHouseStore, batch: SpanBatch) -> int:
@@ -80,14 +98,14 @@ def test_refused_batches_are_spooled_then_replayed_once(store: ClickHouseStore, 
     async def scenario() -> None:
         writer.down.set()
         for batch in batches:
-            await pipeline.submit(batch)  # acknowledged although the store is down
-        assert len(spool) == 2
+            await pipeline.submit(batch)  # acknowledged (logged) although the store is down
+        await until(lambda: len(spool) == 2)  # the inserts failed: spooled
         assert [stored(store, b) for b in batches] == [0, 0]
         writer.down.clear()
         await until(lambda: len(spool) == 0)
         late = full_batch(spans=2)
         await pipeline.submit(late)
-        assert stored(store, late) == 2
+        await until(lambda: stored(store, late) == 2)
 
     asyncio.run(run_pipeline(pipeline, scenario()))
     assert [stored(store, b) for b in batches] == [3, 4]
@@ -103,7 +121,8 @@ def test_otlp_payloads_are_spooled_and_replayed_too(store: ClickHouseStore, tmp_
     async def scenario() -> None:
         writer.down.set()
         await asyncio.gather(pipeline.submit(decoded.payload), pipeline.submit(columns))
-        assert sorted(p.suffix for p in (tmp_path / "spool").iterdir()) == [".batch", ".otlp"]
+        await until(lambda: len(spool) == 2)
+        assert sorted(p.suffix for p in (tmp_path / "spool").iterdir() if p.is_file()) == [".batch", ".otlp"]
         writer.down.clear()
         await until(lambda: len(spool) == 0)
 
@@ -111,13 +130,15 @@ def test_otlp_payloads_are_spooled_and_replayed_too(store: ClickHouseStore, tmp_
     assert int(store.client().command("SELECT count() FROM otel_traces")) == 4
 
 
-def test_a_replay_repeated_after_a_crash_stores_once(store: ClickHouseStore, tmp_path: Path) -> None:
-    """Crash between the insert and the spool file's removal: the next start replays the
-    same batch (same token) and the store keeps one copy."""
+@pytest.mark.parametrize("kept_in", ["spool", "write-ahead log"])
+def test_a_replay_repeated_after_a_crash_stores_once(store: ClickHouseStore, tmp_path: Path, kept_in: str) -> None:
+    """Crash between the insert (of a spooled batch, or of a logged one whose senders were
+    answered) and the file's removal: the next start replays the same batch (same token) and
+    the store keeps one copy."""
     batch = full_batch(spans=5)
     spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
-    spool.append(batch)
-    store.write(batch)  # the replay that happened before the crash
+    spool.append(batch) if kept_in == "spool" else spool.log(batch)
+    store.write(batch)  # the insert that happened before the crash
     restarted = Spool(tmp_path / "spool", max_bytes=100_000_000)
     writer = FaultyWriter(store)
     pipeline = Pipeline(writer, CONFIG, restarted)
@@ -189,68 +210,130 @@ def test_a_full_queue_refuses_at_once(store: ClickHouseStore) -> None:
     asyncio.run(run_pipeline(pipeline, scenario()))
 
 
-def _ld(tag: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field: tag byte, varint length, bytes."""
-    length, out = len(payload), bytearray()
-    while length > 0x7F:
-        out.append((length & 0x7F) | 0x80)
-        length >>= 7
-    out.append(length)
-    return bytes([tag]) + bytes(out) + payload
+class RefusingWriter(HeldWriter):
+    """`HeldWriter` that refuses as data (as ClickHouse refuses a value it cannot parse)
+    every OTLP insert holding a span named `refuse-me`."""
+
+    def __init__(self, store: ClickHouseStore, held: str = "") -> None:
+        super().__init__(store, held)
+
+    def write_otlp(self, payload: OtlpPayload) -> None:
+        if b"refuse-me" in payload.data:
+            raise StoreRejected("injected fault: Code: 27. DB::Exception: Cannot parse input")
+        super().write_otlp(payload)
 
 
-def poisoned_request() -> bytes:
-    """A request the parser accepts but ClickHouse refuses: Span.status (field 15) sent as
-    a varint instead of a message."""
-    span = encode_spans(sdk_spans()).resource_spans[0].scope_spans[0].spans[0]
-    span.ClearField("status")
-    return _ld(0x0A, _ld(0x12, _ld(0x12, span.SerializeToString() + b"\x78\x01")))
+def otlp_request(name: str = "") -> OtlpPayload:
+    request = encode_spans(sdk_spans())
+    if name:
+        request.resource_spans[0].scope_spans[0].spans[0].name = name
+    return decode_protobuf(request.SerializeToString()).payload
 
 
-def test_a_request_the_store_refuses_is_answered_alone(store: ClickHouseStore, tmp_path: Path) -> None:
-    """Merged with good requests, a poisoned one makes the insert fail: the pipeline retries
-    them one by one, answers the poisoned one 400 and stores the rest; nothing is spooled."""
+async def submit_all(pipeline: Pipeline, payloads: list[OtlpPayload]) -> list[str]:
+    """Submit at once (one merged insert) and run the pipeline to its end; each answer's type."""
+    task = asyncio.create_task(pipeline.run())
+    try:
+        results = await asyncio.gather(*(pipeline.submit(p) for p in payloads), return_exceptions=True)
+    finally:
+        await pipeline.close()
+        await task
+    return [type(r).__name__ for r in results]
+
+
+@pytest.mark.parametrize("logged", [True, False])
+def test_a_request_with_a_field_the_store_refuses_is_stored_without_it(
+    store: ClickHouseStore, tmp_path: Path, logged: bool
+) -> None:
+    """Merged with good requests, a poisoned one (a known field with another wire type, which
+    protobuf parsers keep as an unknown field) makes the insert fail: the pipeline stores the
+    requests one by one, the poisoned one without that field, as a protobuf parser reads it —
+    whether the senders were answered from the write-ahead log or wait for the insert."""
     spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
-    pipeline = Pipeline(store, CollectorConfig(flush_interval=0.05, flush_workers=1), spool)
+    writer = HeldWriter(store, held="busy")
+    pipeline = Pipeline(writer, CollectorConfig(flush_interval=0.05, flush_workers=1), spool)
     poison = decode_protobuf(poisoned_request())
     assert (poison.payload.spans, poison.rejected) == (1, 0)  # the parser cannot tell
-    good = [decode_protobuf(encode_spans(sdk_spans()).SerializeToString()).payload for _ in range(3)]
+    good = [otlp_request() for _ in range(3)]
 
-    async def scenario() -> list[BaseException | None]:
-        results = await asyncio.gather(
-            *(pipeline.submit(p) for p in [good[0], poison.payload, *good[1:]]), return_exceptions=True
-        )
-        return list(results)
+    async def scenario() -> None:
+        busy = asyncio.ensure_future(pipeline.submit(named_batch("busy")))
+        if logged:
+            await asyncio.to_thread(writer.holding.wait, 30)  # the one insert slot is taken
+        else:
+            writer.hold.set()
+            await busy
+        async with asyncio.timeout(30):  # answered before the held insert ends, when logged
+            answers = await asyncio.gather(*(pipeline.submit(p) for p in [good[0], poison.payload, *good[1:]]))
+        assert answers == [None] * 4
+        writer.hold.set()
+        await busy
 
-    async def run() -> list[BaseException | None]:
-        task = asyncio.create_task(pipeline.run())
-        try:
-            return await scenario()
-        finally:
-            await pipeline.close()
-            await task
+    asyncio.run(run_pipeline(pipeline, scenario()))
+    assert int(store.client().command("SELECT count() FROM otel_traces")) == 2 + 3 * 2 + 1
+    assert len(spool) == 0
+    assert not list((tmp_path / "spool").glob("*.rejected"))
 
-    results = asyncio.run(run())
-    assert [type(r).__name__ for r in results] == ["NoneType", "RejectedByStore", "NoneType", "NoneType"]
-    assert "the store refused these spans" in str(results[1])
-    assert int(store.client().command("SELECT count() FROM otel_traces")) == 6
+
+def test_data_the_store_refuses_is_answered_400_when_answers_wait_for_the_insert(
+    store: ClickHouseStore, tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
+    pipeline = Pipeline(RefusingWriter(store), CollectorConfig(flush_interval=0.05, write_ahead=0), spool)
+    payloads = [otlp_request(), otlp_request("refuse-me"), otlp_request()]
+
+    answers = asyncio.run(submit_all(pipeline, payloads))
+    assert answers == ["NoneType", "RejectedByStore", "NoneType"]
+    assert int(store.client().command("SELECT count() FROM otel_traces")) == 4
     assert len(spool) == 0
 
 
-def test_a_spooled_batch_the_store_refuses_is_moved_aside(store: ClickHouseStore, tmp_path: Path) -> None:
+def test_acknowledged_data_the_store_refuses_is_set_aside_and_the_rest_stored(
+    store: ClickHouseStore, tmp_path: Path
+) -> None:
+    """With the write-ahead log the senders were answered before the insert: a request the
+    store refuses as data is kept in the spool as `.rejected` (logged), the others stored."""
     spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
-    spool.append(decode_protobuf(poisoned_request()).payload)
+    writer = RefusingWriter(store, held="busy")
+    pipeline = Pipeline(writer, CollectorConfig(flush_interval=0.05, flush_workers=1), spool)
+    refused = otlp_request("refuse-me")
+
+    async def scenario() -> None:
+        busy = asyncio.ensure_future(pipeline.submit(named_batch("busy")))
+        await asyncio.to_thread(writer.holding.wait, 30)  # the one insert slot is taken
+        async with asyncio.timeout(30):  # answered once logged, before the held insert ends
+            answers = await asyncio.gather(*(pipeline.submit(p) for p in [otlp_request(), refused, otlp_request()]))
+        assert answers == [None] * 3
+        writer.hold.set()
+        await busy
+
+    asyncio.run(run_pipeline(pipeline, scenario()))
+    assert int(store.client().command("SELECT count() FROM otel_traces")) == 2 + 4
+    assert pipeline.set_aside_spans == 2
+    assert len(spool) == 0
+    [kept] = (tmp_path / "spool").glob("*.rejected")
+    assert kept.read_bytes().endswith(refused.data)
+    assert list((tmp_path / "spool" / "ahead").iterdir()) == []
+
+
+def test_a_spooled_batch_the_store_refuses_is_stored_request_by_request(store: ClickHouseStore, tmp_path: Path) -> None:
+    """A spooled batch of merged requests, one of them poisoned: the replay stores each
+    request alone, the poisoned one repaired; one the store still refuses is set aside."""
+    spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
+    merged = OtlpPayload.concat([otlp_request(), decode_protobuf(poisoned_request()).payload, otlp_request()])
+    spool.append(merged)
+    spool.append(OtlpPayload.concat([otlp_request("refuse-me"), otlp_request()]))
     good = full_batch(spans=2)
     spool.append(good)
-    writer = FaultyWriter(store)
-    pipeline = Pipeline(writer, CONFIG, spool)
+    pipeline = Pipeline(RefusingWriter(store), CONFIG, spool)
 
     async def scenario() -> None:
         await until(lambda: len(spool) == 0)
 
     asyncio.run(run_pipeline(pipeline, scenario()))
     assert stored(store, good) == 2
-    assert [p.suffix for p in (tmp_path / "spool").iterdir()] == [".rejected"]
+    assert int(store.client().command("SELECT count() FROM otel_traces")) == 2 + 1 + 2 + 2 + 2
+    assert [p.suffix for p in (tmp_path / "spool").iterdir() if p.is_file()] == [".rejected"]
 
 
 def test_one_request_larger_than_the_queue_is_too_large(store: ClickHouseStore) -> None:
@@ -311,7 +394,8 @@ def test_a_busy_store_gets_the_insert_again_alone_instead_of_the_spool(store: Cl
         await until(lambda: ("busy", "b") in writer.log)
         late = asyncio.ensure_future(pipeline.submit(c))
         await asyncio.sleep(0.3)  # b's retry and c would run now if they did not wait for a
-        assert writer.log[-1] == ("busy", "b")
+        assert writer.log.count(("start", "b")) == 1
+        assert ("start", "c") not in writer.log
         writer.hold.set()
         await first
         await late
@@ -330,28 +414,13 @@ def test_a_store_busy_past_the_retries_has_the_batch_spooled(store: ClickHouseSt
     batch = named_batch("a")
 
     async def scenario() -> None:
-        await pipeline.submit(batch)  # acknowledged: spooled
+        await pipeline.submit(batch)  # acknowledged: logged
+        await until(lambda: pipeline.spooled_spans == 2)  # still busy after the retries: spooled
         assert pipeline.busy_retries == len(BUSY_PAUSES)
         await until(lambda: len(spool) == 0)  # replayed once the store has room
 
     asyncio.run(run_pipeline(pipeline, scenario()))
     assert stored(store, batch) == 2
-
-
-class HeldWriter(FaultyWriter):
-    """`FaultyWriter` that also keeps the write of the batch named `held` running until `hold` is set."""
-
-    def __init__(self, store: ClickHouseStore, held: str) -> None:
-        super().__init__(store)
-        self.held = held
-        self.hold = threading.Event()
-        self.holding = threading.Event()
-
-    def write(self, batch: SpanBatch) -> None:
-        if not self.down.is_set() and batch.span_name[0] == self.held:
-            self.holding.set()
-            self.hold.wait(30)
-        super().write(batch)
 
 
 def test_a_store_back_takes_new_batches_while_the_spool_drains(store: ClickHouseStore, tmp_path: Path) -> None:
@@ -367,11 +436,11 @@ def test_a_store_back_takes_new_batches_while_the_spool_drains(store: ClickHouse
         writer.down.set()
         await pipeline.submit(a)
         await pipeline.submit(b)
-        assert len(spool) == 2
+        await until(lambda: len(spool) == 2)
         writer.down.clear()
         await asyncio.to_thread(writer.holding.wait, 30)  # a replayed; b's replay is running
         await pipeline.submit(c)
-        assert stored(store, c) == 2  # written, not spooled behind b
+        await until(lambda: stored(store, c) == 2)  # written, not spooled behind b (held until below)
         assert len(spool) == 1
         writer.hold.set()
         await until(lambda: len(spool) == 0)
@@ -397,9 +466,45 @@ def test_new_batches_go_to_the_spool_while_the_store_stays_down(store: ClickHous
     async def scenario() -> None:
         writer.down.set()
         await pipeline.submit(full_batch(spans=3))
+        await until(lambda: len(spool) == 1)
         await pipeline.submit(full_batch(spans=4))
-        assert len(spool) == 2
+        await until(lambda: len(spool) == 2)
 
     asyncio.run(run_pipeline(pipeline, scenario()))
     assert attempts[:2] == [3, 3]  # the first batch, then its first replay; the second never tried
     assert 4 not in attempts
+
+
+@pytest.mark.parametrize("write_ahead", [2, 0])
+def test_while_every_insert_runs_senders_are_answered_once_logged(
+    store: ClickHouseStore, tmp_path: Path, write_ahead: int
+) -> None:
+    """A batch that finds an insert slot free is inserted, then answered (its spans can be read
+    back at once); one that finds every slot taken is written to the write-ahead log and
+    answered before its insert — unless `write_ahead` is 0."""
+    writer = HeldWriter(store, held="a")
+    spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
+    config = CollectorConfig(flush_interval=0.01, flush_workers=1, write_ahead=write_ahead)
+    pipeline = Pipeline(writer, config, spool)
+    a, b = named_batch("a"), named_batch("b")
+
+    async def scenario() -> None:
+        a_answered = asyncio.ensure_future(pipeline.submit(a))
+        await asyncio.to_thread(writer.holding.wait, 30)  # a's insert has started and is held
+        b_answered = asyncio.ensure_future(pipeline.submit(b))
+        if write_ahead:
+            async with asyncio.timeout(30):
+                await b_answered  # logged while a's insert runs
+            assert [p.name for p in (tmp_path / "spool" / "ahead").iterdir()] == ["000000000001.batch"]
+            assert stored(store, b) == 0
+        else:
+            await asyncio.sleep(0.2)  # b would be taken and answered now if it did not wait for a
+            assert not b_answered.done()
+        assert not a_answered.done()  # a found the slot free: answered once inserted
+        writer.hold.set()
+        await asyncio.gather(a_answered, b_answered)
+        assert stored(store, a) == 2
+        await until(lambda: stored(store, b) == 2)
+
+    asyncio.run(run_pipeline(pipeline, scenario()))
+    assert list((tmp_path / "spool" / "ahead").iterdir()) == []  # forgotten once stored

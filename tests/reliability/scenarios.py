@@ -68,8 +68,20 @@ def crash_repeatedly(data_dir: Path, kills: int, senders: int, acks_before_kill:
                 for thread in threads:
                     thread.join(60)
     with serving(data_dir) as server:
+        _await_empty_spool(server)  # batches logged or spooled at the last kill, replayed
         assert server.stop() == 0, server.text()
     return CrashRun(kills, ledger, data_dir)
+
+
+def _await_empty_spool(server: Server, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        metrics = httpx.get(f"{server.otlp_http}/metrics", timeout=10).text
+        left = [line for line in metrics.splitlines() if line.startswith("tracehouse_spool_batches ")]
+        if left == ["tracehouse_spool_batches 0.0"]:
+            return
+        assert time.monotonic() < deadline, f"the spool was not replayed within {timeout:g} s: {left}"
+        time.sleep(0.1)
 
 
 def _stream(server: Server, ledger: Ledger, stop: threading.Event) -> None:

@@ -88,3 +88,68 @@ def test_otlp_payloads_are_spooled_as_raw_bytes(tmp_path: Path) -> None:
     assert oldest is not None
     assert oldest.batch == payload  # data, span count and token
     assert oldest.path.suffix == ".otlp"
+
+
+def test_a_logged_batch_is_forgotten_once_stored(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10_000_000)
+    logged = spool.log(full_batch())
+    assert spool.logged == 1
+    assert logged.parent == tmp_path / "ahead"
+    assert logged.exists()
+    assert len(spool) == 0  # logged is not spooled: the replay does not take it
+    spool.forget(logged)
+    assert spool.logged == 0
+    assert not logged.exists()
+    assert spool.oldest() is None
+
+
+def test_a_logged_batch_the_store_refused_is_adopted_after_the_spooled_ones(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10_000_000)
+    spooled, logged_batch = full_batch(), full_batch()
+    logged = spool.log(logged_batch)
+    spool.append(spooled)
+    spool.adopt(logged)
+    assert not logged.exists()
+    assert spool.bytes == len(encode(spooled)) + len(encode(logged_batch))
+    first = spool.oldest()
+    assert first is not None
+    assert first.batch == spooled
+    spool.remove(first)
+    second = spool.oldest()
+    assert second is not None
+    assert second.batch == logged_batch
+
+
+def test_a_batch_still_logged_at_start_is_spooled(tmp_path: Path) -> None:
+    """The process died between answering the senders and the insert's end: the next start
+    spools the batch (its token makes the replay a no-op if the insert had completed)."""
+    batch = full_batch()
+    Spool(tmp_path, max_bytes=10_000_000).log(batch)
+    (tmp_path / "ahead" / "000000000009.tmp").write_bytes(b"half written")  # never answered
+    reopened = Spool(tmp_path, max_bytes=10_000_000)
+    assert len(reopened) == 1
+    assert list((tmp_path / "ahead").iterdir()) == []
+    oldest = reopened.oldest()
+    assert oldest is not None
+    assert oldest.batch == batch
+
+
+def test_logged_batches_count_against_the_bound(tmp_path: Path) -> None:
+    batch = full_batch()
+    spool = Spool(tmp_path, max_bytes=len(encode(batch)) * 2 + 10)
+    logged = spool.log(batch)
+    spool.append(batch)
+    with pytest.raises(SpoolFull, match="would pass"):
+        spool.log(batch)
+    spool.forget(logged)
+    spool.log(batch)
+
+
+def test_a_batch_set_aside_is_kept_but_never_replayed(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10_000_000)
+    payload = OtlpPayload.frame(b"\x0a\x00 refused", 1)
+    spool.set_aside(payload)
+    assert spool.oldest() is None
+    assert spool.bytes == 0
+    [kept] = tmp_path.glob("*.rejected")
+    assert kept.read_bytes().endswith(payload.data)
