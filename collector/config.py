@@ -20,8 +20,8 @@ class CollectorConfig:
     `flush_interval` (the store is behind).
     Batches the store refuses go to an on-disk spool of at most `spool_max_bytes`, replayed
     every `spool_retry_interval` seconds until the store takes them. With a spool, while
-    every insert slot is taken, up to `write_ahead` more batches are written to its write-ahead
-    log and their senders answered before their insert (0: senders are answered once inserted). With `ingest_token` set,
+    an insert runs, up to `write_ahead` more batches are written to its write-ahead log and
+    their senders answered before their insert (0: senders are answered once inserted). With `ingest_token` set,
     every ingest request must carry `Authorization: Bearer <token>`. Request bodies held at
     once (raw and inflated) are bounded by `max_inflight_bytes`; past it, retryable refusals.
     A client gets `header_timeout` seconds to send a request's headers and `body_timeout` more
@@ -38,7 +38,7 @@ class CollectorConfig:
     max_concurrent_requests: int = 128
     flush_spans: int = 50_000
     flush_interval: float = 0.2
-    flush_bytes: int = 16 * MiB
+    flush_bytes: int = 12 * MiB
     flush_workers: int = 2
     write_ahead: int = 2
     max_queued_spans: int = 500_000

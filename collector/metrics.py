@@ -31,7 +31,7 @@ class IngestMetrics:
             registry=self.registry,
         )  # fmt: skip
         self.flush_seconds = Histogram(
-            "tracehouse_flush_seconds", "Time to make one merged batch durable (insert or spool)",
+            "tracehouse_flush_seconds", "Time from taking one merged batch off the queue to its insert or spool",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=self.registry,
         )  # fmt: skip
 

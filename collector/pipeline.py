@@ -2,9 +2,9 @@
 
 A request's spans are queued and its sender is answered only when they are durable: written
 by the store, or — when the store refuses — appended to the on-disk spool, which is replayed
-in order once the store is back, or — while every insert slot is taken — written to the
-spool's write-ahead log, so senders go on while the inserts run (and an insert's size does not
-depend on how many senders wait). Past its bound the queue refuses at once (`Overloaded`), and
+in order once the store is back, or — while an insert runs — written to the spool's
+write-ahead log, so senders go on while the inserts run (and the rate does not depend on how
+many senders wait for their answers). Past its bound the queue refuses at once (`Overloaded`), and
 so does a full spool, so memory and disk stay bounded whatever senders do. So does a queue
 that stopped draining (its oldest request waited too long): senders are answered in seconds,
 well within an exporter's timeout, instead of piling up behind a slow store.
@@ -130,10 +130,11 @@ class Pipeline:
         """Flush (and replay the spool) until `close()` was called and the queue is empty."""
         replay = asyncio.create_task(self._replay(), name="spool-replay")
         # A flush holds one of these from taking its requests until they are stored. With the
-        # write-ahead log, `write_ahead` more than the inserts: while every insert runs, the next
+        # write-ahead log, `write_ahead` more than the inserts: while inserts run, the next
         # batches are logged and their senders answered, so the rate no longer depends on how
         # many senders wait for their answer.
-        workers = asyncio.Semaphore(self._config.flush_workers + (self._write_ahead and self._config.write_ahead))
+        ahead = self._config.write_ahead if self._write_ahead else 0
+        workers = asyncio.Semaphore(self._config.flush_workers + ahead)
         flushes: set[asyncio.Task[None]] = set()
         try:
             while not (self._closing and not self._queue):
@@ -203,9 +204,9 @@ class Pipeline:
 
     async def _flush_group(self, group: list[_Pending]) -> None:
         batch = _merge([item.batch for item in group])
-        # Logged ahead only when every insert slot is taken: otherwise the insert starts now,
-        # and an answer after it also means the spans can be read back at once.
-        logged = await self._log(batch) if self._insert_slots.locked() else None
+        # Logged ahead only while an insert runs (under load): a lone batch is inserted first,
+        # and an answer after its insert also means its spans can be read back at once.
+        logged = await self._log(batch) if self._inserting else None
         if isinstance(logged, Exception):
             _settle(group, logged)
             return
@@ -256,9 +257,11 @@ class Pipeline:
                     return
                 except StoreRejected as exc:
                     log.warning("the store refused %d spans as data, storing them by request: %s", len(batch), exc)
-                    await self._store_pieces(_pieces(batch, group), set_aside=True)
-                    await asyncio.to_thread(spool.forget, logged)
-                    return
+                    if not any(await self._store_pieces(_pieces(batch, group), set_aside=True)):
+                        await asyncio.to_thread(spool.forget, logged)
+                        return
+                    # A piece neither stored, spooled nor set aside: the whole batch is spooled;
+                    # its replay stores the pieces again under the same tokens (no doubles).
                 except StorageError as exc:
                     log.warning("the store refused %d spans, spooled: %s", len(batch), exc)
                     self._store_failing = True
@@ -393,7 +396,8 @@ class Pipeline:
         except StoreRejected as exc:
             log.warning("spooled batch %s refused as data, storing it by request: %s", spooled.path.name, exc)
             self._store_failing = False  # it answered: it is up
-            await self._store_pieces(_pieces(spooled.batch, []), set_aside=True)
+            if any(await self._store_pieces(_pieces(spooled.batch, []), set_aside=True)):
+                return False  # a piece could not be made durable: all again later, same tokens
             await asyncio.to_thread(spool.remove, spooled)
             return True
         except StorageError as exc:

@@ -62,9 +62,17 @@ SERVE_OPTIONS = (
     Option("--flush-interval", "seconds a request may wait to be batched with others", 0.2, float, "SECONDS"),
     Option("--flush-workers", "inserts that may run at once", 2, int, "N"),
     Option(
+        "--flush-bytes",
+        "bytes of OTLP payload one insert carries at most (the embedded engine needs ~25 times that in memory)",
+        12 * 1024 * 1024,
+        int,
+        "BYTES",
+        "12 MiB",
+    ),
+    Option(
         "--write-ahead",
         "batches whose senders are answered once the batch is in the spool's write-ahead log (fsync'd), "
-        "before its insert, while all --flush-workers inserts run; 0: senders are answered once inserted",
+        "before its insert, while another insert runs; 0: senders are answered once inserted",
         2,
         int,
         "N",
@@ -170,6 +178,7 @@ def collector_config(v: dict[str, Any]) -> CollectorConfig:
         zipkin_port=v["zipkin_port"],
         flush_interval=v["flush_interval"],
         flush_workers=v["flush_workers"],
+        flush_bytes=v["flush_bytes"],
         write_ahead=v["write_ahead"],
         max_queued_spans=v["max_queued_spans"],
         flush_spans=min(50_000, v["max_queued_spans"]),

@@ -476,11 +476,11 @@ def test_new_batches_go_to_the_spool_while_the_store_stays_down(store: ClickHous
 
 
 @pytest.mark.parametrize("write_ahead", [2, 0])
-def test_while_every_insert_runs_senders_are_answered_once_logged(
+def test_while_an_insert_runs_senders_are_answered_once_logged(
     store: ClickHouseStore, tmp_path: Path, write_ahead: int
 ) -> None:
-    """A batch that finds an insert slot free is inserted, then answered (its spans can be read
-    back at once); one that finds every slot taken is written to the write-ahead log and
+    """A batch flushed while nothing is being inserted is inserted, then answered (its spans can
+    be read back at once); one flushed while an insert runs is written to the write-ahead log and
     answered before its insert — unless `write_ahead` is 0."""
     writer = HeldWriter(store, held="a")
     spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
@@ -500,7 +500,7 @@ def test_while_every_insert_runs_senders_are_answered_once_logged(
         else:
             await asyncio.sleep(0.2)  # b would be taken and answered now if it did not wait for a
             assert not b_answered.done()
-        assert not a_answered.done()  # a found the slot free: answered once inserted
+        assert not a_answered.done()  # a came while nothing was inserted: answered once inserted
         writer.hold.set()
         await asyncio.gather(a_answered, b_answered)
         assert stored(store, a) == 2
