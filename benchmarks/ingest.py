@@ -66,9 +66,10 @@ def main() -> None:
 
 
 def in_process(data: list[bytes], spans_per_request: int, workers: int = 2) -> float:
-    """Validate + insert, 45 requests per insert (~16 MiB, the pipeline's default `flush_bytes`
-    for this data set), `workers` inserts at once (its default flush workers): 1.2M spans timed
-    after ~100k of warm-up, so that merges run as they do in a steady stream."""
+    """Validate + insert, 45 requests per insert (~16 MiB: the pipeline's default `flush_bytes`
+    until 2026-11-26, 12 MiB since; kept so that figures compare across sessions), `workers`
+    inserts at once (its default flush workers): 1.2M spans timed after ~100k of warm-up, so
+    that merges run as they do in a steady stream."""
     from tracehouse.collector import decode_protobuf
     from tracehouse.storage import OtlpPayload, StoreConfig, open_store
 

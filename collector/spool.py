@@ -76,12 +76,9 @@ class Spool:
     def append(self, batch: SpanBatch | OtlpPayload) -> None:
         """Durably store `batch` after every batch already spooled, or raise `SpoolFull`."""
         data = encode(batch)
-        suffix = ".otlp" if isinstance(batch, OtlpPayload) else ".batch"
         with self._lock:
-            held = self._bytes + sum(self._logged.values())
-            if held + len(data) > self.max_bytes:
-                raise SpoolFull(f"spool holds {held} bytes; {len(data)} more would pass {self.max_bytes}")
-            path = self.directory / f"{self._next:012d}{suffix}"
+            self._make_room(len(data))
+            path = self.directory / f"{self._next:012d}{_suffix(batch)}"
             _write_durably(path, data)  # under the lock: files appear in sequence order
             self._next += 1
             self._bytes += len(data)
@@ -90,12 +87,9 @@ class Spool:
         """Durably write `batch` to the write-ahead log; its path, for `forget` or `adopt`.
         Logged batches count against the bound (each may end up spooled): `SpoolFull`."""
         data = encode(batch)
-        suffix = ".otlp" if isinstance(batch, OtlpPayload) else ".batch"
         with self._lock:
-            held = self._bytes + sum(self._logged.values())
-            if held + len(data) > self.max_bytes:
-                raise SpoolFull(f"spool holds {held} bytes; {len(data)} more would pass {self.max_bytes}")
-            path = self.ahead / f"{self._next_logged:012d}{suffix}"
+            self._make_room(len(data))
+            path = self.ahead / f"{self._next_logged:012d}{_suffix(batch)}"
             self._next_logged += 1
             self._logged[path] = len(data)
         try:
@@ -145,6 +139,12 @@ class Spool:
             self._next += 1
         _write_durably(path, encode(batch))
 
+    def _make_room(self, size: int) -> None:
+        """`SpoolFull` unless `size` more bytes fit beside the spooled and the logged ones."""
+        held = self._bytes + sum(self._logged.values())
+        if held + size > self.max_bytes:
+            raise SpoolFull(f"spool holds {held} bytes; {size} more would pass {self.max_bytes}")
+
     def _forget(self, path: Path, rename_to: Path | None) -> None:
         size = path.stat().st_size
         if rename_to is None:
@@ -156,6 +156,10 @@ class Spool:
 
     def _files(self) -> list[Path]:
         return sorted(p for p in self.directory.iterdir() if p.suffix in _SUFFIXES)
+
+
+def _suffix(batch: SpanBatch | OtlpPayload) -> str:
+    return ".otlp" if isinstance(batch, OtlpPayload) else ".batch"
 
 
 def encode(batch: SpanBatch | OtlpPayload) -> bytes:
