@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import re
 from collections.abc import Iterable
@@ -164,7 +165,7 @@ def repaired(payload: object) -> OtlpPayload | None:
     request.DiscardUnknownFields()
     if request.ByteSize() == before:
         return None
-    return OtlpPayload(OtlpPayload.frame(request.SerializeToString(), payload.spans).data, payload.spans, payload.token)
+    return dataclasses.replace(OtlpPayload.frame(request.SerializeToString(), payload.spans), token=payload.token)
 
 
 class _Check:

@@ -231,7 +231,7 @@ class Pipeline:
         """Write `batch` to the write-ahead log: its path; `Overloaded` when the spool is full
         and the store failing; None without a spool or when the log cannot take it now (the
         senders are then answered once the batch is stored or spooled)."""
-        if self._spool is None or not self._write_ahead:
+        if not self._write_ahead or self._spool is None:  # no spool: no write-ahead either
             return None
         try:
             return await asyncio.to_thread(self._spool.log, batch)
