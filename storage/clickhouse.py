@@ -25,7 +25,7 @@ from tracehouse.storage.config import StoreConfig
 from tracehouse.storage.errors import InvalidQuery, StorageError, StoreBusy, StoreRejected, StoreUnavailable
 from tracehouse.storage.linker import CONSUMER_KIND
 from tracehouse.storage.lock import DataDirLock
-from tracehouse.storage.migrate import apply_migrations, recorded_versions
+from tracehouse.storage.migrate import apply_migrations, modified_views, recorded_versions, reload_views
 from tracehouse.storage.model import (
     MAX_TRACE_SPANS,
     CallStats,
@@ -73,7 +73,9 @@ class ClickHouseStore:
                 ensure_database(config)
             self._reader = connect(config)
             if migrate:
-                apply_migrations(self._reader, config.ttl_days)
+                applied = apply_migrations(self._reader, config.ttl_days)
+                if config.embedded:  # no other writer: see `reload_views`
+                    reload_views(self._reader, modified_views(applied))
             self._writers: queue.SimpleQueue[Client] = queue.SimpleQueue()
             self._all_writers = [connect(config) for _ in range(writers)]
             for client in self._all_writers:

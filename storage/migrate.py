@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS tracehouse_schema_migrations (
 ORDER BY Version
 """
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_MODIFIED_VIEW = re.compile(r"^ALTER TABLE\s+(\w+)\s+MODIFY QUERY\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,25 @@ def apply_migrations(client: Client, ttl_days: int, progress: Callable[[str], No
             column_names=["Version", "Name"],
         )
     return pending
+
+
+def modified_views(applied: list[Migration]) -> list[str]:
+    """The views whose query `applied` changed (`ALTER TABLE v MODIFY QUERY`), in order."""
+    names = [m[1] for migration in applied for s in migration.statements if (m := _MODIFIED_VIEW.match(s))]
+    return list(dict.fromkeys(names))
+
+
+def reload_views(client: Client, views: list[str]) -> None:
+    """Detach and attach each of `views`, so the engine runs them as loaded from their stored
+    definition, as after a restart. A view whose query was modified in the engine's life makes
+    other insert-deduplication ids for the blocks it writes than the same view after a restart:
+    a batch inserted before a crash and replayed after it (same token) would be stored twice.
+    Inserts into the view's source pass it by while it is detached: only for an engine nobody
+    else writes to (the embedded store, before its collector starts)."""
+    for view in views:
+        log.info("schema: reloading view %s (its query changed)", view)
+        client.command("DETACH TABLE {view:Identifier}", parameters={"view": view})
+        client.command("ATTACH TABLE {view:Identifier}", parameters={"view": view})
 
 
 def recorded_versions(client: Client, database: str) -> set[int]:

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,33 @@ def test_the_embedded_engine_bounds_its_background_merges(tmp_path: Path) -> Non
         "merges_mutations_memory_usage_soft_limit": str(int(500 * 2**20 * 0.4)),
         "max_server_memory_usage": str(500 * 2**20),
     }
+
+
+def test_an_otlp_batch_written_again_after_a_restart_is_stored_once(tmp_path: Path) -> None:
+    """A batch inserted in the life that created the schema and replayed (same token) after a
+    crash is stored once: the view whose query a migration changed (0015) is reloaded at once,
+    not only at the next start (it made other deduplication ids in that first life). A fresh
+    engine each time, so each life runs in a process of its own."""
+    program = (
+        "import sys\n"
+        "from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest\n"
+        "from tracehouse.storage import OtlpPayload, StoreConfig, open_store\n"
+        "store = open_store(StoreConfig(dsn='chdb://' + sys.argv[1]))\n"
+        "request = ExportTraceServiceRequest()\n"
+        "spans = request.resource_spans.add().scope_spans.add().spans\n"
+        "now = int(sys.argv[2])  # the same in both lives (older than the TTL: dropped at insert)\n"
+        "for i in range(1, 6):\n"
+        "    spans.add(trace_id=bytes(range(1, 17)), span_id=bytes([i] * 8), name='op', start_time_unix_nano=now)\n"
+        "frame = OtlpPayload.frame(request.SerializeToString(), 5)\n"
+        "store.write_otlp(OtlpPayload(frame.data, frame.spans, 'the-same-token'))\n"
+        "print(store.client().command('SELECT count() FROM otel_traces'))\n"
+        "store.close()\n"
+    )
+    counts, now = [], str(time.time_ns())
+    for _ in range(2):
+        life = subprocess.run(
+            [sys.executable, "-c", program, str(tmp_path / "data"), now], capture_output=True, text=True, timeout=120
+        )
+        assert life.returncode == 0, life.stderr
+        counts.append(int(life.stdout.strip().splitlines()[-1]))
+    assert counts == [5, 5]

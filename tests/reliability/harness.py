@@ -421,7 +421,20 @@ def contract_breaches(ledger: Ledger, stored: dict[str, StoredTrace]) -> list[st
         "refused but stored": (refused - acked - unsettled) & set(stored),
         "stored but never sent": set(stored) - set(ledger.spans),
     }
-    return [f"{len(keys)} traces {what}, e.g. {sorted(keys)[:3]}" for what, keys in breaches.items() if keys]
+
+    def shown(key: str) -> str:
+        found = stored.get(key)
+        fate = "acked" if key in acked else "refused" if key in refused else "unsettled" if key in unsettled else "?"
+        if found is None:
+            return f"{key} ({fate})"
+        sent = ledger.spans.get(key, 0)
+        return f"{key} ({fate}: {found.rows} rows, {found.spans} span ids, {found.torn} torn, {sent} sent)"
+
+    return [
+        f"{len(keys)} traces {what}, e.g. {[shown(key) for key in sorted(keys)[:3]]}"
+        for what, keys in breaches.items()
+        if keys
+    ]
 
 
 def peak_rss_mib(pid: int) -> float:

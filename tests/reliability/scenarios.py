@@ -43,13 +43,14 @@ class CrashRun:
     kills: int
     ledger: Ledger
     data_dir: Path
+    logs: list[str]  # each life's warnings and errors, for a failure's message
 
 
 def crash_repeatedly(data_dir: Path, kills: int, senders: int, acks_before_kill: int) -> CrashRun:
     """Start, stream, kill -9 while requests are in flight; `kills` times; then a clean start
     and stop, so the last restart is checked to come up (and replay its spool) too."""
-    ledger = Ledger()
-    for _ in range(kills):
+    ledger, logs = Ledger(), []
+    for life in range(kills):
         with serving(data_dir) as server:
             stop = threading.Event()
             threads = [
@@ -67,10 +68,12 @@ def crash_repeatedly(data_dir: Path, kills: int, senders: int, acks_before_kill:
                 stop.set()
                 for thread in threads:
                     thread.join(60)
+        logs += [f"life {life + 1}: {line}" for line in server.output]
     with serving(data_dir) as server:
         _await_empty_spool(server)  # batches logged or spooled at the last kill, replayed
         assert server.stop() == 0, server.text()
-    return CrashRun(kills, ledger, data_dir)
+    logs += [f"last life: {line}" for line in server.output]
+    return CrashRun(kills, ledger, data_dir, logs)
 
 
 def _await_empty_spool(server: Server, timeout: float = 120.0) -> None:

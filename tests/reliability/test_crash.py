@@ -28,7 +28,7 @@ def test_kill_9_loses_and_doubles_nothing_acknowledged(tmp_path: Path) -> None:
         f"unsettled at the kills ({len(set(ledger.unsettled) & set(stored))} of them stored anyway, whole), "
         f"{len(ledger.refused)} refused; answers {dict(ledger.statuses)}"
     )
-    assert contract_breaches(ledger, stored) == []
+    assert contract_breaches(ledger, stored) == [], "\n".join(run.logs)
     assert len(ledger.acked) >= run.kills * ACKS_BEFORE_KILL
     cut_off = sum(n for status, n in ledger.statuses.items() if status not in ("200", "ConnectError"))
     assert cut_off, f"no request was in flight at any kill, so no crash was tested: {ledger.statuses}"
