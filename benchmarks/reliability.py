@@ -49,6 +49,7 @@ def crash(data_dir: Path, kills: int, senders: int) -> list[str]:
         f"      {time.monotonic() - started:.0f} s, {kills} kills: {ledger.acked_spans():,} spans acknowledged "
         f"({len(ledger.acked):,} requests), all stored once: {not contract_breaches(ledger, stored)}; "
         f"{len(unsettled)} requests cut off by the kills ({len(unsettled & set(stored))} stored anyway, whole); "
+        f"{run.logged_at_kills()} batches of the write-ahead log replayed at the restarts; "
         f"answers {dict(ledger.statuses)}",
         flush=True,
     )

@@ -183,7 +183,7 @@ def test_an_otlp_batch_written_again_after_a_restart_is_stored_once(tmp_path: Pa
         "store = open_store(StoreConfig(dsn='chdb://' + sys.argv[1]))\n"
         "request = ExportTraceServiceRequest()\n"
         "spans = request.resource_spans.add().scope_spans.add().spans\n"
-        "now = int(sys.argv[2])  # the same in both lives (older than the TTL: dropped at insert)\n"
+        "now = int(sys.argv[2])  # the same spans in both lives, and recent (the TTL drops old ones)\n"
         "for i in range(1, 6):\n"
         "    spans.add(trace_id=bytes(range(1, 17)), span_id=bytes([i] * 8), name='op', start_time_unix_nano=now)\n"
         "frame = OtlpPayload.frame(request.SerializeToString(), 5)\n"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -44,6 +45,12 @@ class CrashRun:
     ledger: Ledger
     data_dir: Path
     logs: list[str]  # each life's warnings and errors, for a failure's message
+
+    def logged_at_kills(self) -> int:
+        """Batches found in the write-ahead log at the restarts: answered before the kill, their
+        insert unfinished or unconfirmed — the replays that must not double."""
+        found = (re.search(r"(\d+) batches of the write-ahead log were not known", line) for line in self.logs)
+        return sum(int(match[1]) for match in found if match)
 
 
 def crash_repeatedly(data_dir: Path, kills: int, senders: int, acks_before_kill: int) -> CrashRun:

@@ -15,7 +15,7 @@ from tests.reliability.scenarios import crash_repeatedly
 pytestmark = pytest.mark.reliability
 
 KILLS = 3
-SENDERS = 4
+SENDERS = 12  # enough that, at each kill, batches answered from the write-ahead log are mid-insert
 ACKS_BEFORE_KILL = 40  # requests acknowledged in each life before the kill (up to twice as many)
 
 
@@ -26,7 +26,8 @@ def test_kill_9_loses_and_doubles_nothing_acknowledged(tmp_path: Path) -> None:
     print(
         f"crash: {run.kills} kills, {ledger.acked_spans()} spans acknowledged, {len(ledger.unsettled)} requests "
         f"unsettled at the kills ({len(set(ledger.unsettled) & set(stored))} of them stored anyway, whole), "
-        f"{len(ledger.refused)} refused; answers {dict(ledger.statuses)}"
+        f"{len(ledger.refused)} refused; {run.logged_at_kills()} batches of the write-ahead log replayed at "
+        f"the restarts; answers {dict(ledger.statuses)}"
     )
     assert contract_breaches(ledger, stored) == [], "\n".join(run.logs)
     assert len(ledger.acked) >= run.kills * ACKS_BEFORE_KILL
