@@ -25,7 +25,12 @@ from tests.reliability.scenarios import crash_repeatedly, storm
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=20, help="kill -9 / restart cycles")
-    parser.add_argument("--senders", type=int, default=4, help="sender threads during the crash runs")
+    parser.add_argument(
+        "--senders",
+        type=int,
+        default=12,
+        help="sender threads during the crash runs (enough to catch logged batches mid-insert)",
+    )
     parser.add_argument("--storm-seconds", type=float, default=120.0, help="length of the overload storm")
     parser.add_argument("--connections", type=int, default=1100, help="exporters in the storm's fleet")
     args = parser.parse_args()

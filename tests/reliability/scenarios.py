@@ -44,7 +44,7 @@ class CrashRun:
     kills: int
     ledger: Ledger
     data_dir: Path
-    logs: list[str]  # each life's warnings and errors, for a failure's message
+    logs: list[str]  # every life's server output (warnings and up), for a failure's message
 
     def logged_at_kills(self) -> int:
         """Batches found in the write-ahead log at the restarts: answered before the kill, their
