@@ -197,6 +197,7 @@ async def run(listeners: list[Listener], announce: Callable[[], None], ingest: I
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
 
+    watchdog = asyncio.create_task(_report_slow_shutdown(), name="shutdown-watchdog")
     if ingest is not None:
         await ingest.refuse()
     else:
@@ -207,8 +208,41 @@ async def run(listeners: list[Listener], announce: Callable[[], None], ingest: I
         await ingest.stop_grpc()
     await asyncio.gather(*tasks, return_exceptions=True)
     if ingest is not None:
+        log.info("listeners closed; waiting for the last inserts and the dependency linker")
         await ingest.drain()
+    watchdog.cancel()
     stopped.cancel()
+
+
+#: A shutdown that takes longer than this logs what it still waits for (and again as often).
+SLOW_SHUTDOWN_S = 20.0
+
+
+async def _report_slow_shutdown() -> None:
+    """Every `SLOW_SHUTDOWN_S` until cancelled, log where each running task waits: a stop that
+    hangs says on what, instead of being killed by its supervisor without a word."""
+    waited = 0.0
+    while True:
+        await asyncio.sleep(SLOW_SHUTDOWN_S)
+        waited += SLOW_SHUTDOWN_S
+        me = asyncio.current_task()
+        where = "; ".join(f"{t.get_name()} at {_awaiting(t)}" for t in asyncio.all_tasks() if t is not me)
+        log.warning("still shutting down after %.0f s, waiting for: %s", waited, where or "nothing")
+
+
+def _awaiting(task: asyncio.Task[Any]) -> str:
+    """Where `task` is suspended: its innermost coroutine frame outside asyncio itself, as
+    file:line (function)."""
+    where = "?"
+    coro: Any = task.get_coro()
+    while (frame := getattr(coro, "cr_frame", None)) is not None:
+        if not frame.f_code.co_filename.startswith(_ASYNCIO_DIR):
+            where = f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno} ({frame.f_code.co_name})"
+        coro = coro.cr_await
+    return where
+
+
+_ASYNCIO_DIR = asyncio.__file__.rsplit("/", 1)[0] + "/"
 
 
 def _pull_hystrix_streams(settings: IngestSettings, sink: BreakerSink) -> list[asyncio.Task[None]]:
