@@ -163,7 +163,7 @@ class ClickHouseStore:
         """Cancel the dependency linker's running statement, if any (at shutdown): it fails
         with `StorageError` and its minutes stay dirty for the next run."""
         try:
-            self._reader.command(linker.CANCEL)
+            self._reader.command(linker.CANCEL, parameters={"mark": linker.MARK})
         except ClickHouseError as exc:
             raise insert_error(exc, "cancelling the dependency linker failed") from exc
 

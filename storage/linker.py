@@ -32,14 +32,16 @@ MINUTE_NS = 60 * 10**9
 #: calling out after five minutes) is not linked; the cost of each run grows with this.
 PARENT_LOOKBACK_NS = 5 * MINUTE_NS
 
-#: Carried by every linker statement of this process (a comment), so that its shutdown can cancel
-#: the one running — at full ingest one statement can run for minutes, and SIGTERM must not wait
-#: for it — and not another collector's on the same server.
+#: Carried by every linker statement of this process (its `log_comment` setting), so that its
+#: shutdown can cancel the one running — at full ingest one statement can run for minutes, and
+#: SIGTERM must not wait for it — and not another collector's on the same server. A setting, not
+#: a comment in the SQL: a statement with bound parameters reaches the engine re-formatted from
+#: its syntax tree, without its comments (a `/* mark */` never matched, and shutdown waited).
 _PROCESS = secrets.token_hex(8)
 MARK = f"tracehouse dependency linker {_PROCESS}"
-#: Cancels this process's running linker statements. The pattern is built by concat, so this
-#: statement's own text does not match it.
-CANCEL = f"KILL QUERY WHERE query LIKE concat('%/* {MARK[:10]}', '{MARK[10:]} */%') ASYNC"
+SETTINGS = {"log_comment": MARK}
+#: Cancels this process's running linker statements (bind `mark` = `MARK`).
+CANCEL = "KILL QUERY WHERE Settings['log_comment'] = {mark:String} ASYNC"
 
 # Written last: marks the generation `version` of each minute complete. Readers take, per
 # minute, only the links of its newest complete generation — a relinking replaces the whole
@@ -131,9 +133,7 @@ GROUP BY Minute, Queue, ServiceName
 
 #: A generation's statements, in order: its links, then its `__done__` rows, then the pruning
 #: of the older generations of its minutes.
-GENERATION = tuple(
-    f"/* {MARK} */{statement}" for statement in (_SERVICE_LINKS, _PEER_LINKS, _CONSUMER_LINKS, _DONE, _PRUNE)
-)
+GENERATION = (_SERVICE_LINKS, _PEER_LINKS, _CONSUMER_LINKS, _DONE, _PRUNE)
 #: Low digits of every version this process writes: distinct collectors, distinct versions.
 _SALT = secrets.randbelow(1000)
 
@@ -157,7 +157,7 @@ def link_minutes(client: Client, from_ns: int, to_ns: int, version: int | None =
     """(Re)compute the links of the whole minutes in [from_ns, to_ns)."""
     params = generation_parameters(from_ns, to_ns, version if version is not None else new_version())
     for statement in GENERATION:
-        client.command(statement, parameters=params)
+        client.command(statement, parameters=params, settings=SETTINGS)
 
 
 _DIRTY = """
@@ -173,7 +173,7 @@ OVERLAP_MS = 10_000
 def link_dirty(client: Client, since_ms: int) -> int:
     """Relink the minutes touched by inserts after `since_ms` (epoch ms), and the minutes up
     to `PARENT_LOOKBACK_NS` after each (children of a late parent). Returns the new watermark."""
-    rows = client.query(_DIRTY, parameters={"since": since_ms - OVERLAP_MS}).result_rows
+    rows = client.query(_DIRTY, parameters={"since": since_ms - OVERLAP_MS}, settings=SETTINGS).result_rows
     if not rows:
         return since_ms
     for start, end in _ranges(sorted({int(minute) * 10**9 for minute, _ in rows})):

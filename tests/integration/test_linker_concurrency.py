@@ -16,7 +16,7 @@ from tests.integration.test_dependencies import MINUTE_NS, T0, edges, split_trac
 from tests.integration.test_search import MS, S, add_trace
 from tracehouse.storage import ClickHouseStore, SpanBatch
 from tracehouse.storage.client import connect
-from tracehouse.storage.linker import GENERATION, generation_parameters, link_minutes, new_version
+from tracehouse.storage.linker import GENERATION, SETTINGS, generation_parameters, link_minutes, new_version
 
 pytestmark = pytest.mark.integration
 
@@ -82,30 +82,37 @@ def test_versions_of_one_process_rise_and_carry_its_salt() -> None:
 
 def test_shutdown_cancels_the_running_linker_statement(store: ClickHouseStore) -> None:
     """At full ingest one linker statement can run for minutes; `cancel_linking` (called while
-    serve and the collector shut down) ends it at once, and leaves other queries alone."""
-    from tracehouse.storage.linker import MARK
-
+    serve and the collector shut down) ends it at once, and leaves other queries alone. The
+    statement is run as the linker runs its own: an INSERT ... SELECT with bound parameters and
+    `linker.SETTINGS` (a comment mark was lost in the engine's re-formatted text of such a
+    statement, and a shutdown at full ingest waited for the statement to end)."""
     client = connect(store.config)
     other = connect(store.config)
-    endless = "SELECT count() FROM numbers(100000000000) WHERE NOT ignore(sipHash64(number))"
+    endless = """
+        INSERT INTO tracehouse_links_1m
+        SELECT toDateTime(0), 'a', 'b', 'service', count(), 0,
+               quantilesTDigestState(0.5, 0.95, 0.99)(toUInt64(0)), {version:UInt64}
+        FROM numbers({rows:UInt64}) WHERE NOT ignore(sipHash64(number))
+    """
+    params = {"version": 1, "rows": 100_000_000_000}
     outcome: dict[str, BaseException | None] = {}
 
-    def run(name: str, target: Client, sql: str) -> None:
+    def run(name: str, target: Client, settings: dict[str, str]) -> None:
         try:
-            target.command(sql)
+            target.command(endless, parameters=params, settings=settings)
             outcome[name] = None
         except BaseException as exc:  # recorded for the assertions below
             outcome[name] = exc
 
-    linker = threading.Thread(target=run, args=("linker", client, f"/* {MARK} */ {endless}"))
-    unrelated = threading.Thread(target=run, args=("other", other, f"{endless} SETTINGS max_execution_time = 3"))
+    linker = threading.Thread(target=run, args=("linker", client, SETTINGS))
+    unrelated = threading.Thread(target=run, args=("other", other, {"max_execution_time": "3"}))
     try:
         linker.start()
         unrelated.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             running = store.client().command("SELECT count() FROM system.processes WHERE query LIKE '%sipHash64%'")
-            if int(running) >= 2:
+            if int(running) >= 3:  # the two, and this count itself
                 break
             time.sleep(0.05)
         store.cancel_linking()
