@@ -198,20 +198,22 @@ async def run(listeners: list[Listener], announce: Callable[[], None], ingest: I
     await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
 
     watchdog = asyncio.create_task(_report_slow_shutdown(), name="shutdown-watchdog")
-    if ingest is not None:
-        await ingest.refuse()
-    else:
-        log.info("shutting down: closing listeners")
-    for server, _ in listeners:
-        server.should_exit = True
-    if ingest is not None:
-        await ingest.stop_grpc()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    if ingest is not None:
-        log.info("listeners closed; waiting for the last inserts and the dependency linker")
-        await ingest.drain()
-    watchdog.cancel()
-    stopped.cancel()
+    try:
+        if ingest is not None:
+            await ingest.refuse()
+        else:
+            log.info("shutting down: closing listeners")
+        for server, _ in listeners:
+            server.should_exit = True
+        if ingest is not None:
+            await ingest.stop_grpc()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if ingest is not None:
+            log.info("listeners closed; waiting for the last inserts and the dependency linker")
+            await ingest.drain()
+    finally:
+        watchdog.cancel()
+        stopped.cancel()
 
 
 #: A shutdown that takes longer than this logs what it still waits for (and again as often).
