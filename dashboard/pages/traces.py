@@ -115,6 +115,11 @@ def _suggestion(text: str) -> html.Button:
     return html.Button(text, id={"type": _SUGGESTION, "value": text}, className=_SUGGESTION, style=style)
 
 
+def _shown_values(children: list[dict[str, Any]] | None) -> list[str]:
+    """The suggestions on screen, from the children Dash sends back as State."""
+    return [str(child["props"]["id"]["value"]) for child in children or []]
+
+
 def _limit(text: str) -> int:
     try:
         return max(1, min(1000, int(float(text))))
@@ -238,18 +243,24 @@ def register(app: Dash, client: QueryClient) -> None:
     @app.callback(
         Output("search-attr-suggest", "children"),
         Input("search-attr", "value"),
-        [State(f"search-{field}", "value") for field in ("service", "lookback", "from", "to")],
+        [State(f"search-{field}", "value") for field in ("service", "lookback", "from", "to")]
+        + [State("search-attr-suggest", "children")],
         prevent_initial_call=True,
     )
     async def offer(text: str | None, service: str | None, lookback: str | None, start: str | None,
-                    end: str | None) -> list[html.Button]:  # fmt: skip
+                    end: str | None, shown: list[dict[str, Any]] | None) -> list[html.Button]:  # fmt: skip
         line = (text or "").split("\n")[-1]
         form = {"lookback": [lookback or "1h"], "start": [start or ""], "end": [end or ""]}
         params = {**time_params(form), **({"service": service} if service else {})}
         try:
-            return [_suggestion(s) for s in await suggest(client, line, params)]
+            offered = await suggest(client, line, params)
         except QueryApiError:
-            return []  # no suggestions; the search itself reports what is wrong
+            offered = []  # no suggestions; the search itself reports what is wrong
+        if offered == _shown_values(shown):
+            # The same buttons again (typing on within one suggestion): not redrawn, so a click
+            # on one while the answer for the next keystroke arrives is not lost with it.
+            raise PreventUpdate
+        return [_suggestion(s) for s in offered]
 
     @app.callback(
         Output("search-attr", "value"),
