@@ -135,6 +135,9 @@ def end_to_end(
         elapsed = time.monotonic() - started
         stored = _metric(metrics, "tracehouse_stored_spans") - stored_before
         spooled, busy = _metric(metrics, "tracehouse_spool_batches"), _metric(metrics, "tracehouse_store_busy_retries")
+        runs = 'tracehouse_linker_runs_total{outcome="%s"}'
+        linked, unlinked = _metric(metrics, runs % "linked"), _metric(metrics, runs % "failed")
+        link_seconds = _metric(metrics, "tracehouse_linker_seconds_sum")
         cpu = _cpu_seconds(server.proc.pid) - cpu_before
         own = time.process_time() - own_before
         rss = _peak_rss_mib(server.proc.pid)
@@ -153,6 +156,10 @@ def end_to_end(
     print(
         f"      {accepted / elapsed:,.0f} spans/s acknowledged ({accepted:,}; {refused:,} refused), "
         f"{spooled:.0f} batches left in the spool, {busy:.0f} inserts retried because the engine was short of memory"
+    )
+    print(
+        f"      dependency linker: {linked:.0f} runs ({link_seconds / max(linked, 1):.1f} s each on average), "
+        f"{unlinked:.0f} failed"
     )
     print(f"      ratio to the in-process limit: {rate / limit:.2f}")
     print(f"      server CPU {cpu / elapsed:.2f} cores, peak RSS {rss:,.0f} MiB, {disk:.1f} bytes/span on disk")

@@ -1,5 +1,6 @@
 """Self-monitoring of the collector in the Prometheus text format (`GET /metrics` on the
-OTLP/HTTP port): spans accepted and rejected, refused requests, queue, flushes, spool.
+OTLP/HTTP port): spans accepted and rejected, refused requests, queue, flushes, spool, and
+the dependency linker's runs.
 
 One registry per collector (not the process-global one), so several collectors in one
 process — tests — never share counts.
@@ -33,6 +34,14 @@ class IngestMetrics:
         self.flush_seconds = Histogram(
             "tracehouse_flush_seconds", "Time from taking one merged batch off the queue to its insert or spool",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=self.registry,
+        )  # fmt: skip
+        self.linker_runs = Counter(
+            "tracehouse_linker_runs", "Dependency linker runs by outcome (a failed run's minutes wait for the next)",
+            ["outcome"], registry=self.registry,
+        )  # fmt: skip
+        self.linker_seconds = Histogram(
+            "tracehouse_linker_seconds", "Time one successful dependency linker run took",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120), registry=self.registry,
         )  # fmt: skip
 
     def watch(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -154,7 +155,7 @@ class Ingest:
 
     def start_linker(self) -> None:
         self._linking = asyncio.create_task(
-            _link_forever(self.store, self.link_interval, self._stop_linking), name="linker"
+            _link_forever(self.store, self.link_interval, self._stop_linking, self.metrics), name="linker"
         )
 
     async def refuse(self) -> None:
@@ -266,28 +267,32 @@ def _pull_hystrix_streams(settings: IngestSettings, sink: BreakerSink) -> list[a
     return [asyncio.create_task(HystrixPuller(targets, store_pulled).run(), name="hystrix-pull")]
 
 
-async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.Event) -> None:
+async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.Event, metrics: IngestMetrics) -> None:
     """Link dependencies every `interval` seconds: the last hour at start, then the minutes
     that inserts touched since the previous run, however old (late spans, spool replays).
-    Safe beside other collectors doing the same (see `tracehouse.storage.linker`). Never raises."""
+    Safe beside other collectors doing the same (see `tracehouse.storage.linker`). Never raises;
+    each run is counted in `metrics` (`tracehouse_linker_runs_total`, `tracehouse_linker_seconds`)."""
     watermark = time.time_ns() // 10**6
 
-    def failed(exc: StorageError) -> None:
-        if stop.is_set():  # its statement was cancelled by the shutdown (`Ingest.drain`)
-            log.info("dependency linker stopped: %s", exc)
-        else:
-            log.warning("dependency linker: %s (next run in %g s)", exc, interval)
+    async def run(job: Callable[[], int | None]) -> int | None:
+        started = time.monotonic()
+        try:
+            done = await asyncio.to_thread(job)
+        except StorageError as exc:
+            if stop.is_set():  # its statement was cancelled by the shutdown (`Ingest.drain`)
+                log.info("dependency linker stopped: %s", exc)
+            else:
+                log.warning("dependency linker: %s (next run in %g s)", exc, interval)
+                metrics.linker_runs.labels("failed").inc()
+            return None
+        metrics.linker_runs.labels("linked").inc()
+        metrics.linker_seconds.observe(time.monotonic() - started)
+        return done
 
-    try:
-        await asyncio.to_thread(store.link, time.time_ns() - 3600 * 10**9, time.time_ns())
-    except StorageError as exc:
-        failed(exc)
+    await run(functools.partial(store.link, time.time_ns() - 3600 * 10**9, time.time_ns()))
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
         if stop.is_set():
             break
-        try:
-            watermark = await asyncio.to_thread(store.link_recent, watermark)
-        except StorageError as exc:
-            failed(exc)
+        watermark = await run(functools.partial(store.link_recent, watermark)) or watermark

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -275,12 +276,19 @@ def test_metrics_count_what_happened(server: Server) -> None:
     spans[-1].trace_id = b"bad"
     assert post(server, request.SerializeToString()).status_code == 200  # 3 accepted, 1 rejected
     assert post(server, b"\xff garbage").status_code == 400
-    text = httpx.get(f"{server.otlp_http}/metrics", timeout=10).text
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = httpx.get(f"{server.otlp_http}/metrics", timeout=10).text
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    deadline = time.monotonic() + 30
+    while (samples := scrape()).get(("tracehouse_linker_runs_total", (("outcome", "linked"),)), 0) < 1:
+        assert time.monotonic() < deadline, "the dependency linker's first run (at start) was never counted"
+        time.sleep(0.05)
     otlp = (("protocol", "otlp_http"),)
     assert samples[("tracehouse_ingest_spans_accepted_total", otlp)] == 3
     assert samples[("tracehouse_ingest_spans_rejected_total", otlp)] == 1

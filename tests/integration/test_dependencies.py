@@ -4,11 +4,14 @@ without links, relinking replaces instead of doubling."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
 from tests.integration.test_search import MS, S, add_trace
+from tracehouse import wiring
+from tracehouse.collector import IngestMetrics
 from tracehouse.storage import ClickHouseStore, SpanBatch, linker
 
 pytestmark = pytest.mark.integration
@@ -180,3 +183,30 @@ def test_the_linker_needs_bounded_memory_however_many_spans_it_joins(
             calls, errors = expected.get(key, (0, 0))
             expected[key] = (calls + 1, errors + (number % 7 == 0))
     assert edges(store) == expected
+
+
+def test_linker_runs_are_counted_by_outcome(store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """serve's linker loop counts its runs in /metrics: failed (here: the engine refuses the
+    statements a byte of memory) and linked, with the time each successful run took."""
+    split_trace(store, T0 + 1000 * MS, 0)  # a dirty minute: every run has a statement to fail
+    metrics = IngestMetrics()
+
+    def runs(outcome: str) -> float:
+        return metrics.registry.get_sample_value("tracehouse_linker_runs_total", {"outcome": outcome}) or 0
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        monkeypatch.setitem(linker.SETTINGS, "max_memory_usage", 1)
+        loop = asyncio.create_task(wiring._link_forever(store, 0.01, stop, metrics))
+        while runs("failed") < 2:
+            await asyncio.sleep(0.01)
+        assert runs("linked") == 0
+        monkeypatch.delitem(linker.SETTINGS, "max_memory_usage")
+        while runs("linked") < 1:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await loop
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert edges(store) == {("gateway", "orders", "service"): (1, 0)}  # linked once it could
+    assert metrics.registry.get_sample_value("tracehouse_linker_seconds_count") == runs("linked")
