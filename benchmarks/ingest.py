@@ -149,6 +149,8 @@ def end_to_end(
             print(f"      tracehouse serve did not stop within 60 s of SIGTERM (killed); its last output:\n{tail}")
         else:
             print(f"      tracehouse serve stopped {time.monotonic() - stopping:.1f} s after SIGTERM")
+        for line in [line for line in server.output if "dependency linker:" in line][:5]:
+            print(f"      serve: {line[:400]}")
         disk = _bytes_per_span(Path(directory) / "data" / "clickhouse")
     # Stored, not acknowledged: a spooled span is acknowledged (durable) but not yet in the store.
     rate = stored / elapsed

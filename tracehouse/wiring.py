@@ -35,7 +35,7 @@ from tracehouse.dashboard.callback_guard import CallbackGuard
 from tracehouse.instrumentation.breakers.wire import BreakerReport
 from tracehouse.query import QueryConfig, build_query_app
 from tracehouse.query.auth import TokenGate
-from tracehouse.storage import ClickHouseStore, StorageError
+from tracehouse.storage import ClickHouseStore, StorageError, StoreBusy
 
 log = logging.getLogger("tracehouse")
 
@@ -267,24 +267,36 @@ def _pull_hystrix_streams(settings: IngestSettings, sink: BreakerSink) -> list[a
     return [asyncio.create_task(HystrixPuller(targets, store_pulled).run(), name="hystrix-pull")]
 
 
+#: After a linker run the store refused for memory — beside two inserts and merges at capacity
+#: the engine's cap can be full for a moment — the next run comes this soon, then twice as late
+#: each time again, up to `--link-interval`: at 50k spans/s for 5 minutes, 2 of 5 runs failed so,
+#: leaving the map a minute or two behind while the load lasted.
+LINKER_BUSY_PAUSE_S = 5.0
+
+
 async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.Event, metrics: IngestMetrics) -> None:
     """Link dependencies every `interval` seconds: the last hour at start, then the minutes
     that inserts touched since the previous run, however old (late spans, spool replays).
     Safe beside other collectors doing the same (see `tracehouse.storage.linker`). Never raises;
     each run is counted in `metrics` (`tracehouse_linker_runs_total`, `tracehouse_linker_seconds`)."""
     watermark = time.time_ns() // 10**6
+    pause, busy = interval, 0  # busy: runs refused for memory in a row
 
     async def run(job: Callable[[], int | None]) -> int | None:
+        nonlocal pause, busy
         started = time.monotonic()
         try:
             done = await asyncio.to_thread(job)
         except StorageError as exc:
+            busy = busy + 1 if isinstance(exc, StoreBusy) else 0
+            pause = min(interval, LINKER_BUSY_PAUSE_S * 2 ** (busy - 1)) if busy else interval
             if stop.is_set():  # its statement was cancelled by the shutdown (`Ingest.drain`)
                 log.info("dependency linker stopped: %s", exc)
             else:
-                log.warning("dependency linker: %s (next run in %g s)", exc, interval)
+                log.warning("dependency linker: %s (next run in %g s)", exc, pause)
                 metrics.linker_runs.labels("failed").inc()
             return None
+        pause, busy = interval, 0
         metrics.linker_runs.labels("linked").inc()
         metrics.linker_seconds.observe(time.monotonic() - started)
         return done
@@ -292,7 +304,7 @@ async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.E
     await run(functools.partial(store.link, time.time_ns() - 3600 * 10**9, time.time_ns()))
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+            await asyncio.wait_for(stop.wait(), pause)
         if stop.is_set():
             break
         watermark = await run(functools.partial(store.link_recent, watermark)) or watermark

@@ -185,11 +185,15 @@ def test_the_linker_needs_bounded_memory_however_many_spans_it_joins(
     assert edges(store) == expected
 
 
-def test_linker_runs_are_counted_by_outcome(store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_linker_runs_are_counted_and_a_refused_run_is_tried_again_soon(
+    store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """serve's linker loop counts its runs in /metrics: failed (here: the engine refuses the
-    statements a byte of memory) and linked, with the time each successful run took."""
+    statements a byte of memory) and linked, with the time each successful run took. A run refused
+    for memory is tried again soon, not an hour (`--link-interval`) later."""
     split_trace(store, T0 + 1000 * MS, 0)  # a dirty minute: every run has a statement to fail
     metrics = IngestMetrics()
+    monkeypatch.setattr(wiring, "LINKER_BUSY_PAUSE_S", 0.01)
 
     def runs(outcome: str) -> float:
         return metrics.registry.get_sample_value("tracehouse_linker_runs_total", {"outcome": outcome}) or 0
@@ -197,8 +201,8 @@ def test_linker_runs_are_counted_by_outcome(store: ClickHouseStore, monkeypatch:
     async def scenario() -> None:
         stop = asyncio.Event()
         monkeypatch.setitem(linker.SETTINGS, "max_memory_usage", 1)
-        loop = asyncio.create_task(wiring._link_forever(store, 0.01, stop, metrics))
-        while runs("failed") < 2:
+        loop = asyncio.create_task(wiring._link_forever(store, 3600, stop, metrics))
+        while runs("failed") < 3:
             await asyncio.sleep(0.01)
         assert runs("linked") == 0
         monkeypatch.delitem(linker.SETTINGS, "max_memory_usage")
@@ -208,5 +212,5 @@ def test_linker_runs_are_counted_by_outcome(store: ClickHouseStore, monkeypatch:
         await loop
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert metrics.registry.get_sample_value("tracehouse_linker_seconds_count") == runs("linked") == 1
     assert edges(store) == {("gateway", "orders", "service"): (1, 0)}  # linked once it could
-    assert metrics.registry.get_sample_value("tracehouse_linker_seconds_count") == runs("linked")
