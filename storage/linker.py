@@ -39,8 +39,7 @@ PARENT_LOOKBACK_NS = 5 * MINUTE_NS
 #: its syntax tree, without its comments (a `/* mark */` never matched, and shutdown waited).
 _PROCESS = secrets.token_hex(8)
 MARK = f"tracehouse dependency linker {_PROCESS}"
-#: The service links' join (below) held in memory up to 64 MiB, then spilled in buckets: the
-#: statement needs ~200 MiB at any window size (measured at 12M spans).
+#: The service links' join (below) is held in memory up to 64 MiB, then spilled in buckets.
 SETTINGS = {"log_comment": MARK, "join_algorithm": "grace_hash", "max_bytes_in_join": 64 * 2**20}
 #: Cancels this process's running linker statements (bind `mark` = `MARK`).
 CANCEL = "KILL QUERY WHERE Settings['log_comment'] = {mark:String} ASYNC"
@@ -64,13 +63,13 @@ WHERE Minute >= toStartOfMinute(fromUnixTimestamp64Nano({from:Int64}))
   AND Version < {version:UInt64}
 """
 
-# A child and its parent meet on a 64-bit hash of (TraceId, span id), not on the two hex strings:
-# the join's table of children is ~5x smaller and the statement takes ~2.5x less CPU (12M spans,
-# BENCHMARKS.md session 11). Two distinct pairs share a hash with odds of ~n*m/2^64 (~1e-5 for
-# ten million spans on each side): a link miscounted once in a great while, never a lost span.
-# The children are the join's right side, the one held in memory, and a grace-hash join spills
-# it in buckets past `max_bytes_in_join` (`SETTINGS`): over minutes at capacity the window holds millions of
-# children, and an in-memory table of them failed the engine's memory cap beside the inserts.
+# A child and its parent meet on a 64-bit hash of (TraceId, span id), not on the two hex strings,
+# and the children — the join's right side, the one held in memory — spill to disk in buckets
+# past `max_bytes_in_join` (a grace-hash join, `SETTINGS`). Over minutes at capacity the window
+# holds millions of children, and the in-memory join of strings failed the engine's memory cap
+# beside the inserts: on 12M spans a whole generation took 13-14 s of CPU and over 768 MiB; now
+# 7 s and ~200 MiB (BENCHMARKS.md, session 11). Two distinct pairs share a hash with odds of
+# ~n*m/2^64 (~1e-5 for ten million spans on each side): a link miscounted once in a great while.
 # Both sides are subqueries, so on a cluster the join runs on the collector's server over the
 # two hashed projections of every shard (the string join ran on each shard; a trace lives on one).
 _SERVICE_LINKS = """
@@ -116,7 +115,7 @@ FROM (
 )
 WHERE Peer != ''
   -- a queue stays a node whatever runs below the producer (its consumer may be a child)
-  -- hashed as in _SERVICE_LINKS: the set of every child in the window, 4x smaller
+  -- hashed as in _SERVICE_LINKS: the set of every child in the window (2M spans: 60 MiB, not 200)
   AND (Kind = 'queue' OR cityHash64(TraceId, SpanId) NOT IN (
       SELECT cityHash64(TraceId, ParentSpanId) FROM otel_traces
       WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64})
