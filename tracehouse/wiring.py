@@ -135,6 +135,11 @@ class Ingest:
         self.http = guarded_http_protocol(cc.header_timeout, cc.body_timeout)
         self._stop_linking = asyncio.Event()
         self._linking: asyncio.Task[None] | None = None
+        self._purging = (
+            asyncio.create_task(_purge_forever(store, self._stop_linking), name="allocator-purge")
+            if store.config.embedded
+            else None
+        )
 
     async def start(self) -> None:
         await self.grpc_server.start()
@@ -181,6 +186,8 @@ class Ingest:
             with contextlib.suppress(StorageError):
                 await asyncio.to_thread(self.store.cancel_linking)
             await asyncio.wait([self._linking], timeout=1)
+        if self._purging is not None:
+            await self._purging
         log.info("stopped; %d spans stored since start", self.pipeline.written_spans)
 
 
@@ -265,6 +272,23 @@ def _pull_hystrix_streams(settings: IngestSettings, sink: BreakerSink) -> list[a
 
     log.info("pulling %d hystrix.stream target(s)", len(targets))
     return [asyncio.create_task(HystrixPuller(targets, store_pulled).run(), name="hystrix-pull")]
+
+
+#: How often the embedded engine hands its freed pages back to the system (`_purge_forever`).
+PURGE_INTERVAL_S = 1.0
+
+
+async def _purge_forever(store: ClickHouseStore, stop: asyncio.Event) -> None:
+    """Every `PURGE_INTERVAL_S` until `stop`, return the pages the embedded engine freed to the
+    system: under sustained ingest its allocator otherwise holds seconds' worth of them on top of
+    what the engine uses. Never raises."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PURGE_INTERVAL_S)
+        try:
+            await asyncio.to_thread(store.release_freed_memory)
+        except StorageError as exc:
+            log.warning("%s", exc)
 
 
 #: After a linker run the store refused for memory — beside two inserts and merges at capacity
