@@ -133,10 +133,10 @@ class Ingest:
         self._pullers = _pull_hystrix_streams(settings, self.breakers)
         self.grpc_server, self.grpc_port = build_grpc_server(self.pipeline, cc, self.metrics, self.budget)
         self.http = guarded_http_protocol(cc.header_timeout, cc.body_timeout)
-        self._stop_linking = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._linking: asyncio.Task[None] | None = None
         self._purging = (
-            asyncio.create_task(_purge_forever(store, self._stop_linking), name="allocator-purge")
+            asyncio.create_task(_purge_forever(store, self._stopping), name="allocator-purge")
             if store.config.embedded
             else None
         )
@@ -160,14 +160,14 @@ class Ingest:
 
     def start_linker(self) -> None:
         self._linking = asyncio.create_task(
-            _link_forever(self.store, self.link_interval, self._stop_linking, self.metrics), name="linker"
+            _link_forever(self.store, self.link_interval, self._stopping, self.metrics), name="linker"
         )
 
     async def refuse(self) -> None:
         """Refuse new spans and flush the queued ones, so requests in flight get their answer
         before the listeners wait for them to finish."""
         log.info("shutting down: flushing %d queued spans, closing listeners", self.pipeline.queued_spans)
-        self._stop_linking.set()
+        self._stopping.set()
         await self.pipeline.close()
         for puller in self._pullers:
             puller.cancel()
@@ -281,14 +281,15 @@ PURGE_INTERVAL_S = 1.0
 async def _purge_forever(store: ClickHouseStore, stop: asyncio.Event) -> None:
     """Every `PURGE_INTERVAL_S` until `stop`, return the pages the embedded engine freed to the
     system: under sustained ingest its allocator otherwise holds seconds' worth of them on top of
-    what the engine uses. Never raises."""
+    what the engine uses. Never raises; gives up (once logged) if the engine cannot."""
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), PURGE_INTERVAL_S)
         try:
             await asyncio.to_thread(store.release_freed_memory)
         except StorageError as exc:
-            log.warning("%s", exc)
+            log.warning("%s; the engine's freed memory is left to its allocator from now on", exc)
+            return
 
 
 #: After a linker run the store refused for memory — beside two inserts and merges at capacity
