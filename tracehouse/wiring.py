@@ -305,23 +305,25 @@ async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.E
     Safe beside other collectors doing the same (see `tracehouse.storage.linker`). Never raises;
     each run is counted in `metrics` (`tracehouse_linker_runs_total`, `tracehouse_linker_seconds`)."""
     watermark = time.time_ns() // 10**6
-    pause, busy = interval, 0  # busy: runs refused for memory in a row
+    busy = 0  # runs refused for memory in a row
+
+    def pause() -> float:
+        return min(interval, LINKER_BUSY_PAUSE_S * 2 ** (busy - 1)) if busy else interval
 
     async def run(job: Callable[[], int | None]) -> int | None:
-        nonlocal pause, busy
+        nonlocal busy
         started = time.monotonic()
         try:
             done = await asyncio.to_thread(job)
         except StorageError as exc:
             busy = busy + 1 if isinstance(exc, StoreBusy) else 0
-            pause = min(interval, LINKER_BUSY_PAUSE_S * 2 ** (busy - 1)) if busy else interval
             if stop.is_set():  # its statement was cancelled by the shutdown (`Ingest.drain`)
                 log.info("dependency linker stopped: %s", exc)
             else:
-                log.warning("dependency linker: %s (next run in %g s)", exc, pause)
+                log.warning("dependency linker: %s (next run in %g s)", exc, pause())
                 metrics.linker_runs.labels("failed").inc()
             return None
-        pause, busy = interval, 0
+        busy = 0
         metrics.linker_runs.labels("linked").inc()
         metrics.linker_seconds.observe(time.monotonic() - started)
         return done
@@ -329,7 +331,7 @@ async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.E
     await run(functools.partial(store.link, time.time_ns() - 3600 * 10**9, time.time_ns()))
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), pause)
+            await asyncio.wait_for(stop.wait(), pause())
         if stop.is_set():
             break
         watermark = await run(functools.partial(store.link_recent, watermark)) or watermark
