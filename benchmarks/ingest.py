@@ -105,10 +105,12 @@ def end_to_end(
         url = f"{server.otlp_http}/v1/traces"
         metrics = f"{server.otlp_http}/metrics"
         stored_before = _metric(metrics, "tracehouse_stored_spans")
+        inserts_before = _metric(metrics, "tracehouse_flush_seconds_count")
+        insert_seconds_before = _metric(metrics, "tracehouse_flush_seconds_sum")
         accepted = refused = 0
         lock = threading.Lock()
         deadline = time.monotonic() + seconds
-        cpu_before = _cpu_seconds(server.proc.pid)
+        user_before, system_before = _cpu_seconds(server.proc.pid)
         own_before = time.process_time()
 
         def send(worker: int) -> None:
@@ -134,11 +136,14 @@ def end_to_end(
             list(pool.map(send, range(senders)))
         elapsed = time.monotonic() - started
         stored = _metric(metrics, "tracehouse_stored_spans") - stored_before
+        inserts = _metric(metrics, "tracehouse_flush_seconds_count") - inserts_before
+        insert_seconds = _metric(metrics, "tracehouse_flush_seconds_sum") - insert_seconds_before
         spooled, busy = _metric(metrics, "tracehouse_spool_batches"), _metric(metrics, "tracehouse_store_busy_retries")
         runs = 'tracehouse_linker_runs_total{outcome="%s"}'
         linked, unlinked = _metric(metrics, runs % "linked"), _metric(metrics, runs % "failed")
         link_seconds = _metric(metrics, "tracehouse_linker_seconds_sum")
-        cpu = _cpu_seconds(server.proc.pid) - cpu_before
+        user, system = _cpu_seconds(server.proc.pid)
+        user, system = user - user_before, system - system_before
         own = time.process_time() - own_before
         rss = _peak_rss_mib(server.proc.pid)
         stopping = time.monotonic()
@@ -160,11 +165,18 @@ def end_to_end(
         f"{spooled:.0f} batches left in the spool, {busy:.0f} inserts retried because the engine was short of memory"
     )
     print(
+        f"      {inserts:,.0f} inserts of {stored / max(inserts, 1):,.0f} spans on average "
+        f"({insert_seconds / max(inserts, 1):.2f} s each, queue to store)"
+    )
+    print(
         f"      dependency linker: {linked:.0f} runs ({link_seconds / max(linked, 1):.1f} s each on average), "
         f"{unlinked:.0f} failed"
     )
     print(f"      ratio to the in-process limit: {rate / limit:.2f}")
-    print(f"      server CPU {cpu / elapsed:.2f} cores, peak RSS {rss:,.0f} MiB, {disk:.1f} bytes/span on disk")
+    print(
+        f"      server CPU {(user + system) / elapsed:.2f} cores ({system / elapsed:.2f} of them in the kernel), "
+        f"peak RSS {rss:,.0f} MiB, {disk:.1f} bytes/span on disk"
+    )
     print(f"      load generator CPU {own / elapsed:.2f} cores (on the same machine)")
 
 
@@ -176,9 +188,10 @@ def _metric(url: str, name: str) -> float:
     return 0.0
 
 
-def _cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """The process's user and kernel CPU seconds so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks (100 Hz)
+    return int(fields[11]) / 100, int(fields[12]) / 100  # utime, stime, in clock ticks (100 Hz)
 
 
 def _peak_rss_mib(pid: int) -> float:
