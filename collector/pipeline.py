@@ -2,12 +2,13 @@
 
 A request's spans are queued and its sender is answered only when they are durable: written
 by the store, or — when the store refuses — appended to the on-disk spool, which is replayed
-in order once the store is back, or — while an insert runs — written to the spool's
-write-ahead log, so senders go on while the inserts run (and the rate does not depend on how
-many senders wait for their answers). Past its bound the queue refuses at once (`Overloaded`), and
-so does a full spool, so memory and disk stay bounded whatever senders do. So does a queue
-that stopped draining (its oldest request waited too long): senders are answered in seconds,
-well within an exporter's timeout, instead of piling up behind a slow store.
+in order once the store is back, or — while an insert runs, or when several requests share
+the batch — written to the spool's write-ahead log, so senders go on while the inserts run
+(and the rate does not depend on how many senders wait for their answers). Past its bound
+the queue refuses at once (`Overloaded`), and so does a full spool, so memory and disk stay
+bounded whatever senders do. So does a queue that stopped draining (its oldest request
+waited too long): senders are answered in seconds, well within an exporter's timeout, instead
+of piling up behind a slow store.
 """
 
 from __future__ import annotations
@@ -204,9 +205,11 @@ class Pipeline:
 
     async def _flush_group(self, group: list[_Pending]) -> None:
         batch = _merge([item.batch for item in group])
-        # Logged ahead only while an insert runs (under load): a lone batch is inserted first,
-        # and an answer after its insert also means its spans can be read back at once.
-        logged = await self._log(batch) if self._inserting else None
+        # Logged ahead while an insert runs (under load), or when the batch merges several
+        # requests (several senders wait on it: answered after the insert, they would all wait
+        # for it and send their next requests together, one insert at a time). A lone request
+        # with no insert running is inserted first: its answer also means its spans can be read.
+        logged = await self._log(batch) if self._inserting or len(group) > 1 else None
         if isinstance(logged, Exception):
             _settle(group, logged)
             return

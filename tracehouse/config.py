@@ -72,7 +72,8 @@ SERVE_OPTIONS = (
     Option(
         "--write-ahead",
         "batches whose senders are answered once the batch is in the spool's write-ahead log (fsync'd), "
-        "before its insert, while another insert runs; 0: senders are answered once inserted",
+        "before its insert, while another insert runs or when the batch merges several requests; "
+        "0: senders are answered once inserted",
         2,
         int,
         "N",

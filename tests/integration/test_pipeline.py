@@ -508,3 +508,26 @@ def test_while_an_insert_runs_senders_are_answered_once_logged(
 
     asyncio.run(run_pipeline(pipeline, scenario()))
     assert list((tmp_path / "spool" / "ahead").iterdir()) == []  # forgotten once stored
+
+
+def test_a_batch_of_several_requests_is_answered_once_logged(store: ClickHouseStore, tmp_path: Path) -> None:
+    """Requests merged into one batch are answered once it is in the write-ahead log, before its
+    insert, though nothing else is being inserted: answered after the insert, every sender would
+    wait for it and all send again at once, one insert at a time (16 senders: 27k spans/s stored,
+    54k so)."""
+    writer = HeldWriter(store, held="a")
+    spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
+    pipeline = Pipeline(writer, CollectorConfig(flush_interval=0.2, flush_workers=1), spool)
+    a, b = named_batch("a"), named_batch("b")
+
+    async def scenario() -> None:
+        async with asyncio.timeout(30):
+            await asyncio.gather(pipeline.submit(a), pipeline.submit(b))  # one batch, "a" first: held
+        assert [p.name for p in (tmp_path / "spool" / "ahead").iterdir()] == ["000000000001.batch"]
+        assert stored(store, a) == stored(store, b) == 0
+        writer.hold.set()
+        await until(lambda: stored(store, a) == stored(store, b) == 2)
+
+    asyncio.run(run_pipeline(pipeline, scenario()))
+    assert writer.holding.is_set()  # the two were one insert, held while they were answered
+    assert list((tmp_path / "spool" / "ahead").iterdir()) == []
