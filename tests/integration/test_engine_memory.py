@@ -4,11 +4,14 @@ every second, hands them back to the system at once."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 
 import pytest
 
-from tracehouse.storage import ClickHouseStore
+from tracehouse import wiring
+from tracehouse.storage import ClickHouseStore, StorageError
 
 pytestmark = pytest.mark.integration
 
@@ -30,3 +33,37 @@ def test_freed_memory_is_handed_back(store: ClickHouseStore) -> None:
     assert before > 10_000  # ~40 MiB of the ~120 MiB the query freed
     store.release_freed_memory()
     assert dirty_pages(store) < before // 10
+
+
+class EngineWithoutJemalloc:
+    """Stands in for a store whose engine was built without jemalloc (no such chDB here): its
+    purge fails as the store reports an engine's refusal."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def release_freed_memory(self) -> None:
+        self.calls += 1
+        raise StorageError("releasing the engine's freed memory failed: Code: 1. DB::Exception: jemalloc is not used")
+
+
+def test_the_purge_gives_up_once_logged_when_the_engine_cannot(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """serve's purge loop stops after the first refusal, with one warning: not a warning (and a
+    refused statement) every second for as long as serve runs."""
+    monkeypatch.setattr(wiring, "PURGE_INTERVAL_S", 0.01)
+    engine = EngineWithoutJemalloc()
+
+    async def scenario() -> None:
+        stop = asyncio.Event()  # never set: the loop must end by itself
+        await asyncio.wait_for(wiring._purge_forever(engine, stop), 10)  # type: ignore[arg-type]
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(scenario())
+    assert engine.calls == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "releasing the engine's freed memory failed: Code: 1. DB::Exception: jemalloc is not used; "
+        "the engine's freed memory is left to its allocator from now on"
+    ]
