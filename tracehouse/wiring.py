@@ -285,6 +285,8 @@ async def _purge_forever(store: ClickHouseStore, stop: asyncio.Event) -> None:
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), PURGE_INTERVAL_S)
+        if stop.is_set():  # shutting down: the store closes next, nothing to hand back for
+            break
         try:
             await asyncio.to_thread(store.release_freed_memory)
         except StorageError as exc:

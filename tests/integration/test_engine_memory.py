@@ -51,7 +51,7 @@ def test_the_purge_gives_up_once_logged_when_the_engine_cannot(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """serve's purge loop stops after the first refusal, with one warning: not a warning (and a
-    refused statement) every second for as long as serve runs."""
+    refused statement) every second for as long as serve runs. Nor does it purge once serve stops."""
     monkeypatch.setattr(wiring, "PURGE_INTERVAL_S", 0.01)
     engine = EngineWithoutJemalloc()
 
@@ -62,6 +62,17 @@ def test_the_purge_gives_up_once_logged_when_the_engine_cannot(
     with caplog.at_level(logging.WARNING):
         asyncio.run(scenario())
     assert engine.calls == 1
+
+    async def stopped_while_waiting() -> None:
+        monkeypatch.setattr(wiring, "PURGE_INTERVAL_S", 3600)
+        stop = asyncio.Event()
+        loop = asyncio.create_task(wiring._purge_forever(engine, stop))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)  # the loop waits out its interval
+        stop.set()  # serve shutting down: the store closes next
+        await asyncio.wait_for(loop, 10)
+
+    asyncio.run(stopped_while_waiting())
+    assert engine.calls == 1  # no purge once stopped
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
         "releasing the engine's freed memory failed: Code: 1. DB::Exception: jemalloc is not used; "
