@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import struct
 import time
+from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -20,6 +22,11 @@ ATTRIBUTES = 11
 
 def payload(traces: int, rng: random.Random) -> bytes:
     """One request of `traces` traces (10 spans each), one resource per service."""
+    return _request(traces, rng)[0]
+
+
+def _request(traces: int, rng: random.Random) -> tuple[bytes, list[bytes], list[bytes]]:
+    """The serialized request, its trace ids and its span ids."""
     request = ExportTraceServiceRequest()
     by_service = {}
     for service in SERVICES:
@@ -30,9 +37,10 @@ def payload(traces: int, rng: random.Random) -> bytes:
         scope.scope.name = "bench"
         by_service[service] = scope.spans
     now = time.time_ns()
-    for _ in range(traces):
-        trace_id = os.urandom(16)
+    trace_ids, span_ids = [os.urandom(16) for _ in range(traces)], []
+    for trace_id in trace_ids:
         ids = [os.urandom(8) for _ in range(SPANS_PER_TRACE)]
+        span_ids += ids
         for i, span_id in enumerate(ids):
             span = by_service[rng.choice(SERVICES)].add()
             span.trace_id = trace_id
@@ -45,12 +53,74 @@ def payload(traces: int, rng: random.Random) -> bytes:
             span.end_time_unix_nano = span.start_time_unix_nano + rng.randrange(1_000, 50_000_000)
             for a in range(ATTRIBUTES):
                 span.attributes.append(_kv(f"attr.key{a}", f"value-{rng.randrange(1000)}"))
-    return request.SerializeToString()
+    return request.SerializeToString(), trace_ids, span_ids
 
 
 def payloads(count: int, traces_per_request: int, seed: int = 42) -> list[bytes]:
     rng = random.Random(seed)
     return [payload(traces_per_request, rng) for _ in range(count)]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request that can be sent again as new traces: `renewed()` is the same bytes with fresh
+    trace and span ids (a parent id follows its span's). A load that replays a few hundred
+    requests would otherwise send the same traces over and over: the per-trace tables fold them
+    into a few thousand rows, and repeated ids compress far better than a real stream's."""
+
+    body: bytes
+    pieces: tuple[bytes, ...]  # the body cut around every trace, span and parent span id
+    slots: tuple[int, ...]  # between pieces i and i+1: the id numbered slots[i] (ids: below)
+    traces: int  # ids 0 .. traces-1 are trace ids (16 bytes), the rest span ids (8 bytes)
+    spans: int
+
+    @classmethod
+    def of(cls, body: bytes, trace_ids: list[bytes], span_ids: list[bytes]) -> Request:
+        numbers = {tag + id_: i for i, id_ in enumerate(trace_ids) for tag in [_TRACE_ID]}
+        numbers |= {tag + id_: len(trace_ids) + i for i, id_ in enumerate(span_ids) for tag in _SPAN_IDS}
+        pieces, slots, start = [], [], 0
+        found = _ID_TAGS.search(body)
+        while found:
+            at = found.start()
+            length = 18 if found.group() == _TRACE_ID else 10
+            slot = numbers.get(body[at : at + length])
+            if slot is None:  # the two tag bytes by chance inside another field
+                found = _ID_TAGS.search(body, at + 1)
+                continue
+            pieces.append(body[start : at + 2])
+            slots.append(slot)
+            start = at + length
+            found = _ID_TAGS.search(body, start)
+        pieces.append(body[start:])
+        return cls(body, tuple(pieces), tuple(slots), len(trace_ids), len(span_ids))
+
+    def renewed(self) -> bytes:
+        fresh = os.urandom(16 * self.traces + 8 * self.spans)
+        split = 16 * self.traces
+        ids = [fresh[i : i + 16] for i in range(0, split, 16)] + [fresh[i : i + 8] for i in range(split, len(fresh), 8)]
+        out = [self.pieces[0]]
+        for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
+            out += (ids[slot], piece)
+        return b"".join(out)
+
+
+#: The tag and length bytes of Span.trace_id (field 1, 16 bytes), span_id (2) and parent_span_id (4).
+_TRACE_ID = b"\x0a\x10"
+_SPAN_IDS = (b"\x12\x08", b"\x22\x08")
+_ID_TAGS = re.compile(b"|".join(re.escape(tag) for tag in (_TRACE_ID, *_SPAN_IDS)))
+
+
+def requests(count: int, traces_per_request: int, seed: int = 42) -> list[Request]:
+    """`count` requests whose traces can be renewed at each send (`Request.renewed`)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        body, trace_ids, span_ids = _request(traces_per_request, rng)
+        request = Request.of(body, trace_ids, span_ids)
+        # every span's trace and span id, and a parent id for all but the first of each trace
+        assert len(request.slots) == traces_per_request * (3 * SPANS_PER_TRACE - 1), "an id was not found"
+        out.append(request)
+    return out
 
 
 def _kv(key: str, value: str) -> KeyValue:

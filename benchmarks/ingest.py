@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.dataset import SPANS_PER_TRACE, payloads
+from benchmarks.dataset import SPANS_PER_TRACE, Request, requests
 from tests.e2e.server import start_server
 from tracehouse.collector import CollectorConfig
 
@@ -39,14 +39,14 @@ def main() -> None:
     )
     parser.add_argument("--in-process-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    data = payloads(200, TRACES_PER_REQUEST)
+    data = requests(200, TRACES_PER_REQUEST)
     spans_per_request = TRACES_PER_REQUEST * SPANS_PER_TRACE
     if args.in_process_only:
         print(f"{in_process(data, spans_per_request):.0f}")
         return
     print(
-        f"data set: {len(data)} distinct requests of {spans_per_request} spans "
-        f"({statistics.mean(map(len, data)) / spans_per_request:.0f} B/span as OTLP protobuf)",
+        f"data set: {len(data)} requests of {spans_per_request} spans, sent with new trace and span ids each time "
+        f"({statistics.mean(len(r.body) for r in data) / spans_per_request:.0f} B/span as OTLP protobuf)",
         flush=True,
     )
     print("[1/2] in-process limit (validate + insert, 2 writers, separate process) ...", flush=True)
@@ -65,7 +65,7 @@ def main() -> None:
     end_to_end(data, spans_per_request, args.seconds, args.senders, limit, args.serve_arg)
 
 
-def in_process(data: list[bytes], spans_per_request: int, workers: int = 2) -> float:
+def in_process(data: list[Request], spans_per_request: int, workers: int = 2) -> float:
     """Validate + insert, 45 requests per insert (~16 MiB: the pipeline's default `flush_bytes`
     until 2026-11-26, 12 MiB since; kept so that figures compare across sessions), `workers`
     inserts at once (its default flush workers): 1.2M spans timed after ~100k of warm-up, so
@@ -75,8 +75,8 @@ def in_process(data: list[bytes], spans_per_request: int, workers: int = 2) -> f
 
     with tempfile.TemporaryDirectory() as directory:
         store = open_store(StoreConfig(dsn=f"chdb://{directory}"), writers=workers)
-        requests = data * 6
-        groups = [requests[i : i + 45] for i in range(0, len(requests), 45)]
+        bodies = [request.renewed() for request in data * 6]  # before the clock: the senders' work
+        groups = [bodies[i : i + 45] for i in range(0, len(bodies), 45)]
 
         def insert(group: list[bytes]) -> None:
             store.write_otlp(OtlpPayload.concat([decode_protobuf(body).payload for body in group]))
@@ -94,7 +94,7 @@ def in_process(data: list[bytes], spans_per_request: int, workers: int = 2) -> f
 
 
 def end_to_end(
-    data: list[bytes], spans_per_request: int, seconds: float, senders: int, limit: float, serve_args: list[str]
+    data: list[Request], spans_per_request: int, seconds: float, senders: int, limit: float, serve_args: list[str]
 ) -> None:
     with tempfile.TemporaryDirectory() as directory:
         # serve's own flush interval (the e2e helper shortens it for fast tests)
@@ -119,7 +119,7 @@ def end_to_end(
                 i = worker
                 while time.monotonic() < deadline:
                     response = client.post(
-                        url, content=data[i % len(data)], headers={"content-type": "application/x-protobuf"}
+                        url, content=data[i % len(data)].renewed(), headers={"content-type": "application/x-protobuf"}
                     )
                     with lock:
                         if response.status_code == 200:
