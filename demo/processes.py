@@ -1,7 +1,9 @@
 """Child processes for the demo and end-to-end tests: started together, always stopped.
 
 Each child runs in a session (and process group) of its own, so stopping it reaches whatever it
-started in turn. `Children` is a context manager: on exit (normal, Ctrl-C, SIGTERM or error) it
+started in turn. On Linux each child also gets SIGTERM from the kernel when the process that started
+it dies, even by SIGKILL (`prctl(PR_SET_PDEATHSIG)`), so a killed demo leaves no services running.
+`Children` is a context manager: on exit (normal, Ctrl-C, SIGTERM or error) it
 sends SIGTERM to every group, newest tier first, waits, then kills what is still alive — no
 process outlives it. Ctrl-C and SIGTERM never interrupt it halfway: `StopRequest` turns them into
 a flag checked at safe points (never inside `Popen`, where a child could be started unrecorded),
@@ -11,9 +13,11 @@ and they are ignored while the children stop (bounded in time), so a second Ctrl
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +29,8 @@ import httpx
 __all__ = ["Child", "ChildFailed", "Children", "Interrupted", "StopRequest", "wait_for_http", "wait_for_line"]
 
 _HELD = (signal.SIGINT, signal.SIGTERM)
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
 class ChildFailed(RuntimeError):
@@ -82,7 +88,11 @@ class Children:
 
     def start(self, name: str, command: Sequence[str], tier: int = 0, **popen: Any) -> subprocess.Popen[Any]:
         """Start ``command`` as the leader of a new session; ``tier`` orders the stop. Raises
-        :class:`Interrupted` (the child recorded, so it is stopped too) once a stop was requested."""
+        :class:`Interrupted` (the child recorded, so it is stopped too) once a stop was requested.
+        Call it from the thread that lives as long as the children (the kernel signals a child
+        when the thread that started it ends)."""
+        if _LIBC is not None:
+            popen.setdefault("preexec_fn", _die_with_parent(os.getpid()))
         proc = subprocess.Popen(command, start_new_session=True, **popen)
         self._children.append(Child(name, proc, tier))
         self.stop.check()
@@ -102,6 +112,19 @@ class Children:
         finally:
             for sig, handler in held.items():
                 signal.signal(sig, handler)
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """For the child between fork and exec: SIGTERM once `parent` dies, however it dies (and
+    exit at once if it died before that was set)."""
+
+    def arrange() -> None:
+        assert _LIBC is not None
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arrange
 
 
 def _ignore_signals() -> dict[int, Any]:
