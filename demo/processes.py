@@ -2,7 +2,8 @@
 
 Each child runs in a session (and process group) of its own, so stopping it reaches whatever it
 started in turn. On Linux each child also gets SIGTERM from the kernel when the process that started
-it dies, even by SIGKILL (`prctl(PR_SET_PDEATHSIG)`), so a killed demo leaves no services running.
+it dies, even by SIGKILL (`prctl(PR_SET_PDEATHSIG)`), so a killed demo leaves no services running
+(all of them at once then: the tiers' order, services before the server, cannot hold).
 `Children` is a context manager: on exit (normal, Ctrl-C, SIGTERM or error) it
 sends SIGTERM to every group, newest tier first, waits, then kills what is still alive — no
 process outlives it. Ctrl-C and SIGTERM never interrupt it halfway: `StopRequest` turns them into
@@ -31,6 +32,12 @@ __all__ = ["Child", "ChildFailed", "Children", "Interrupted", "StopRequest", "wa
 _HELD = (signal.SIGINT, signal.SIGTERM)
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+if _LIBC is not None:  # looked up once here, not in each forked child
+    _PRCTL = _LIBC.prctl
+    _PRCTL.argtypes = [ctypes.c_int, ctypes.c_ulong]
+    _SIGNAL = _LIBC.signal
+    _SIGNAL.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    _SIGNAL.restype = ctypes.c_void_p
 
 
 class ChildFailed(RuntimeError):
@@ -119,8 +126,9 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
     exit at once if it died before that was set)."""
 
     def arrange() -> None:
-        assert _LIBC is not None
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        # The parent's Python handler of SIGTERM would swallow one arriving before the exec.
+        _SIGNAL(signal.SIGTERM, None)  # SIG_DFL
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:
             os._exit(1)
 

@@ -34,8 +34,9 @@ def _alive(pid: int) -> bool:
 def test_a_child_stops_when_the_demo_is_killed() -> None:
     parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
-    child = int(parent.stdout.readline())
+    child = 0
     try:
+        child = int(parent.stdout.readline())
         assert _alive(child)
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(10)
@@ -44,6 +45,8 @@ def test_a_child_stops_when_the_demo_is_killed() -> None:
             time.sleep(0.05)  # polling a pid: nothing to await across processes
         assert not _alive(child), "the child outlived the SIGKILLed process that started it"
     finally:
+        parent.kill()
+        parent.wait()
         parent.stdout.close()
-        if _alive(child):
+        if child and _alive(child):
             os.kill(child, signal.SIGKILL)
