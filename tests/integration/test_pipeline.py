@@ -336,6 +336,51 @@ def test_a_spooled_batch_the_store_refuses_is_stored_request_by_request(store: C
     assert [p.suffix for p in (tmp_path / "spool").iterdir() if p.is_file()] == [".rejected"]
 
 
+class DownAfterOneWrite(RefusingWriter):
+    """`RefusingWriter` whose store goes down right after its first successful OTLP write
+    (until `down` is cleared; it stays up from then on)."""
+
+    def __init__(self, store: ClickHouseStore) -> None:
+        super().__init__(store)
+        self.went_down = False
+
+    def write_otlp(self, payload: OtlpPayload) -> None:
+        super().write_otlp(payload)
+        if not self.went_down:
+            self.went_down = True
+            self.down.set()
+
+
+def test_a_refused_logged_batch_whose_pieces_cannot_all_be_made_durable_is_spooled_whole(
+    store: ClickHouseStore, tmp_path: Path
+) -> None:
+    """Answered from the write-ahead log, a merged batch is refused as data; stored request by
+    request, the first is stored, the refused one set aside, then the store goes down and the
+    spool has no room for the last: the whole logged batch is spooled. Its replay, once the store
+    is back, stores the requests again under the same tokens: every span exactly once."""
+    good, refused, last = otlp_request(), otlp_request("refuse-me"), otlp_request()
+    logged_size = len(encode(OtlpPayload.concat([good, refused, last])))
+    spool = Spool(tmp_path / "spool", max_bytes=logged_size + 10)  # the log fits, nothing beside it
+    writer = DownAfterOneWrite(store)
+    pipeline = Pipeline(writer, CollectorConfig(flush_interval=0.05, spool_retry_interval=0.05), spool)
+
+    async def scenario() -> None:
+        answers = await asyncio.gather(*(pipeline.submit(p) for p in [good, refused, last]))
+        assert answers == [None] * 3  # answered once logged: the insert comes after
+        await until(lambda: pipeline.spooled_spans > 0)
+        assert len(spool) == 1  # the logged batch, adopted whole
+        assert int(store.client().command("SELECT count() FROM otel_traces")) == len(good)
+        writer.down.clear()
+        await until(lambda: len(spool) == 0)
+
+    asyncio.run(run_pipeline(pipeline, scenario()))
+    assert int(store.client().command("SELECT count() FROM otel_traces")) == len(good) + len(last)
+    rejected = [p.read_bytes() for p in (tmp_path / "spool").glob("*.rejected")]
+    assert rejected
+    assert all(kept.endswith(refused.data) for kept in rejected)
+    assert list((tmp_path / "spool" / "ahead").iterdir()) == []
+
+
 def test_one_request_larger_than_the_queue_is_too_large(store: ClickHouseStore) -> None:
     pipeline = Pipeline(store, CollectorConfig(flush_spans=10, max_queued_spans=10))
 
