@@ -20,13 +20,9 @@ SPANS_PER_TRACE = 10
 ATTRIBUTES = 11
 
 
-def payload(traces: int, rng: random.Random) -> bytes:
-    """One request of `traces` traces (10 spans each), one resource per service."""
-    return _request(traces, rng)[0]
-
-
 def _request(traces: int, rng: random.Random) -> tuple[bytes, list[bytes], list[bytes]]:
-    """The serialized request, its trace ids and its span ids."""
+    """One request of `traces` traces (10 spans each), one resource per service: the serialized
+    request, its trace ids and its span ids."""
     request = ExportTraceServiceRequest()
     by_service = {}
     for service in SERVICES:
@@ -54,11 +50,6 @@ def _request(traces: int, rng: random.Random) -> tuple[bytes, list[bytes], list[
             for a in range(ATTRIBUTES):
                 span.attributes.append(_kv(f"attr.key{a}", f"value-{rng.randrange(1000)}"))
     return request.SerializeToString(), trace_ids, span_ids
-
-
-def payloads(count: int, traces_per_request: int, seed: int = 42) -> list[bytes]:
-    rng = random.Random(seed)
-    return [payload(traces_per_request, rng) for _ in range(count)]
 
 
 @dataclass(frozen=True)
