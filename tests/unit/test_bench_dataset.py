@@ -3,10 +3,20 @@ a replayed request would fold into the per-trace tables and compress like no rea
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from benchmarks.dataset import SPANS_PER_TRACE, requests
+# benchmarks/ is not a package the test run can import by name (the repository root is not on sys.path)
+_spec = importlib.util.spec_from_file_location("bench_dataset", Path(__file__).parents[2] / "benchmarks" / "dataset.py")
+assert _spec is not None
+assert _spec.loader is not None
+dataset = sys.modules["bench_dataset"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(dataset)
+SPANS_PER_TRACE, requests = dataset.SPANS_PER_TRACE, dataset.requests
 
 
 def _spans(body: bytes) -> list[Span]:
