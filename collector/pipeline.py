@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 #: then is the batch spooled — spooling is for a store that is down: until a spooled batch has
 #: been written again, every newer batch goes to the spool too, without trying the store.
 BUSY_PAUSES = (0.05, 0.25, 1.0)
+#: How many set-aside pieces' tokens the pipeline remembers so as not to set one aside twice.
+SET_ASIDE_REMEMBERED = 1024
 
 #: What decoders hand to the pipeline: columns (Zipkin) or validated OTLP bytes.
 Batch = SpanBatch | OtlpPayload
@@ -68,6 +70,9 @@ class Pipeline:
         self.spooled_spans = 0
         self.busy_retries = 0
         self.set_aside_spans = 0
+        # Tokens of the pieces set aside lately: a spooled batch retried after a later piece could
+        # not be made durable meets its refused piece again, which is kept once (newest 1,024).
+        self._set_aside: dict[str, None] = {}
         # Set when a batch is spooled because the store refused it; cleared once a spooled batch
         # is written. While set, new batches go straight to the spool (the store is down: each
         # would wait for its own refusal); once clear, they are inserted beside the replay, so a
@@ -290,9 +295,13 @@ class Pipeline:
                     log.warning("storing %d spans without the fields of unexpected wire type", len(piece))
                     error = await self._store_or_spool(fixed)
             if isinstance(error, RejectedByStore) and set_aside and self._spool is not None:
-                log.error("%d acknowledged spans refused as data, set aside in the spool: %s", len(piece), error)
-                await asyncio.to_thread(self._spool.set_aside, piece)
-                self.set_aside_spans += len(piece)
+                if piece.token not in self._set_aside:
+                    log.error("%d acknowledged spans refused as data, set aside in the spool: %s", len(piece), error)
+                    await asyncio.to_thread(self._spool.set_aside, piece)
+                    self.set_aside_spans += len(piece)
+                    self._set_aside[piece.token] = None
+                    if len(self._set_aside) > SET_ASIDE_REMEMBERED:
+                        del self._set_aside[next(iter(self._set_aside))]
                 error = None
             errors.append(error)
         return errors
