@@ -72,6 +72,9 @@ WHERE Minute >= toStartOfMinute(fromUnixTimestamp64Nano({from:Int64}))
 # ~n*m/2^64 (~1e-5 for ten million spans on each side): a link miscounted once in a great while.
 # Both sides are subqueries, so on a cluster the join runs on the collector's server over the
 # two hashed projections of every shard (the string join ran on each shard; a trace lives on one).
+# The grace-hash join still overshoots its bound: 256 MiB for 8M children (session 14). So a
+# window of many spans is linked in slices of its traces (`SLICED`), each pass with 1/slices of
+# the children and 1/slices of the memory.
 _SERVICE_LINKS = """
 INSERT INTO tracehouse_links_1m
 SELECT c.Minute, p.ServiceName, c.ServiceName, 'service',
@@ -80,13 +83,14 @@ FROM (
     SELECT cityHash64(TraceId, SpanId) AS Key, ServiceName FROM otel_traces
     WHERE Timestamp >= fromUnixTimestamp64Nano({parents_from:Int64})
       AND Timestamp < fromUnixTimestamp64Nano({to:Int64})
+      AND cityHash64(TraceId) % {slices:UInt64} = {slice:UInt64}
 ) AS p
 INNER JOIN (
     SELECT cityHash64(TraceId, ParentSpanId) AS Key, toStartOfMinute(Timestamp) AS Minute, ServiceName,
            StatusCode = 'Error' AS Error, Duration
     FROM otel_traces
     WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64}) AND Timestamp < fromUnixTimestamp64Nano({to:Int64})
-      AND ParentSpanId != ''
+      AND ParentSpanId != '' AND cityHash64(TraceId) % {slices:UInt64} = {slice:UInt64}
 ) AS c ON p.Key = c.Key
 WHERE p.ServiceName != c.ServiceName
 GROUP BY c.Minute, p.ServiceName, c.ServiceName
@@ -111,7 +115,7 @@ FROM (
         TraceId, SpanId
     FROM otel_traces
     WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64}) AND Timestamp < fromUnixTimestamp64Nano({to:Int64})
-      AND SpanKind IN ('Client', 'Producer')
+      AND SpanKind IN ('Client', 'Producer') AND cityHash64(TraceId) % {slices:UInt64} = {slice:UInt64}
 )
 WHERE Peer != ''
   -- a queue stays a node whatever runs below the producer (its consumer may be a child)
@@ -120,6 +124,7 @@ WHERE Peer != ''
       SELECT cityHash64(TraceId, ParentSpanId) FROM otel_traces
       WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64})
         AND Timestamp < fromUnixTimestamp64Nano({to_children:Int64}) AND ParentSpanId != ''
+        AND cityHash64(TraceId) % {slices:UInt64} = {slice:UInt64}
   ))
 GROUP BY Minute, ServiceName, Peer, Kind
 """
@@ -149,6 +154,18 @@ GROUP BY Minute, Queue, ServiceName
 #: A generation's statements, in order: its links, then its `__done__` rows, then the pruning
 #: of the older generations of its minutes.
 GENERATION = (_SERVICE_LINKS, _PEER_LINKS, _CONSUMER_LINKS, _DONE, _PRUNE)
+#: The statements run once per slice: each over the traces whose id hashes to the slice (a child
+#: and its parent share a trace, so a slice holds both). Their link rows add up across slices, as
+#: readers sum a minute's rows anyway. The others hold no more than a row per link in memory.
+SLICED = frozenset((_SERVICE_LINKS, _PEER_LINKS))
+#: Spans of the window per slice. The join of a slice of 2M children stayed under 128 MiB of the
+#: engine's memory (8M in one: 256 MiB; with 4 slices 4 passes of 1.7 s instead of one of 4.6 s),
+#: beside inserts and merges sharing the 768 MiB cap at full ingest (session 14, BENCHMARKS.md).
+SPANS_PER_SLICE = 2_000_000
+_SPANS = """
+SELECT count() FROM otel_traces
+WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64}) AND Timestamp < fromUnixTimestamp64Nano({to_children:Int64})
+"""
 #: Low digits of every version this process writes: distinct collectors, distinct versions.
 _SALT = secrets.randbelow(1000)
 
@@ -164,15 +181,19 @@ def generation_parameters(from_ns: int, to_ns: int, version: int) -> dict[str, A
     end = -(-to_ns // MINUTE_NS) * MINUTE_NS
     return {
         "from": start, "to": end, "parents_from": start - PARENT_LOOKBACK_NS,
-        "to_children": end + MINUTE_NS, "version": version,
+        "to_children": end + MINUTE_NS, "version": version, "slices": 1, "slice": 0,
     }  # fmt: skip
 
 
 def link_minutes(client: Client, from_ns: int, to_ns: int, version: int | None = None) -> None:
-    """(Re)compute the links of the whole minutes in [from_ns, to_ns)."""
+    """(Re)compute the links of the whole minutes in [from_ns, to_ns), in as many slices of the
+    traces as the window's spans need (`SPANS_PER_SLICE`)."""
     params = generation_parameters(from_ns, to_ns, version if version is not None else new_version())
+    spans = int(client.query(_SPANS, parameters=params, settings=SETTINGS).result_rows[0][0])
+    slices = max(1, -(-spans // SPANS_PER_SLICE))
     for statement in GENERATION:
-        client.command(statement, parameters=params, settings=SETTINGS)
+        for piece in range(slices if statement in SLICED else 1):
+            client.command(statement, parameters={**params, "slices": slices, "slice": piece}, settings=SETTINGS)
 
 
 _DIRTY = """
