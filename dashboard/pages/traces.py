@@ -115,9 +115,14 @@ def _suggestion(text: str) -> html.Button:
     return html.Button(text, id={"type": _SUGGESTION, "value": text}, className=_SUGGESTION, style=style)
 
 
-def _shown_values(children: list[dict[str, Any]] | None) -> list[str]:
-    """The suggestions on screen, from the children Dash sends back as State."""
-    return [str(child["props"]["id"]["value"]) for child in children or []]
+def suggestion_buttons(offered: list[str], shown: list[dict[str, Any]] | None) -> list[html.Button]:
+    """The buttons for `offered`; `PreventUpdate` when they are the ones on screen (`shown`: the
+    children as Dash sends them back as State). Typing on within one suggestion offers the same
+    buttons again: not redrawn, so a click on one while the answer for the next keystroke arrives
+    is not lost with it."""
+    if offered == [str(child["props"]["id"]["value"]) for child in shown or []]:
+        raise PreventUpdate
+    return [_suggestion(s) for s in offered]
 
 
 def _limit(text: str) -> int:
@@ -256,11 +261,7 @@ def register(app: Dash, client: QueryClient) -> None:
             offered = await suggest(client, line, params)
         except QueryApiError:
             offered = []  # no suggestions; the search itself reports what is wrong
-        if offered == _shown_values(shown):
-            # The same buttons again (typing on within one suggestion): not redrawn, so a click
-            # on one while the answer for the next keystroke arrives is not lost with it.
-            raise PreventUpdate
-        return [_suggestion(s) for s in offered]
+        return suggestion_buttons(offered, shown)
 
     @app.callback(
         Output("search-attr", "value"),

@@ -3,8 +3,15 @@ for it, the chosen suggestion written back, and the form's values written as the
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import pytest
+from dash.exceptions import PreventUpdate
+from plotly.utils import PlotlyJSONEncoder
+
 from tracehouse.dashboard.attr_suggest import Typed, key_suggestions, parse_typed, value_suggestions
-from tracehouse.dashboard.pages.traces import completed, search_fields, time_params
+from tracehouse.dashboard.pages.traces import completed, search_fields, suggestion_buttons, time_params
 
 
 def test_a_typed_line_reads_as_the_api_reads_it() -> None:
@@ -50,3 +57,23 @@ def test_the_form_writes_the_url() -> None:
 def test_a_custom_range_goes_to_the_api_as_given() -> None:
     assert time_params({"start": ["2026-11-25 17:00"], "lookback": ["1h"]}) == {"start": "2026-11-25 17:00"}
     assert set(time_params({"lookback": ["6h"]})) == {"start"}
+
+
+def _as_sent_back(buttons: list[Any]) -> list[dict[str, Any]]:
+    """Components as the browser sends them back to a callback's State: their JSON."""
+    return list(json.loads(json.dumps(buttons, cls=PlotlyJSONEncoder)))
+
+
+def test_suggestions_on_screen_are_not_redrawn_when_offered_again() -> None:
+    """A click on a suggestion while the answer for the next keystroke arrives must not be lost
+    with a redraw of the same buttons; other suggestions are drawn."""
+    shown = _as_sent_back(suggestion_buttons(["http.status=", "http.route="], None))
+    with pytest.raises(PreventUpdate):
+        suggestion_buttons(["http.status=", "http.route="], shown)
+    assert [b.children for b in suggestion_buttons(["http.route="], shown)] == ["http.route="]
+    assert [b.children for b in suggestion_buttons(["http.route=", "http.status="], shown)] == [
+        "http.route=", "http.status="
+    ]  # fmt: skip
+    assert suggestion_buttons([], shown) == []
+    with pytest.raises(PreventUpdate):
+        suggestion_buttons([], None)  # nothing offered, nothing shown
