@@ -39,8 +39,12 @@ PARENT_LOOKBACK_NS = 5 * MINUTE_NS
 #: its syntax tree, without its comments (a `/* mark */` never matched, and shutdown waited).
 _PROCESS = secrets.token_hex(8)
 MARK = f"tracehouse dependency linker {_PROCESS}"
-#: The service links' join (below) is held in memory up to 64 MiB, then spilled in buckets.
-SETTINGS = {"log_comment": MARK, "join_algorithm": "grace_hash", "max_bytes_in_join": 64 * 2**20}
+#: The service links' join (below) is held in memory up to 64 MiB, then spilled in buckets. No
+#: insert deduplication: two slices of a generation (below) may write identical blocks of links,
+#: which a replicated table (the cluster tier) would otherwise keep once.
+SETTINGS = {
+    "log_comment": MARK, "join_algorithm": "grace_hash", "max_bytes_in_join": 64 * 2**20, "insert_deduplicate": 0,
+}  # fmt: skip
 #: Cancels this process's running linker statements (bind `mark` = `MARK`).
 CANCEL = "KILL QUERY WHERE Settings['log_comment'] = {mark:String} ASYNC"
 
@@ -73,8 +77,8 @@ WHERE Minute >= toStartOfMinute(fromUnixTimestamp64Nano({from:Int64}))
 # Both sides are subqueries, so on a cluster the join runs on the collector's server over the
 # two hashed projections of every shard (the string join ran on each shard; a trace lives on one).
 # The grace-hash join still overshoots its bound: 256 MiB for 8M children (session 14). So a
-# window of many spans is linked in slices of its traces (`SLICED`), each pass with 1/slices of
-# the children and 1/slices of the memory.
+# window of many spans is linked in slices of its traces (`SLICED`), each pass joining 1/slices of
+# the children: 5 slices of that window, 128 MiB.
 _SERVICE_LINKS = """
 INSERT INTO tracehouse_links_1m
 SELECT c.Minute, p.ServiceName, c.ServiceName, 'service',
@@ -119,7 +123,7 @@ FROM (
 )
 WHERE Peer != ''
   -- a queue stays a node whatever runs below the producer (its consumer may be a child)
-  -- hashed as in _SERVICE_LINKS: the set of every child in the window (2M spans: 60 MiB, not 200)
+  -- hashed as in _SERVICE_LINKS: the set of every child of the slice (2M spans: 60 MiB, not 200)
   AND (Kind = 'queue' OR cityHash64(TraceId, SpanId) NOT IN (
       SELECT cityHash64(TraceId, ParentSpanId) FROM otel_traces
       WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64})
@@ -158,10 +162,15 @@ GENERATION = (_SERVICE_LINKS, _PEER_LINKS, _CONSUMER_LINKS, _DONE, _PRUNE)
 #: and its parent share a trace, so a slice holds both). Their link rows add up across slices, as
 #: readers sum a minute's rows anyway. The others hold no more than a row per link in memory.
 SLICED = frozenset((_SERVICE_LINKS, _PEER_LINKS))
-#: Spans of the window per slice. The join of a slice of 2M children stayed under 128 MiB of the
-#: engine's memory (8M in one: 256 MiB; with 4 slices 4 passes of 1.7 s instead of one of 4.6 s),
-#: beside inserts and merges sharing the 768 MiB cap at full ingest (session 14, BENCHMARKS.md).
+#: Spans of the window per slice. On 8.1M children (bench-query's store, 44 minutes) 5 slices of
+#: at most this many spans stayed under 128 MiB of the engine's memory (one pass: 256 MiB) and took
+#: 10.8 s instead of 5.9 — each pass reads the window again — beside inserts and merges sharing
+#: the 768 MiB cap at full ingest (session 14, BENCHMARKS.md).
 SPANS_PER_SLICE = 2_000_000
+#: Minutes linked by one generation at most. Each slice reads the whole window again, so a long
+#: backlog (minutes left dirty by failed runs, a spool replayed) as one generation would cost
+#: slices × window; in generations of this many minutes it costs in proportion to its spans.
+GENERATION_MINUTES = 10
 _SPANS = """
 SELECT count() FROM otel_traces
 WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64}) AND Timestamp < fromUnixTimestamp64Nano({to_children:Int64})
@@ -186,9 +195,15 @@ def generation_parameters(from_ns: int, to_ns: int, version: int) -> dict[str, A
 
 
 def link_minutes(client: Client, from_ns: int, to_ns: int, version: int | None = None) -> None:
-    """(Re)compute the links of the whole minutes in [from_ns, to_ns), in as many slices of the
-    traces as the window's spans need (`SPANS_PER_SLICE`)."""
-    params = generation_parameters(from_ns, to_ns, version if version is not None else new_version())
+    """(Re)compute the links of the whole minutes in [from_ns, to_ns): a generation per
+    `GENERATION_MINUTES`, each in as many slices of its traces as its spans need."""
+    step = GENERATION_MINUTES * MINUTE_NS
+    for start in range(from_ns // MINUTE_NS * MINUTE_NS, to_ns, step):
+        _link_generation(client, start, min(start + step, to_ns), version if version is not None else new_version())
+
+
+def _link_generation(client: Client, from_ns: int, to_ns: int, version: int) -> None:
+    params = generation_parameters(from_ns, to_ns, version)
     spans = int(client.query(_SPANS, parameters=params, settings=SETTINGS).result_rows[0][0])
     slices = max(1, -(-spans // SPANS_PER_SLICE))
     for statement in GENERATION:

@@ -85,7 +85,7 @@ def test_databases_queues_peers_and_lonely_services(store: ClickHouseStore) -> N
 def test_links_are_the_same_whatever_the_slices(store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """A window of many spans is linked in slices of its traces (`linker.SPANS_PER_SLICE`): a
     child meets its parent, and a client span the callee below it, in whichever slice their
-    trace falls; links counted once. Here a slice of every two spans: 16 spans, 8 slices."""
+    trace falls; links counted once. Here a slice of every two spans: 28 spans, 14 slices."""
     for second in range(4):
         split_trace(store, T0 + second * 1000 * MS, 0, error=second == 0)
         batch = SpanBatch()
@@ -111,6 +111,24 @@ def test_links_are_the_same_whatever_the_slices(store: ClickHouseStore, monkeypa
         " AND Version = (SELECT max(Version) FROM tracehouse_links_1m)"
     )
     assert rows.result_rows[0][0] > 2  # the newest linking did run in slices: several rows per link
+
+
+def test_a_long_range_is_linked_in_generations_of_ten_minutes(store: ClickHouseStore) -> None:
+    """A backlog of 25 minutes is three generations (`linker.GENERATION_MINUTES`), not one whose
+    every slice rereads it all; a child in one meets its parent from the one before."""
+    split_trace(store, T0 + 1000 * MS, 0)
+    split_trace(store, T0 + 9 * MINUTE_NS + 59_000 * MS, 2000)  # parent at 9:59, child at 10:01
+    split_trace(store, T0 + 24 * MINUTE_NS + 1000 * MS, 0, error=True)
+    store.link(T0, T0 + 25 * MINUTE_NS)
+    assert edges(store, T0, T0 + 30 * MINUTE_NS) == {("gateway", "orders", "service"): (3, 1)}
+    assert edges(store, T0 + 10 * MINUTE_NS, T0 + 11 * MINUTE_NS) == {("gateway", "orders", "service"): (1, 0)}
+    done = store.client().query(
+        "SELECT toUnixTimestamp(min(Minute)), toUnixTimestamp(max(Minute)) FROM tracehouse_links_1m"
+        " WHERE ChildKind = '__done__' GROUP BY Version ORDER BY 1"
+    )
+    assert [(int(first), int(last)) for first, last in done.result_rows] == [
+        ((T0 + m * MINUTE_NS) // 10**9, (T0 + (n - 1) * MINUTE_NS) // 10**9) for m, n in ((0, 10), (10, 20), (20, 25))
+    ]
 
 
 def test_an_instrumented_callee_is_not_also_a_peer(store: ClickHouseStore) -> None:
