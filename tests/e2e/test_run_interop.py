@@ -75,10 +75,12 @@ def checkout(system: System) -> dict[str, Any]:
 
 
 def _complete(spans: list[Span], served: int) -> bool:
-    """Both processes' spans are in: ``served`` Server spans of ``stock`` and their Client parents in ``shop``."""
+    """Both processes' spans are in: ``served`` Server spans of ``stock``, their Client parents in ``shop``,
+    and ``shop``'s Server span — it ends last, so its export may come after the others'."""
     stock = [s for s in spans if s["serviceName"] == "stock" and s["kind"] == "Server"]
     clients = {s["spanId"] for s in spans if s["serviceName"] == "shop" and s["kind"] == "Client"}
-    return len(stock) == served and all(s["parentSpanId"] in clients for s in stock)
+    root = any(s["serviceName"] == "shop" and s["kind"] == "Server" for s in spans)
+    return root and len(stock) == served and all(s["parentSpanId"] in clients for s in stock)
 
 
 # -- reading spans ------------------------------------------------------------------------------
