@@ -152,11 +152,12 @@ class ClickHouseStore:
         services = tuple(row[0] for row in self._query("active_services", window))
         return Dependencies(services, tuple(_link(row) for row in self._query("links", window)))
 
-    def link(self, from_ns: int, to_ns: int) -> None:
-        """Run the dependency linker over the minutes of [from_ns, to_ns) (see `linker`)."""
+    def link(self, from_ns: int, to_ns: int, spans_per_slice: int | None = None) -> None:
+        """Run the dependency linker over the minutes of [from_ns, to_ns) (see `linker`), in
+        slices of `spans_per_slice` spans (default `linker.SPANS_PER_SLICE`)."""
         try:
             with self._writer() as client:
-                linker.link_minutes(client, from_ns, to_ns)
+                linker.link_minutes(client, from_ns, to_ns, spans_per_slice=spans_per_slice)
         except ClickHouseError as exc:
             raise insert_error(exc, "linking dependencies failed") from exc
 
@@ -168,11 +169,12 @@ class ClickHouseStore:
         except ClickHouseError as exc:
             raise insert_error(exc, "cancelling the dependency linker failed") from exc
 
-    def link_recent(self, since_ms: int) -> int:
-        """Relink the minutes that inserts after `since_ms` touched; returns the new watermark."""
+    def link_recent(self, since_ms: int, spans_per_slice: int | None = None) -> int:
+        """Relink the minutes that inserts after `since_ms` touched, in slices of `spans_per_slice`
+        spans (default `linker.SPANS_PER_SLICE`); returns the new watermark."""
         try:
             with self._writer() as client:
-                return linker.link_dirty(client, since_ms)
+                return linker.link_dirty(client, since_ms, spans_per_slice)
         except ClickHouseError as exc:
             raise insert_error(exc, "linking dependencies failed") from exc
 

@@ -167,6 +167,9 @@ SLICED = frozenset((_SERVICE_LINKS, _PEER_LINKS))
 #: 10.8 s instead of 5.9 — each pass reads the window again — beside inserts and merges sharing
 #: the 768 MiB cap at full ingest (session 14, BENCHMARKS.md).
 SPANS_PER_SLICE = 2_000_000
+#: The fewest spans per slice a caller may ask for when the engine refuses runs for memory (serve
+#: halves `SPANS_PER_SLICE` per refused run in a row): 2M spans need ~128 MiB, 500k under 80 MiB.
+MIN_SPANS_PER_SLICE = 250_000
 #: Minutes linked by one generation at most. Each slice reads the whole window again, so a long
 #: backlog (minutes left dirty by failed runs, a spool replayed) as one generation would cost
 #: slices × window; in generations of this many minutes it costs in proportion to its spans.
@@ -194,18 +197,23 @@ def generation_parameters(from_ns: int, to_ns: int, version: int) -> dict[str, A
     }  # fmt: skip
 
 
-def link_minutes(client: Client, from_ns: int, to_ns: int, version: int | None = None) -> None:
+def link_minutes(
+    client: Client, from_ns: int, to_ns: int, version: int | None = None, spans_per_slice: int | None = None
+) -> None:
     """(Re)compute the links of the whole minutes in [from_ns, to_ns): a generation per
-    `GENERATION_MINUTES`, each in as many slices of its traces as its spans need."""
+    `GENERATION_MINUTES`, each in as many slices of its traces as its spans need at
+    `spans_per_slice` (default `SPANS_PER_SLICE`) spans each."""
     step = GENERATION_MINUTES * MINUTE_NS
+    per_slice = max(MIN_SPANS_PER_SLICE, SPANS_PER_SLICE if spans_per_slice is None else spans_per_slice)
     for start in range(from_ns // MINUTE_NS * MINUTE_NS, to_ns, step):
-        _link_generation(client, start, min(start + step, to_ns), version if version is not None else new_version())
+        end = min(start + step, to_ns)
+        _link_generation(client, start, end, version if version is not None else new_version(), per_slice)
 
 
-def _link_generation(client: Client, from_ns: int, to_ns: int, version: int) -> None:
+def _link_generation(client: Client, from_ns: int, to_ns: int, version: int, spans_per_slice: int) -> None:
     params = generation_parameters(from_ns, to_ns, version)
     spans = int(client.query(_SPANS, parameters=params, settings=SETTINGS).result_rows[0][0])
-    slices = max(1, -(-spans // SPANS_PER_SLICE))
+    slices = max(1, -(-spans // spans_per_slice))
     for statement in GENERATION:
         for piece in range(slices if statement in SLICED else 1):
             client.command(statement, parameters={**params, "slices": slices, "slice": piece}, settings=SETTINGS)
@@ -221,14 +229,15 @@ WHERE InsertedAt > fromUnixTimestamp64Milli({since:Int64})
 OVERLAP_MS = 10_000
 
 
-def link_dirty(client: Client, since_ms: int) -> int:
+def link_dirty(client: Client, since_ms: int, spans_per_slice: int | None = None) -> int:
     """Relink the minutes touched by inserts after `since_ms` (epoch ms), and the minutes up
-    to `PARENT_LOOKBACK_NS` after each (children of a late parent). Returns the new watermark."""
+    to `PARENT_LOOKBACK_NS` after each (children of a late parent), in slices of
+    `spans_per_slice` spans (`link_minutes`). Returns the new watermark."""
     rows = client.query(_DIRTY, parameters={"since": since_ms - OVERLAP_MS}, settings=SETTINGS).result_rows
     if not rows:
         return since_ms
     for start, end in _ranges(sorted({int(minute) * 10**9 for minute, _ in rows})):
-        link_minutes(client, start, end)
+        link_minutes(client, start, end, spans_per_slice=spans_per_slice)
     return max(int(inserted) for _, inserted in rows)
 
 

@@ -35,7 +35,7 @@ from tracehouse.dashboard.callback_guard import CallbackGuard
 from tracehouse.instrumentation.breakers.wire import BreakerReport
 from tracehouse.query import QueryConfig, build_query_app
 from tracehouse.query.auth import TokenGate
-from tracehouse.storage import ClickHouseStore, StorageError, StoreBusy
+from tracehouse.storage import ClickHouseStore, StorageError, StoreBusy, linker
 
 log = logging.getLogger("tracehouse")
 
@@ -297,7 +297,9 @@ async def _purge_forever(store: ClickHouseStore, stop: asyncio.Event) -> None:
 #: After a linker run the store refused for memory — beside two inserts and merges at capacity
 #: the engine's cap can be full for a moment — the next run comes this soon, then twice as late
 #: each time again, up to `--link-interval`: at 50k spans/s for 5 minutes, 2 of 5 runs failed so,
-#: leaving the map a minute or two behind while the load lasted.
+#: leaving the map a minute or two behind while the load lasted. Each such run also joins half as
+#: many spans per slice as the one before (`linker.SPANS_PER_SLICE` down to `MIN_SPANS_PER_SLICE`):
+#: more, smaller passes that need less of the engine's memory at once.
 LINKER_BUSY_PAUSE_S = 5.0
 
 
@@ -336,4 +338,5 @@ async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.E
             await asyncio.wait_for(stop.wait(), pause())
         if stop.is_set():
             break
-        watermark = await run(functools.partial(store.link_recent, watermark)) or watermark
+        spans_per_slice = linker.SPANS_PER_SLICE >> min(busy, 16)
+        watermark = await run(functools.partial(store.link_recent, watermark, spans_per_slice)) or watermark

@@ -265,3 +265,42 @@ def test_linker_runs_are_counted_and_a_refused_run_is_tried_again_soon(
     asyncio.run(asyncio.wait_for(scenario(), 60))
     assert metrics.registry.get_sample_value("tracehouse_linker_seconds_count") == runs("linked") == 1
     assert edges(store) == {("gateway", "orders", "service"): (1, 0)}  # linked once it could
+
+
+def test_a_run_refused_for_memory_is_tried_again_in_smaller_slices(
+    store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At capacity the engine's cap can be too full for a linker run; serve's loop then tries again
+    with half the spans per slice each time (`linker.SPANS_PER_SLICE` 2M, then 1M, 500k): 2M spans
+    joined in one pass need ~128 MiB (measured), over this test's 96 MiB cap, so without the
+    smaller slices every run is refused and nothing is linked."""
+    spans, window = 2_000_000, 2 * MINUTE_NS
+    store.client().command(_MANY_TRACES, parameters={"t0": T0, "gap": window // (spans // 10), "spans": spans})
+    monkeypatch.setattr(wiring, "LINKER_BUSY_PAUSE_S", 0.01)
+    monkeypatch.setitem(linker.SETTINGS, "max_memory_usage", 96 * 2**20)
+    metrics = IngestMetrics()
+    slices_asked: list[int | None] = []
+    link_recent = store.link_recent
+
+    def recording(since_ms: int, spans_per_slice: int | None = None) -> int:
+        slices_asked.append(spans_per_slice)
+        return link_recent(since_ms, spans_per_slice)
+
+    monkeypatch.setattr(store, "link_recent", recording)
+
+    def runs(outcome: str) -> float:
+        return metrics.registry.get_sample_value("tracehouse_linker_runs_total", {"outcome": outcome}) or 0
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.create_task(wiring._link_forever(store, 3600, stop, metrics))
+        while runs("linked") < 1:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await loop
+
+    asyncio.run(asyncio.wait_for(scenario(), 120))
+    assert runs("failed") >= 1
+    assert slices_asked[-1] is not None
+    assert slices_asked[-1] < linker.SPANS_PER_SLICE
+    assert sum(calls for calls, _ in edges(store).values()) == spans - spans // 10
