@@ -13,6 +13,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from tracehouse.query.auth import TokenGate
 from tracehouse.query.breakers import breaker_router
 from tracehouse.query.errors import ApiError, NotFound
 from tracehouse.query.guard import guarded
@@ -182,6 +183,17 @@ def build_query_app(reader: Reader, health: Health) -> FastAPI:
     app.include_router(jaeger_v3_router(reader))
     _unknown_api_paths(app)
     return app
+
+
+def build_zipkin_read_app(reader: Reader, api_token: str | None) -> Any:
+    """Zipkin's read API alone, for the Zipkin receiver's port (a Zipkin server answers both
+    there: Lens, Grafana's Zipkin data source): the same routes, errors and API token as the
+    query API's port — the ingest token guards only the receiver's POST."""
+    app = FastAPI(title="Tracehouse Zipkin API", docs_url=None, redoc_url=None, openapi_url=None)
+    _install_error_handlers(app)
+    app.include_router(zipkin_router(reader))
+    _unknown_api_paths(app)
+    return TokenGate(app, token=api_token) if api_token else app
 
 
 def _install_error_handlers(app: FastAPI) -> None:

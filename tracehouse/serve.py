@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracehouse.config import ServeConfig
-from tracehouse.query.zipkin_api import zipkin_router
+from tracehouse.query.app import build_zipkin_read_app
 from tracehouse.storage import ClickHouseStore, open_store
 from tracehouse.storage.lock import DataDirLock
 from tracehouse.wiring import Ingest, bind, http_server, port_of, run, ui_app
@@ -67,9 +67,10 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
         }
 
     query_app = ui_app(store, config.query, sockets.port("ui"), health)
-    # Zipkin's port answers Zipkin's read API too, as a Zipkin server does (Lens, Grafana).
+    # Zipkin's port answers Zipkin's read API too, as a Zipkin server does (Lens, Grafana),
+    # behind the API token; the receiver's own routes come first.
     zipkin_app = ingest.zipkin_app()
-    zipkin_app.include_router(zipkin_router(store))
+    zipkin_app.mount("/", build_zipkin_read_app(store, config.query.api_token))
     # The UI app needs its lifespan: Dash registers its catch-all page route at start-up.
     listeners = [
         (http_server(ingest.otlp_http_app(), ingest.http), sockets.otlp_http),

@@ -36,6 +36,37 @@ def test_every_read_route_refuses_without_the_token(guarded: Server, path: str) 
         assert API_TOKEN not in answer.text
 
 
+@pytest.mark.parametrize("path", ["/api/v2/services", "/api/v2/traces", "/api/v2/trace/463ac35c9f6413ad"])
+def test_zipkins_read_api_on_the_zipkin_port_needs_the_api_token(guarded: Server, path: str) -> None:
+    """A Zipkin server answers its read API on 9411 too, and so does serve: behind the API token
+    like the UI port, not open to whoever may post spans (nor the ingest token)."""
+    zipkin = guarded.zipkin.removesuffix("/api/v2/spans")
+    for headers in ({}, {"authorization": f"Bearer {INGEST_TOKEN}"}):
+        answer = httpx.get(zipkin + path, headers=headers, timeout=10)
+        assert answer.status_code == 401, (path, headers)
+        assert API_TOKEN not in answer.text
+    opened = httpx.get(zipkin + path, headers={"authorization": f"Bearer {API_TOKEN}"}, timeout=10)
+    assert opened.status_code in (200, 404), opened.text
+    if opened.status_code == 404:  # the trace: unknown, as Zipkin says it
+        assert "not found" in opened.text
+
+
+@pytest.mark.parametrize(
+    ("path", "complaint"),
+    [("/api/v2/trace/zz", "zz"), ("/api/v2/traceMany?traceIds=463ac35c9f6413ad", "traceIds"),
+     ("/api/v2/spans", "serviceName"), ("/api/v2/dependencies", "endTs"), ("/api/v2/traces?limit=0", "limit")],
+)  # fmt: skip
+def test_zipkins_read_api_on_the_zipkin_port_answers_bad_requests_with_400(
+    guarded: Server, path: str, complaint: str
+) -> None:
+    """The same 400 naming the parameter as on the UI port, not a 500 or FastAPI's own 422."""
+    zipkin = guarded.zipkin.removesuffix("/api/v2/spans")
+    for base in (zipkin, guarded.ui):
+        answer = httpx.get(base + path, headers={"authorization": f"Bearer {API_TOKEN}"}, timeout=10)
+        assert answer.status_code == 400, (base, path, answer.text)
+        assert complaint in answer.text, answer.text
+
+
 def test_the_token_opens_the_api_and_a_browser_gets_a_cookie(guarded: Server) -> None:
     bearer = {"authorization": f"Bearer {API_TOKEN}"}
     assert httpx.get(f"{guarded.ui}/api/v1/services", headers=bearer, timeout=10).status_code == 200
