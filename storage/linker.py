@@ -79,29 +79,35 @@ WHERE Minute >= toStartOfMinute(fromUnixTimestamp64Nano({from:Int64}))
 # The grace-hash join still overshoots its bound: 256 MiB for 8M children (session 14). So a
 # window of many spans is linked in slices of its traces (`SLICED`), each pass joining 1/slices of
 # the children: 5 slices of that window, 128 MiB.
+# A client span's child in another service is a call only if it is the server span: Brave and
+# Sleuth report an RPC as one span id shared by the client and the server half (`shared`), and the
+# callee's spans below that id would otherwise each count the caller's client as their parent
+# (the server half is linked to the caller through its own parent, once, as Zipkin links it).
 _SERVICE_LINKS = """
 INSERT INTO tracehouse_links_1m
 SELECT c.Minute, p.ServiceName, c.ServiceName, 'service',
        count(), countIf(c.Error), quantilesTDigestState(0.5, 0.95, 0.99)(c.Duration), {version:UInt64}
 FROM (
-    SELECT cityHash64(TraceId, SpanId) AS Key, ServiceName FROM otel_traces
+    SELECT cityHash64(TraceId, SpanId) AS Key, ServiceName, SpanKind = 'Client' AS Client FROM otel_traces
     WHERE Timestamp >= fromUnixTimestamp64Nano({parents_from:Int64})
       AND Timestamp < fromUnixTimestamp64Nano({to:Int64})
       AND cityHash64(TraceId) % {slices:UInt64} = {slice:UInt64}
 ) AS p
 INNER JOIN (
     SELECT cityHash64(TraceId, ParentSpanId) AS Key, toStartOfMinute(Timestamp) AS Minute, ServiceName,
-           StatusCode = 'Error' AS Error, Duration
+           StatusCode = 'Error' AS Error, Duration, SpanKind = 'Server' AS Server
     FROM otel_traces
     WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64}) AND Timestamp < fromUnixTimestamp64Nano({to:Int64})
       AND ParentSpanId != '' AND cityHash64(TraceId) % {slices:UInt64} = {slice:UInt64}
 ) AS c ON p.Key = c.Key
-WHERE p.ServiceName != c.ServiceName
+WHERE p.ServiceName != c.ServiceName AND (NOT p.Client OR c.Server)
 GROUP BY c.Minute, p.ServiceName, c.ServiceName
 """
 
 # Client/producer spans naming a database, a queue or a peer, with no span of another
-# service below them: the callee is not instrumented, so it becomes a node of its own.
+# service below them: the callee is not instrumented, so it becomes a node of its own. A client
+# half of a Zipkin shared RPC has its server half instead (same id; `zipkin.shared` from the
+# Zipkin decoder, found through the span attribute keys' bloom filter), even with nothing below.
 _PEER_LINKS = """
 INSERT INTO tracehouse_links_1m
 SELECT Minute, ServiceName, Peer, Kind, count(), countIf(StatusCode = 'Error'),
@@ -128,6 +134,12 @@ WHERE Peer != ''
       SELECT cityHash64(TraceId, ParentSpanId) FROM otel_traces
       WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64})
         AND Timestamp < fromUnixTimestamp64Nano({to_children:Int64}) AND ParentSpanId != ''
+        AND cityHash64(TraceId) % {slices:UInt64} = {slice:UInt64}
+      UNION ALL
+      SELECT cityHash64(TraceId, SpanId) FROM otel_traces
+      WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64})
+        AND Timestamp < fromUnixTimestamp64Nano({to_children:Int64})
+        AND SpanKind = 'Server' AND mapContains(SpanAttributes, 'zipkin.shared')
         AND cityHash64(TraceId) % {slices:UInt64} = {slice:UInt64}
   ))
 GROUP BY Minute, ServiceName, Peer, Kind
@@ -167,8 +179,8 @@ SLICED = frozenset((_SERVICE_LINKS, _PEER_LINKS))
 #: 10.8 s instead of 5.9 — each pass reads the window again — beside inserts and merges sharing
 #: the 768 MiB cap at full ingest (session 14, BENCHMARKS.md).
 SPANS_PER_SLICE = 2_000_000
-#: The fewest spans per slice a caller may ask for when the engine refuses runs for memory (serve
-#: halves `SPANS_PER_SLICE` per refused run in a row): 2M spans need ~128 MiB, 500k under 80 MiB.
+#: The fewest spans per slice serve asks for when the engine refuses runs for memory (it halves
+#: `SPANS_PER_SLICE` per refused run in a row): 2M spans need ~128 MiB, 500k under 80 MiB.
 MIN_SPANS_PER_SLICE = 250_000
 #: Minutes linked by one generation at most. Each slice reads the whole window again, so a long
 #: backlog (minutes left dirty by failed runs, a spool replayed) as one generation would cost
@@ -204,7 +216,7 @@ def link_minutes(
     `GENERATION_MINUTES`, each in as many slices of its traces as its spans need at
     `spans_per_slice` (default `SPANS_PER_SLICE`) spans each."""
     step = GENERATION_MINUTES * MINUTE_NS
-    per_slice = max(MIN_SPANS_PER_SLICE, SPANS_PER_SLICE if spans_per_slice is None else spans_per_slice)
+    per_slice = SPANS_PER_SLICE if spans_per_slice is None else spans_per_slice
     for start in range(from_ns // MINUTE_NS * MINUTE_NS, to_ns, step):
         end = min(start + step, to_ns)
         _link_generation(client, start, end, version if version is not None else new_version(), per_slice)

@@ -338,5 +338,5 @@ async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.E
             await asyncio.wait_for(stop.wait(), pause())
         if stop.is_set():
             break
-        spans_per_slice = linker.SPANS_PER_SLICE >> min(busy, 16)
+        spans_per_slice = max(linker.MIN_SPANS_PER_SLICE, linker.SPANS_PER_SLICE >> min(busy, 16))
         watermark = await run(functools.partial(store.link_recent, watermark, spans_per_slice)) or watermark

@@ -5,13 +5,16 @@ without links, relinking replaces instead of doubling."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from typing import Any
 
 import pytest
 
 from tests.integration.test_search import MS, S, add_trace
 from tracehouse import wiring
 from tracehouse.collector import IngestMetrics
+from tracehouse.collector.zipkin import decode_zipkin_json
 from tracehouse.storage import ClickHouseStore, SpanBatch, linker
 
 pytestmark = pytest.mark.integration
@@ -304,3 +307,40 @@ def test_a_run_refused_for_memory_is_tried_again_in_smaller_slices(
     assert slices_asked[-1] is not None
     assert slices_asked[-1] < linker.SPANS_PER_SLICE
     assert sum(calls for calls, _ in edges(store).values()) == spans - spans // 10
+
+
+def _zipkin_span(
+    trace: str, span: str, parent: str | None, kind: str | None, service: str, **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"traceId": trace, "id": span, "name": "get", "timestamp": T0 // 1000 + 1_000_000,
+                            "duration": 1000, "localEndpoint": {"serviceName": service}, **extra}  # fmt: skip
+    if parent:
+        body["parentId"] = parent
+    if kind:
+        body["kind"] = kind
+    return body
+
+
+def test_a_zipkin_shared_rpc_is_one_call(store: ClickHouseStore) -> None:
+    """Brave and Sleuth report an RPC as one span id shared by the client and the server half
+    (`shared`); the callee's own spans are children of that id, which the caller's client span
+    carries too. Zipkin's linker counts the RPC once; so must ours — not once more per callee
+    span, nor the client half again as a call to an uninstrumented peer."""
+    calls_backend = {"remoteEndpoint": {"serviceName": "backend", "ipv4": "192.168.99.2", "port": 9000}}
+    spans = [
+        _zipkin_span("463ac35c9f6413ad", "a000000000000001", None, "SERVER", "frontend"),
+        _zipkin_span("463ac35c9f6413ad", "a000000000000002", "a000000000000001", "CLIENT", "frontend", **calls_backend),
+        _zipkin_span("463ac35c9f6413ad", "a000000000000002", "a000000000000001", "SERVER", "backend", shared=True),
+        _zipkin_span("463ac35c9f6413ad", "a000000000000003", "a000000000000002", "CLIENT", "backend",
+                     remoteEndpoint={"serviceName": "mysql"}),
+        _zipkin_span("463ac35c9f6413ad", "a000000000000004", "a000000000000002", None, "backend"),
+        # a shared RPC whose server half has no spans below it
+        _zipkin_span("563ac35c9f6413ad", "b000000000000001", None, "SERVER", "frontend"),
+        _zipkin_span("563ac35c9f6413ad", "b000000000000002", "b000000000000001", "CLIENT", "frontend", **calls_backend),
+        _zipkin_span("563ac35c9f6413ad", "b000000000000002", "b000000000000001", "SERVER", "backend", shared=True),
+    ]  # fmt: skip
+    decoded = decode_zipkin_json(json.dumps(spans).encode())
+    assert decoded.rejected == 0
+    store.write(decoded.batch)
+    store.link(T0, T0 + MINUTE_NS)
+    assert edges(store) == {("frontend", "backend", "service"): (2, 0), ("backend", "mysql", "peer"): (1, 0)}
