@@ -18,7 +18,8 @@ from tracehouse.query.breakers import breaker_router
 from tracehouse.query.errors import ApiError, NotFound
 from tracehouse.query.guard import guarded
 from tracehouse.query.ids import normalize_trace_id
-from tracehouse.query.jaeger_api import jaeger_router
+from tracehouse.query.jaeger_api import error_response as jaeger_error
+from tracehouse.query.jaeger_api import is_jaeger_path, jaeger_router
 from tracehouse.query.jaeger_v3 import jaeger_v3_router
 from tracehouse.query.params import red_query, time_range, trace_query
 from tracehouse.query.views import (
@@ -197,17 +198,22 @@ def build_zipkin_read_app(reader: Reader, api_token: str | None) -> Any:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    def error(request: Request, status: int, message: str) -> JSONResponse:
+        if is_jaeger_path(request.url.path):  # in the envelope jaeger-ui and Grafana read
+            return jaeger_error(status, message)
+        return JSONResponse({"error": {"status": status, "message": message}}, status)
+
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"error": {"status": exc.status, "message": exc.message}}, exc.status)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error(request, exc.status, exc.message)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_parameter(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error.get('loc', ())[1:]) or 'request'}: {error.get('msg', 'invalid')}"
             for error in exc.errors()
         )
-        return JSONResponse({"error": {"status": 400, "message": problems}}, 400)
+        return error(request, 400, problems)
 
 
 def _unknown_api_paths(app: FastAPI) -> None:

@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse, Response
 
 from tracehouse.query.errors import BadRequest
 from tracehouse.query.guard import guarded
-from tracehouse.query.ids import normalize_trace_id
-from tracehouse.query.params import parse_duration
+from tracehouse.query.ids import compact_trace_id, normalize_trace_id
+from tracehouse.query.params import MAX_LIMIT, check_durations, parse_duration
 from tracehouse.query.views import node_ids
 from tracehouse.storage import AttributeFilter, DependencyReader, Span, TraceQuery, TraceReader
 
@@ -34,6 +34,16 @@ class Reader(TraceReader, DependencyReader, Protocol):
 def envelope(data: Any, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     total = len(data) if isinstance(data, list) else 0
     return {"data": data, "total": total, "limit": 0, "offset": 0, "errors": errors}
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    """An error as jaeger-query answers it (jaeger-ui and Grafana show `errors[0].msg`)."""
+    return JSONResponse(envelope(None, [{"code": status, "msg": message}]), status_code=status)
+
+
+def is_jaeger_path(path: str) -> bool:
+    """`/api/...` paths other than the native (`/api/v1`), Zipkin (`/api/v2`) and Jaeger v3 ones."""
+    return path.startswith("/api/") and not path.startswith(("/api/v1/", "/api/v2/", "/api/v3/"))
 
 
 def jaeger_router(reader: Reader) -> APIRouter:
@@ -60,35 +70,49 @@ def jaeger_router(reader: Reader) -> APIRouter:
         service: str | None = None,
         operation: str | None = None,
         tags: str | None = None,
+        tag: Annotated[list[str] | None, Query(description="key:value, repeatable (Jaeger's older form)")] = None,
+        trace_ids: Annotated[list[str] | None, Query(alias="traceID", description="these traces only")] = None,
         start: Annotated[int | None, Query(description="µs")] = None,
         end: Annotated[int | None, Query(description="µs")] = None,
         lookback: str | None = None,
         min_duration: Annotated[str | None, Query(alias="minDuration")] = None,
         max_duration: Annotated[str | None, Query(alias="maxDuration")] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+        limit: Annotated[int, Query(ge=1, description=f"at most {MAX_LIMIT} are returned")] = 20,
     ) -> dict[str, Any]:
+        if trace_ids:  # as jaeger-query: the listed traces, whatever the other parameters say
+            wanted = dict.fromkeys(normalize_trace_id(t) for t in trace_ids)
+            return envelope([t for t in (_trace(reader, trace_id) for trace_id in wanted) if t["spans"]])
         end_us = end if end is not None else int(time.time() * 1e6)
         default_start = end_us - (_lookback_us(lookback) if lookback and start is None else 3_600_000_000)
+        low = parse_duration("minDuration", min_duration) if min_duration else None
+        high = parse_duration("maxDuration", max_duration) if max_duration else None
+        check_durations(low, high)
         query = TraceQuery(
             start_ns=(start if start is not None else default_start) * 1000,
             end_ns=end_us * 1000 + 1,
             service=service or None,
             operation=operation or None,
-            attributes=_tags(tags),
-            errors_only=_errors_only(tags),
-            min_duration_ns=parse_duration("minDuration", min_duration) if min_duration else None,
-            max_duration_ns=parse_duration("maxDuration", max_duration) if max_duration else None,
-            limit=limit,
+            attributes=_tags(tags) + _tag_pairs(tag or []),
+            errors_only=_errors_only(tags) or "error:true" in (tag or []),
+            min_duration_ns=low,
+            max_duration_ns=high,
+            limit=min(limit, MAX_LIMIT),
         )
         found = guarded(lambda: reader.find_traces(query))
         return envelope([_trace(reader, t.trace_id) for t in found])
+
+    @router.get("/metrics/{name}")
+    def metrics(name: str) -> JSONResponse:
+        """Jaeger's service performance metrics (jaeger-ui's Monitor tab) answer 501 when no
+        metrics store is configured, as here: the dashboard's service pages show RED."""
+        return error_response(501, f"metrics querying is currently disabled ({name[:40]}); see the dashboard")
 
     @router.get("/traces/{trace_id}", response_model=None)
     def trace(trace_id: str) -> Response | dict[str, Any]:
         normalized = normalize_trace_id(trace_id)
         spans = guarded(lambda: reader.get_trace(normalized))
         if not spans:
-            return JSONResponse(envelope(None, [{"code": 404, "msg": "trace not found"}]), status_code=404)
+            return error_response(404, "trace not found")
         return envelope([jaeger_trace(normalized, spans)])
 
     @router.get("/dependencies")
@@ -137,6 +161,18 @@ def _tags(text: str | None) -> tuple[AttributeFilter, ...]:
     return tuple(AttributeFilter(str(k), "=", v) for k, v in tags.items() if k != "error")
 
 
+def _tag_pairs(pairs: list[str]) -> tuple[AttributeFilter, ...]:
+    """Jaeger's repeatable `tag=key:value`."""
+    filters = []
+    for pair in pairs:
+        key, sep, value = pair.partition(":")
+        if not sep or not key:
+            raise BadRequest(f"tag: {pair[:80]!r} is not key:value")
+        if key != "error":
+            filters.append(AttributeFilter(key, "=", value))
+    return tuple(filters)
+
+
 def _errors_only(text: str | None) -> bool:
     """Jaeger's error=true tag: the span's status is Error (stored as StatusCode, not a tag)."""
     try:
@@ -153,12 +189,13 @@ def _kv(key: str, value: str) -> dict[str, Any]:
 def jaeger_trace(trace_id: str, spans: list[Span]) -> dict[str, Any]:
     processes: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
     out_spans = []
+    ids = _deduplicated_ids(spans)
     for span in spans:
         resource = tuple(sorted(span.resource_attributes.items()))
         process_id = processes.setdefault((span.service_name, resource), f"p{len(processes) + 1}")
-        out_spans.append(jaeger_span(span, process_id))
+        out_spans.append(jaeger_span(span, process_id, *ids.get(id(span), (span.span_id, span.parent_span_id))))
     return {
-        "traceID": trace_id,
+        "traceID": compact_trace_id(trace_id),
         "spans": out_spans,
         "processes": {
             pid: {"serviceName": service, "tags": [_kv(k, v) for k, v in resource if k != "service.name"]}
@@ -168,20 +205,52 @@ def jaeger_trace(trace_id: str, spans: list[Span]) -> dict[str, Any]:
     }
 
 
-def jaeger_span(span: Span, process_id: str) -> dict[str, Any]:
-    tags = [_kv(k, v) for k, v in sorted(span.attributes.items())]
+def _deduplicated_ids(spans: list[Span]) -> dict[int, tuple[str, str]]:
+    """Jaeger's span-id deduper, for Zipkin's shared RPC spans (client and server halves under one
+    id): the server half gets an id of its own and becomes the client half's child, and the spans
+    below the shared id move under it. (span object id -> (span id, parent id)) of the spans moved."""
+    clients = {s.span_id for s in spans if s.kind == "Client"}
+    shared = [s for s in spans if s.kind == "Server" and s.span_id in clients]
+    if not shared:
+        return {}
+    taken = {s.span_id for s in spans}
+    renamed: dict[str, str] = {}
+    moved: dict[int, tuple[str, str]] = {}
+    next_id = max(int(i, 16) for i in taken if i) + 1
+    for span in shared:
+        while f"{next_id:016x}" in taken:
+            next_id += 1
+        renamed[span.span_id] = new_id = f"{next_id & 0xFFFFFFFFFFFFFFFF:016x}"
+        taken.add(new_id)
+        moved[id(span)] = (new_id, span.span_id)
+    for span in spans:
+        if span.parent_span_id in renamed and id(span) not in moved:
+            moved[id(span)] = (span.span_id, renamed[span.parent_span_id])
+    return moved
+
+
+def jaeger_span(span: Span, process_id: str, span_id: str = "", parent_id: str | None = None) -> dict[str, Any]:
+    """`span` in Jaeger's shape; `span_id`/`parent_id` replace its own (`_deduplicated_ids`)."""
+    span_id = span_id or span.span_id
+    parent_id = span.parent_span_id if parent_id is None else parent_id
+    tags = [_kv(k, v) for k, v in sorted(span.attributes.items()) if not k.startswith("zipkin.")]
     if span.kind in _KINDS:
         tags.append(_kv("span.kind", _KINDS[span.kind]))
+    if span.status_code in ("Ok", "Error"):
+        tags.append(_kv("otel.status_code", span.status_code.upper()))
     if span.status_code == "Error":
         tags.append({"key": "error", "type": "bool", "value": True})
         if span.status_message:
             tags.append(_kv("otel.status_description", span.status_message))
-    references = [{"refType": "CHILD_OF", "traceID": span.trace_id, "spanID": span.parent_span_id}]
+    scope = (("otel.scope.name", span.scope_name), ("otel.scope.version", span.scope_version))
+    tags.extend(_kv(k, v) for k, v in scope if v)
+    trace_id = compact_trace_id(span.trace_id)
+    references = [{"refType": "CHILD_OF", "traceID": trace_id, "spanID": parent_id}]
     return {
-        "traceID": span.trace_id,
-        "spanID": span.span_id,
+        "traceID": trace_id,
+        "spanID": span_id,
         "operationName": span.name,
-        "references": references if span.parent_span_id else [],
+        "references": references if parent_id else [],
         "startTime": span.timestamp_ns // 1000,
         "duration": span.duration_ns // 1000,
         "tags": tags,
@@ -194,5 +263,5 @@ def jaeger_span(span: Span, process_id: str) -> dict[str, Any]:
         ],
         "processID": process_id,
         "warnings": None,
-        "flags": 1,
+        "flags": 3 if span.attributes.get("zipkin.debug") == "true" else 1,  # sampled, + debug
     }

@@ -13,8 +13,13 @@ from tracehouse.storage import AttributeFilter, RedQuery, TraceQuery
 
 MAX_LIMIT = 1000
 DEFAULT_LOOKBACK_NS = 3600 * 10**9
-_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-_DURATION = re.compile(r"^([0-9]{1,15}(?:\.[0-9]{1,9})?)(ns|us|µs|ms|s|m|h)$")
+_UNITS = {
+    "ns": 1, "us": 10**3, "\u00b5s": 10**3, "\u03bcs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+}  # fmt: skip
+#: One component of a Go duration (`time.ParseDuration`, what Jaeger and jaeger-ui write): a
+#: decimal number and its unit; a duration is one or more of them (1m30s), or a bare 0.
+_COMPONENT = re.compile("([0-9]*(?:\\.[0-9]*)?)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
 _DIGITS = re.compile(r"^[0-9]{1,20}$")
 #: Times the store can represent and bind (UInt32 seconds, DateTime64(9)): 1970 up to 2105.
 LATEST_NS = 4_000_000_000 * 10**9
@@ -22,14 +27,25 @@ MAX_DURATION_NS = 366 * 86400 * 10**9
 
 
 def parse_duration(name: str, text: str) -> int:
-    """'250ms', '1.5s', '100us', '2m' -> nanoseconds."""
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise BadRequest(f"{name}: {text[:40]!r} is not a duration; write e.g. 250ms, 1.5s, 100us, 2m")
-    value = int(Decimal(match[1]) * _UNITS[match[2]])
-    if value > MAX_DURATION_NS:
+    """A Go duration — '250ms', '1.5s', '100us', '2m', '1m30s', '0' — -> nanoseconds."""
+    value = text.strip().removeprefix("+")
+    invalid = BadRequest(f"{name}: {text[:40]!r} is not a duration; write e.g. 250ms, 1.5s, 100us, 1m30s")
+    if value.startswith("-"):
+        raise BadRequest(f"{name}: {text[:40]!r} is negative")
+    if value == "0":
+        return 0
+    if not value or len(value) > 64:
+        raise invalid
+    total, position = Decimal(0), 0
+    while position < len(value):
+        component = _COMPONENT.match(value, position)
+        if component is None or component[1] in ("", "."):
+            raise invalid
+        total += Decimal(component[1]) * _UNITS[component[2]]
+        position = component.end()
+    if total > MAX_DURATION_NS:
         raise BadRequest(f"{name}: {text[:40]!r} is longer than a year")
-    return value
+    return int(total)
 
 
 def parse_time(name: str, text: str) -> int:
@@ -83,6 +99,12 @@ def time_range(start: str | None, end: str | None) -> tuple[int, int]:
     return start_ns, end_ns
 
 
+def check_durations(low_ns: int | None, high_ns: int | None) -> None:
+    """A search's duration bounds, as Zipkin and Jaeger check them: 400 when min > max."""
+    if low_ns is not None and high_ns is not None and low_ns > high_ns:
+        raise BadRequest("minDuration: must not exceed maxDuration")
+
+
 def trace_query(
     *,
     service: str | None,
@@ -102,8 +124,7 @@ def trace_query(
         raise BadRequest(f"limit: must be between 1 and {MAX_LIMIT} (got {limit})")
     low = parse_duration("minDuration", min_duration) if min_duration else None
     high = parse_duration("maxDuration", max_duration) if max_duration else None
-    if low is not None and high is not None and low > high:
-        raise BadRequest("minDuration: must not exceed maxDuration")
+    check_durations(low, high)
     return TraceQuery(
         start_ns=start_ns,
         end_ns=end_ns,

@@ -12,12 +12,12 @@ from fastapi.responses import PlainTextResponse, Response
 
 from tracehouse.query.errors import BadRequest
 from tracehouse.query.guard import guarded
-from tracehouse.query.ids import normalize_trace_id
+from tracehouse.query.ids import compact_trace_id, normalize_trace_id
+from tracehouse.query.params import MAX_LIMIT, check_durations
 from tracehouse.query.views import node_ids
 from tracehouse.storage import AttributeFilter, DependencyReader, Span, TraceQuery, TraceReader
 
 _KINDS = {"Server": "SERVER", "Client": "CLIENT", "Producer": "PRODUCER", "Consumer": "CONSUMER"}
-_REMOTE = (("serviceName", "peer.service"), ("ipv4", "network.peer.address"), ("port", "network.peer.port"))
 DAY_MS = 86_400_000
 
 
@@ -34,12 +34,14 @@ def zipkin_router(reader: Reader) -> APIRouter:
 
     @router.get("/spans")
     def span_names(service_name: Annotated[str, Query(alias="serviceName")]) -> list[str]:
-        return sorted({op.name for op in guarded(lambda: reader.operations(service_name))})
+        service = _stored(service_name, guarded(reader.services))
+        return sorted({op.name for op in guarded(lambda: reader.operations(service))})
 
     @router.get("/remoteServices")
     def remote_services(service_name: Annotated[str, Query(alias="serviceName")]) -> list[str]:
         start_ns, end_ns = _last_day()
-        found = guarded(lambda: reader.attribute_values("peer.service", start_ns, end_ns, service=service_name))
+        service = _stored(service_name, guarded(reader.services))
+        found = guarded(lambda: reader.attribute_values("peer.service", start_ns, end_ns, service=service))
         return sorted(value for value, _ in found)
 
     @router.get("/autocompleteKeys")
@@ -63,20 +65,29 @@ def zipkin_router(reader: Reader) -> APIRouter:
         max_duration: Annotated[int | None, Query(alias="maxDuration", ge=0, description="µs")] = None,
         end_ts: Annotated[int | None, Query(alias="endTs", description="epoch ms")] = None,
         lookback: Annotated[int, Query(ge=1, description="ms")] = DAY_MS,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+        limit: Annotated[int, Query(ge=1, description=f"at most {MAX_LIMIT} are returned")] = 10,
     ) -> list[list[dict[str, Any]]]:
         end_ms = end_ts if end_ts is not None else int(time.time() * 1000)
+        low = None if min_duration is None else min_duration * 1000
+        high = None if max_duration is None else max_duration * 1000
+        check_durations(low, high)
+        # Zipkin compares names without case (a Zipkin server stores them lowercased).
+        service = _stored(service_name, guarded(reader.services)) if service_name else None
+        operation = None
+        if span_name not in (None, "", "all"):
+            known = [op.name for op in guarded(lambda: reader.operations(service))] if service else []
+            operation = _stored(str(span_name), known)
+        filters, errors_only = parse_annotation_query(annotation_query or "")
         query = TraceQuery(
             start_ns=(end_ms - lookback) * 10**6,
             end_ns=end_ms * 10**6 + 1,
-            service=service_name or None,
-            operation=None if span_name in (None, "", "all") else span_name,
-            attributes=parse_annotation_query(annotation_query or "")
-            + ((AttributeFilter("peer.service", "=", remote_service),) if remote_service else ()),
-            errors_only="error" in (t.strip() for t in (annotation_query or "").split(" and ")),
-            min_duration_ns=None if min_duration is None else min_duration * 1000,
-            max_duration_ns=None if max_duration is None else max_duration * 1000,
-            limit=limit,
+            service=service,
+            operation=operation,
+            attributes=filters + ((AttributeFilter("peer.service", "=", remote_service),) if remote_service else ()),
+            errors_only=errors_only,
+            min_duration_ns=low,
+            max_duration_ns=high,
+            limit=min(limit, MAX_LIMIT),
         )
         found = guarded(lambda: reader.find_traces(query))
         return [spans_json(reader, t.trace_id) for t in found]
@@ -124,21 +135,26 @@ def spans_json(reader: TraceReader, trace_id: str) -> list[dict[str, Any]]:
     return [zipkin_span(s) for s in guarded(lambda: reader.get_trace(trace_id))]
 
 
-def parse_annotation_query(text: str) -> tuple[AttributeFilter, ...]:
-    """Zipkin's `k=v and word`: k=v matches a tag, a bare word a tag key (`error` is the
-    span's error status, handled by the caller)."""
+def parse_annotation_query(text: str) -> tuple[tuple[AttributeFilter, ...], bool]:
+    """Zipkin's `k=v and word`: k=v matches a tag, a bare word a tag key or an annotation. `error`
+    and `error=true` are the span's error status (shown as the tag `error`), returned apart."""
     filters = []
+    errors_only = False
     for term in (t.strip() for t in text.split(" and ")):
-        if not term or term == "error":
-            continue
-        key, sep, value = term.partition("=")
-        filters.append(AttributeFilter(key, "=", value) if sep else AttributeFilter(term, "exists"))
-    return tuple(filters)
+        if term in ("error", "error=true"):
+            errors_only = True
+        elif term:
+            key, sep, value = term.partition("=")
+            filters.append(AttributeFilter(key, "=", value) if sep else AttributeFilter(term, "annotated"))
+    return tuple(filters), errors_only
 
 
-def zipkin_id(hex_id: str) -> str:
-    """Zipkin writes a 64-bit trace id (high half zero) in 16 hex characters."""
-    return hex_id[16:] if len(hex_id) == 32 and hex_id.startswith("0" * 16) else hex_id
+def _stored(name: str, names: list[str]) -> str:
+    """`name` as stored: itself, else the stored name equal to it ignoring case."""
+    if name in names:
+        return name
+    folded = name.casefold()
+    return next((n for n in names if n.casefold() == folded), name)
 
 
 def zipkin_span(span: Span) -> dict[str, Any]:
@@ -146,26 +162,35 @@ def zipkin_span(span: Span) -> dict[str, Any]:
     if span.status_code == "Error":
         tags.setdefault("error", span.status_message or "true")
     out: dict[str, Any] = {
-        "traceId": zipkin_id(span.trace_id),
+        "traceId": compact_trace_id(span.trace_id),
         "id": span.span_id,
         "name": span.name,
         "timestamp": span.timestamp_ns // 1000,
         "duration": max(1, span.duration_ns // 1000),
-        "localEndpoint": {"serviceName": span.service_name},
+        "localEndpoint": _endpoint(span.service_name, span.resource_attributes.get("host.ip", ""),
+                                   span.resource_attributes.get("net.host.port", "")),
         "annotations": [{"timestamp": e.timestamp_ns // 1000, "value": e.name} for e in span.events],
         "tags": tags,
-    }
+    }  # fmt: skip
     if span.parent_span_id:
         out["parentId"] = span.parent_span_id
     if span.kind in _KINDS:
         out["kind"] = _KINDS[span.kind]
-    remote: dict[str, str | int] = {name: span.attributes[key] for name, key in _REMOTE if key in span.attributes}
-    port = str(remote.pop("port", ""))
-    if port.isdigit():
-        remote["port"] = int(port)
+    remote = _endpoint(span.attributes.get("peer.service", ""), span.attributes.get("network.peer.address", ""),
+                       span.attributes.get("network.peer.port", ""))  # fmt: skip
     if remote:
         out["remoteEndpoint"] = remote
     for flag in ("shared", "debug"):
         if span.attributes.get(f"zipkin.{flag}") == "true":
             out[flag] = True
     return out
+
+
+def _endpoint(service: str, address: str, port: str) -> dict[str, str | int]:
+    """A Zipkin endpoint from what the Zipkin decoder (collector/zipkin.py) stored of it."""
+    endpoint: dict[str, str | int] = {"serviceName": service} if service else {}
+    if address:
+        endpoint["ipv6" if ":" in address else "ipv4"] = address
+    if port.isdigit():
+        endpoint["port"] = int(port)
+    return endpoint

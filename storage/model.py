@@ -62,7 +62,8 @@ class AttributeFilter:
     """One attribute condition, on span or resource attributes of the same span.
 
     `op`: "=" equal, "!=" present and different, "=~" present and matching the RE2 regex
-    `value`, "exists" present, "absent" present on neither.
+    `value`, "exists" present, "absent" present on neither, "annotated" present or the name of
+    one of the span's events (Zipkin's annotation query).
     """
 
     key: str

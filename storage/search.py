@@ -40,6 +40,8 @@ _CONDITIONS = {
     "=~": _either("match({m}[{k}], {v})"),
     "exists": " OR ".join(_has(m) for m in _MAPS),
     "absent": " AND ".join(f"NOT has({m}.keys, {{k}})" for m in _MAPS),
+    # Zipkin's bare word: a tag key, or an annotation (an event's name)
+    "annotated": " OR ".join([*(_has(m) for m in _MAPS), "has(Events.Name, {k})"]),
 }
 OPERATORS = frozenset(_CONDITIONS)
 

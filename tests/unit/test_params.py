@@ -12,16 +12,24 @@ from tracehouse.storage import AttributeFilter
 @pytest.mark.parametrize(
     ("text", "ns"),
     [("250ms", 250_000_000), ("1.5s", 1_500_000_000), ("100us", 100_000), ("7µs", 7000), ("2m", 120 * 10**9),
-     ("3ns", 3), ("1h", 3600 * 10**9)],
+     ("3ns", 3), ("1h", 3600 * 10**9),
+     # Go's time.ParseDuration forms, which Jaeger and jaeger-ui write
+     ("1m30s", 90 * 10**9), ("1h0m0s", 3600 * 10**9), ("0", 0), (".5s", 500_000_000), ("+2s", 2 * 10**9),
+     ("500\u03bcs", 500_000), ("1.5h30m", 2 * 3600 * 10**9)],
 )  # fmt: skip
 def test_durations(text: str, ns: int) -> None:
     assert parse_duration("minDuration", text) == ns
 
 
-@pytest.mark.parametrize("text", ["250", "ms", "1,5s", "-1s", "1 day", ""])
+@pytest.mark.parametrize("text", ["250", "ms", "1,5s", "1 day", "", ".s", "1s2", "1.2.3s", "1sm"])
 def test_bad_durations_name_the_parameter(text: str) -> None:
     with pytest.raises(BadRequest, match=r"^minDuration: .* is not a duration; write e.g. 250ms"):
         parse_duration("minDuration", text)
+
+
+def test_a_negative_duration_is_refused_as_such() -> None:
+    with pytest.raises(BadRequest, match=r"^minDuration: '-1s' is negative$"):
+        parse_duration("minDuration", "-1s")
 
 
 def test_times() -> None:
