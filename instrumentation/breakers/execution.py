@@ -23,7 +23,7 @@ from tracehouse.instrumentation.breakers.bulkhead import SemaphoreBulkhead, Thre
 from tracehouse.instrumentation.breakers.config import BreakerConfig
 from tracehouse.instrumentation.breakers.errors import BreakerError, BulkheadFull, CallNotPermitted, CallTimeout
 from tracehouse.instrumentation.breakers.registry import REGISTRY
-from tracehouse.instrumentation.breakers.tracing import annotate, record_transition
+from tracehouse.instrumentation.breakers.tracing import annotate, fallback_span, record_refusal, record_transition
 from tracehouse.instrumentation.breakers.window import Outcome
 
 __all__ = ["CircuitBreaker", "breaker"]
@@ -146,7 +146,8 @@ class CircuitBreaker(BreakerCore):
             self.count(Outcome.FALLBACK_MISSING, Outcome.EXCEPTION_THROWN)
             raise exc
         try:
-            result = self.fallback(*args, **kwargs)
+            with fallback_span(self.name):
+                result = self.fallback(*args, **kwargs)
         except Exception as failed:
             self.count(Outcome.FALLBACK_FAILURE, Outcome.EXCEPTION_THROWN)
             raise failed from exc
@@ -192,9 +193,10 @@ class CircuitBreaker(BreakerCore):
         if outcome not in _FALL_BACK or self.fallback is None:
             return self._fall_back(outcome, exc, args, kwargs)
         try:
-            result = self.fallback(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
+            with fallback_span(self.name):
+                result = self.fallback(*args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
         except Exception as failed:
             self.count(Outcome.FALLBACK_FAILURE, Outcome.EXCEPTION_THROWN)
             raise failed from exc
@@ -223,13 +225,20 @@ class CircuitBreaker(BreakerCore):
         latency = (perf_counter() - start) * 1000.0 if outcome in _TIMED else None
         self.complete(admission, outcome, latency)
         annotate(self.name, outcome, self._state)
+        if outcome is _TIMEOUT:
+            record_refusal(self.name, outcome, self._state, perf_counter() - start, str(exc))
         return outcome
 
     def _refusal(self, outcome: Outcome) -> BreakerError:
         annotate(self.name, outcome, self._state)
         if outcome is Outcome.SHORT_CIRCUITED:
-            return CallNotPermitted(self.name, f"the circuit is {self._state.value.lower().replace('_', ' ')}")
-        return BulkheadFull(self.name, "no free place in the bulkhead")
+            refusal: BreakerError = CallNotPermitted(
+                self.name, f"the circuit is {self._state.value.lower().replace('_', ' ')}"
+            )
+        else:
+            refusal = BulkheadFull(self.name, "no free place in the bulkhead")
+        record_refusal(self.name, outcome, self._state, 0.0, str(refusal))
+        return refusal
 
     def count(self, *outcomes: Outcome) -> None:
         for outcome in outcomes:

@@ -1,4 +1,7 @@
 """What a breaker tells the current span: its name, the call's outcome, the state; transitions as events.
+A call the breaker ended or never made (a timeout, a short circuit, a rejection) becomes a span of its
+own, an error, and a fallback runs in a span of its own: without them a timed-out call left a cancelled
+client span with no status, and a short circuit nothing at all. Neither costs a successful call anything.
 
 Instrumentation must never break the service: anything that fails here is swallowed.
 """
@@ -7,17 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+from opentelemetry.trace import Status, StatusCode
 
 from tracehouse.instrumentation.breakers.breaker import State, Transition
 from tracehouse.instrumentation.breakers.window import Outcome
 
-__all__ = ["annotate", "record_transition"]
+__all__ = ["annotate", "fallback_span", "record_refusal", "record_transition"]
 
 NAME = "tracehouse.breaker.name"
 OUTCOME = "tracehouse.breaker.outcome"
@@ -59,6 +64,32 @@ def annotate(name: str, outcome: Outcome, state: State) -> None:
         return
     with contextlib.suppress(Exception):  # instrumentation never raises into the service
         span.set_attributes({NAME: name, OUTCOME: _OUTCOME_KEYS[outcome], STATE: state._value_})
+
+
+_tracer = trace.get_tracer("tracehouse.instrumentation.breakers")
+
+
+def record_refusal(name: str, outcome: Outcome, state: State, seconds: float, message: str) -> None:
+    """A span named after the breaker, child of the current one, for a call it timed out after
+    ``seconds`` or refused at once (0): status Error, the outcome and its message."""
+    with contextlib.suppress(Exception):
+        end = time.time_ns()
+        attributes = {NAME: name, OUTCOME: _OUTCOME_KEYS[outcome], STATE: state._value_}
+        span = _tracer.start_span(name, start_time=end - int(seconds * 1e9), attributes=attributes)
+        span.set_status(Status(StatusCode.ERROR, f"{_OUTCOME_KEYS[outcome]}: {message}"))
+        span.end(end)
+
+
+@contextlib.contextmanager
+def fallback_span(name: str) -> Iterator[None]:
+    """The fallback of breaker ``name`` runs in a span of its own (an error if the fallback fails)."""
+    try:
+        span = _tracer.start_as_current_span(f"{name} fallback", attributes={NAME: name})
+    except Exception:  # instrumentation never raises into the service
+        yield
+        return
+    with span:
+        yield
 
 
 def record_transition(transition: Transition) -> None:

@@ -4,6 +4,7 @@ as an event — on whichever span is current at that call, however the calls bef
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,8 +13,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
-from tracehouse.instrumentation.breakers import CallNotPermitted, CircuitBreaker
+from tracehouse.instrumentation.breakers import CallNotPermitted, CircuitBreaker, tracing
 from tracehouse.instrumentation.breakers.tracing import NAME, OUTCOME, STATE
 
 pytestmark = pytest.mark.usefixtures("clean_breakers")
@@ -32,10 +34,12 @@ def boom() -> None:
 
 
 @pytest.fixture
-def traced() -> Iterator[tuple[trace.Tracer, InMemorySpanExporter]]:
+def traced(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[trace.Tracer, InMemorySpanExporter]]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # the breakers' own spans come from the global provider in a service (configure() sets it)
+    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("tracehouse.instrumentation.breakers"))
     yield provider.get_tracer("test"), exporter
     provider.shutdown()
 
@@ -105,3 +109,80 @@ def test_concurrent_tasks_annotate_their_own_spans(traced: tuple[trace.Tracer, I
     spans = by_name(exporter)
     assert sorted(spans) == [f"task-{i}" for i in range(4)]
     assert all(breaker_attributes(span)[OUTCOME] == "success" for span in spans.values())
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    return None if span.parent is None else span.parent.span_id
+
+
+def slow() -> str:
+    time.sleep(0.3)
+    return "late"
+
+
+def test_a_timed_out_call_is_an_error_span_and_its_fallback_a_span_of_its_own(
+    traced: tuple[trace.Tracer, InMemorySpanExporter],
+) -> None:
+    """Without them a timed-out call left only a client span cancelled with no status (the demo's
+    slow phase: nothing in the trace said the call timed out, nor that a fallback answered)."""
+    tracer, exporter = traced
+
+    def fallback() -> str:
+        with tracer.start_as_current_span("cached answer"):
+            return "cached"
+
+    b = CircuitBreaker("orders.payments", register=False, timeout=0.05, fallback=fallback)
+    with tracer.start_as_current_span("POST /orders") as request:
+        assert b.call(slow) == "cached"
+    spans = by_name(exporter)
+    timed_out, answered = spans["orders.payments"], spans["orders.payments fallback"]
+    assert timed_out.status.status_code is StatusCode.ERROR
+    assert timed_out.status.description == "timeout: orders.payments: no answer within 0.05 s"
+    assert breaker_attributes(timed_out) == {NAME: "orders.payments", OUTCOME: "timeout", STATE: "CLOSED"}
+    assert timed_out.end_time is not None
+    assert timed_out.start_time is not None
+    assert timed_out.end_time - timed_out.start_time >= 50_000_000
+    assert answered.status.status_code is StatusCode.UNSET
+    for span in (timed_out, answered):
+        assert span.parent is not None
+        assert span.parent.span_id == request.get_span_context().span_id
+    assert parent_of(spans["cached answer"]) == answered.context.span_id
+
+
+def test_a_short_circuit_is_an_error_span_and_a_success_adds_none(
+    traced: tuple[trace.Tracer, InMemorySpanExporter],
+) -> None:
+    tracer, exporter = traced
+    b = CircuitBreaker("orders.inventory", register=False)
+    with tracer.start_as_current_span("fine"):
+        b.call(ok)
+    assert sorted(by_name(exporter)) == ["fine"]  # a successful call costs no span
+    b.force_open()
+    with tracer.start_as_current_span("refused"), pytest.raises(CallNotPermitted):
+        b.call(ok)
+    refused = by_name(exporter)["orders.inventory"]
+    assert refused.status.status_code is StatusCode.ERROR
+    assert refused.status.description == "short_circuited: orders.inventory: the circuit is forced open"
+    assert breaker_attributes(refused)[OUTCOME] == "short_circuited"
+
+
+def test_an_async_timeout_and_fallback_too(traced: tuple[trace.Tracer, InMemorySpanExporter]) -> None:
+    tracer, exporter = traced
+
+    async def late() -> str:
+        await asyncio.sleep(1)
+        return "late"
+
+    async def fallback() -> str:
+        return "cached"
+
+    b = CircuitBreaker("gateway.orders", register=False, timeout=0.05, fallback=fallback)
+
+    async def request() -> str:
+        with tracer.start_as_current_span("GET /"):
+            return await b.call_async(late)
+
+    assert asyncio.run(request()) == "cached"
+    spans = by_name(exporter)
+    assert spans["gateway.orders"].status.status_code is StatusCode.ERROR
+    assert parent_of(spans["gateway.orders fallback"]) == spans["GET /"].context.span_id
