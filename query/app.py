@@ -12,6 +12,7 @@ from typing import Annotated, Any, Protocol
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from tracehouse.query.auth import TokenGate
 from tracehouse.query.breakers import breaker_router
@@ -46,7 +47,7 @@ class Reader(TraceReader, MetricsReader, DependencyReader, BreakerStore, Protoco
 
 
 def build_query_app(reader: Reader, health: Health) -> FastAPI:
-    app = FastAPI(title="Tracehouse query API", version="1")
+    app = FastAPIOffline(title="Tracehouse query API", version="1")
     _install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])
