@@ -41,11 +41,23 @@ def apply_env_defaults(environ: MutableMapping[str, str]) -> None:
         environ.setdefault(name, value)
 
 
+class _OthersNotChosen(logging.Filter):
+    """Drops the loader's warning that another installed configurator (opentelemetry-distro's)
+    was not loaded because ours is chosen: that is the choice, not a problem, and a service
+    launched by tracehouse-run printed it at every start."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (str(record.msg).startswith("Configuration of %s not loaded")
+                    and isinstance(record.args, tuple) and "tracehouse" in record.args[1:])  # fmt: skip
+
+
 class TracehouseDistro(BaseDistro):  # type: ignore[misc]  # BaseDistro is Any to mypy
     """Entry point ``opentelemetry_distro: tracehouse``; selected by ``OTEL_PYTHON_DISTRO=tracehouse``."""
 
     def _configure(self, **kwargs: Any) -> None:
         apply_env_defaults(os.environ)
+        # the distro loads first, then the configurators
+        logging.getLogger("opentelemetry.instrumentation.auto_instrumentation._load").addFilter(_OthersNotChosen())
 
 
 class TracehouseConfigurator(_BaseConfigurator):

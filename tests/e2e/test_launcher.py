@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,9 @@ def test_launcher_traces_an_uninstrumented_program(launcher: str, collector: Col
 
     # Our configurator ran in the child, with the Tracehouse propagators, not OTel's defaults.
     assert json.loads(result.stdout) == ["baggage", "traceparent", "x-b3-sampled", "x-b3-spanid", "x-b3-traceid"]
+    # ... and quietly, though opentelemetry-distro's configurator (a dev dependency) is installed too
+    assert "configurator" in {e.name for e in entry_points(group="opentelemetry_configurator")}
+    assert "not loaded" not in result.stderr
 
 
 def test_unknown_command_exits_127() -> None:
