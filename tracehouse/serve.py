@@ -7,6 +7,7 @@ lives here. Shutdown (Ctrl-C, SIGTERM) stops the listeners, then flushes the que
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from dataclasses import dataclass
@@ -25,19 +26,21 @@ def serve(config: ServeConfig) -> None:
     """Run until SIGINT/SIGTERM. Raises `StorageError`/`OSError` with a user-facing message."""
     lock = DataDirLock(config.data_dir)
     try:
-        log.info("opening the store %s", config.store.redacted_dsn())
-        store = open_store(config.store, writers=config.collector.flush_workers)
-        try:
-            log.info("store ready, schema version %d", store.schema_version())
+        # Before the store: a busy port fails at once, not after creating or migrating a store.
+        with contextlib.ExitStack() as listening:
             cc = config.collector
             sockets = Sockets(
-                otlp_http=bind(cc.host, cc.otlp_http_port, "--otlp-http-port"),
-                zipkin=bind(cc.host, cc.zipkin_port, "--zipkin-port"),
-                ui=bind(config.query.host, config.query.ui_port, "--ui-port"),
+                otlp_http=listening.enter_context(bind(cc.host, cc.otlp_http_port, "--otlp-http-port")),
+                zipkin=listening.enter_context(bind(cc.host, cc.zipkin_port, "--zipkin-port")),
+                ui=listening.enter_context(bind(config.query.host, config.query.ui_port, "--ui-port")),
             )
-            asyncio.run(_serve(config, store, sockets))
-        finally:
-            store.close()
+            log.info("opening the store %s", config.store.redacted_dsn())
+            store = open_store(config.store, writers=config.collector.flush_workers)
+            try:
+                log.info("store ready, schema version %d", store.schema_version())
+                asyncio.run(_serve(config, store, sockets))
+            finally:
+                store.close()
     finally:
         lock.release()
 
