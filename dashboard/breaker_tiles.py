@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from html import escape
 from itertools import pairwise
 from typing import Any
 
 from tracehouse.dashboard import sparkline
+from tracehouse.dashboard.html_string import tag
+from tracehouse.dashboard.html_string import text as html_text
 from tracehouse.query.client import BreakerJson, ThreadPoolJson
 
 __all__ = [
@@ -155,28 +156,18 @@ def sort_breakers(breakers: list[BreakerJson], sort: str) -> list[BreakerJson]:
     return sorted(sorted(breakers, key=lambda b: (b["name"], b["cluster"])), key=key)
 
 
-def _tag(name: str, attributes: dict[str, str], *children: str) -> str:
-    """``<name attributes>children</name>``; attribute values escaped, children already HTML."""
-    pairs = "".join(f' {key}="{escape(value, quote=True)}"' for key, value in attributes.items())
-    return f"<{name}{pairs}>{''.join(children)}</{name}>"
-
-
-def _text(value: object) -> str:
-    return escape(str(value), quote=False)
-
-
 def breaker_tile(b: BreakerJson, series: sparkline.Series, end_s: int, href: str, show_cluster: bool) -> str:
     """One breaker's tile as HTML; an open circuit is drawn red whatever its error % (Hystrix kept
     it green once the failures had rolled out of the window while every call was short-circuited)."""
     colour = RED if b["open"] else health_colour(b["errorPercentage"])
     chart = _circle(radius(b["rate"]["host"]), colour) + (sparkline.svg(series, end_s) or "")
-    circuit = "".join(_tag("span", {"style": f"color: {c}"}, _text(t)) for t, c in circuit_parts(b["states"]))
+    circuit = "".join(tag("span", {"style": f"color: {c}"}, html_text(t)) for t, c in circuit_parts(b["states"]))
     body = (
         _title(b["name"], b["cluster"] if show_cluster else None)
         + _counters(b)
         + _line("rate-host", f"Host: {b['rate']['host']:,.1f}/s")
         + _line("rate-cluster", f"Cluster: {b['rate']['cluster']:,.1f}/s")
-        + _tag("div", {"class": "circuit"}, "Circuit ", _tag("span", {"class": "circuit-state"}, circuit))
+        + tag("div", {"class": "circuit"}, "Circuit ", tag("span", {"class": "circuit-state"}, circuit))
         + _latency_table(b)
     )
     present = [s for s, n in b["states"].items() if n]
@@ -187,14 +178,14 @@ def breaker_tile(b: BreakerJson, series: sparkline.Series, end_s: int, href: str
         "data-state": present[0] if len(present) == 1 else "MIXED",
         "data-open": "true" if b["open"] else "false",
     }
-    layers = _tag("div", {"class": "tile-layer"}, chart) + _tag("div", {"class": "tile-body"}, body)
-    tile = _tag("div", attributes, layers)
+    layers = tag("div", {"class": "tile-layer"}, chart) + tag("div", {"class": "tile-body"}, body)
+    tile = tag("div", attributes, layers)
     return _link(tile, href, f"{b['name']} ({b['cluster']}): history")
 
 
 def _link(tile: str, href: str, title: str) -> str:
     """An in-app link (the wall's script navigates as ``dcc.Link`` does)."""
-    return _tag("a", {"class": "tile-link", "href": href, "title": title}, tile)
+    return tag("a", {"class": "tile-link", "href": href, "title": title}, tile)
 
 
 def _circle(r: float, colour: str) -> str:
@@ -202,16 +193,16 @@ def _circle(r: float, colour: str) -> str:
         f"left: calc(28% - {r:.1f}px); top: {70 - r:.1f}px; width: {2 * r:.1f}px; height: {2 * r:.1f}px; "
         f"background: {colour}"
     )
-    return _tag("div", {"class": "breaker-circle", "data-colour": colour, "style": style})
+    return tag("div", {"class": "breaker-circle", "data-colour": colour, "style": style})
 
 
 def _title(name: str, cluster: str | None) -> str:
     text = name if cluster is None else f"{name} · {cluster}"
-    return _tag("div", {"class": "tile-name", "title": text}, _text(text))
+    return tag("div", {"class": "tile-name", "title": text}, html_text(text))
 
 
 def _line(kind: str, text: str) -> str:
-    return _tag("div", {"class": kind}, _text(text))
+    return tag("div", {"class": kind}, html_text(text))
 
 
 def _counters(b: BreakerJson) -> str:
@@ -223,15 +214,15 @@ def _counters(b: BreakerJson) -> str:
         "rejected": counts.get("thread_pool_rejected", 0) + counts.get("semaphore_rejected", 0),
     }
     columns = [
-        _tag("div", {"class": "counter-column"}, *(_count(values.get(c[0], 0), *c) for c in column))
+        tag("div", {"class": "counter-column"}, *(_count(values.get(c[0], 0), *c) for c in column))
         for column in _COUNTERS
     ]
-    error = _tag("div", {"class": "error-percentage", "title": _ERROR_TIP}, f"{b['errorPercentage']:.1f} %")
-    return _tag("div", {"class": "counters"}, *columns, error)
+    error = tag("div", {"class": "error-percentage", "title": _ERROR_TIP}, f"{b['errorPercentage']:.1f} %")
+    return tag("div", {"class": "counters"}, *columns, error)
 
 
 def _count(value: int, key: str, label: str, tip: str, _colour: str) -> str:
-    return _tag("div", {"class": f"count count-{key}", "title": f"{label}: {tip}"}, f"{value:,}")
+    return tag("div", {"class": f"count count-{key}", "title": f"{label}: {tip}"}, f"{value:,}")
 
 
 def _latency_table(b: BreakerJson) -> str:
@@ -249,14 +240,14 @@ def _table(rows: tuple[tuple[str, str, str, str], ...], kind: str) -> str:
 
     def cells(h1: str, v1: str, h2: str, v2: str) -> str:
         return (
-            _tag("td", {"class": "head"}, h1)
-            + _tag("td", {"class": f"data {_cell(h1)}"}, _text(v1))
-            + _tag("td", {"class": "head"}, h2)
-            + _tag("td", {"class": f"data {_cell(h2)}"}, _text(v2))
+            tag("td", {"class": "head"}, h1)
+            + tag("td", {"class": f"data {_cell(h1)}"}, html_text(v1))
+            + tag("td", {"class": "head"}, h2)
+            + tag("td", {"class": f"data {_cell(h2)}"}, html_text(v2))
         )
 
-    body = _tag("tbody", {}, *(_tag("tr", {}, cells(*row)) for row in rows))
-    return _tag("table", {"class": f"tile-table {kind}"}, body)
+    body = tag("tbody", {}, *(tag("tr", {}, cells(*row)) for row in rows))
+    return tag("table", {"class": f"tile-table {kind}"}, body)
 
 
 def _cell(heading: str) -> str:
@@ -280,7 +271,7 @@ def pool_tile(p: ThreadPoolJson, href: str, show_cluster: bool) -> str:
         + _line("rate-cluster", f"Cluster: {p['rate']['cluster']:,.1f}/s")
         + _table(rows, "pool-gauges")
     )
-    layers = _tag("div", {"class": "tile-layer"}, _circle(radius(p["rate"]["host"]), colour))
+    layers = tag("div", {"class": "tile-layer"}, _circle(radius(p["rate"]["host"]), colour))
     attributes = {"class": "pool-tile", "data-pool": p["name"], "data-cluster": p["cluster"]}
-    tile = _tag("div", attributes, layers, _tag("div", {"class": "tile-body"}, body))
+    tile = tag("div", attributes, layers, tag("div", {"class": "tile-body"}, body))
     return _link(tile, href, f"{p['name']} ({p['cluster']}): history")

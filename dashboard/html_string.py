@@ -1,6 +1,7 @@
 """Dash html components (and ``dcc.Link``) written as an HTML string, for a part of a page that the
-browser patches without React (the breaker wall's empty state, among its tiles). Escapes every
-text and value.
+browser patches without React (the breaker wall's empty state, among its tiles), and the two
+pieces to write such HTML directly where building components first costs too much (the search
+results). Escapes every text and value.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import html
 import re
 from typing import Any
 
-__all__ = ["to_html"]
+__all__ = ["tag", "text", "to_html"]
 
 _VOID = frozenset({"img", "br", "hr", "input"})
 _UNITLESS = frozenset({"opacity", "fontWeight", "zIndex", "flex", "flexGrow", "flexShrink", "lineHeight", "order"})
@@ -45,3 +46,14 @@ def _style(style: dict[str, Any]) -> str:
         return f"{v}px" if isinstance(v, int | float) and key not in _UNITLESS else str(v)
 
     return "; ".join(f"{_KEBAB.sub('-', k).lower()}: {value(k, v)}" for k, v in style.items())
+
+
+def tag(name: str, attributes: dict[str, str], *children: str) -> str:
+    """``<name attributes>children</name>``: the attribute values escaped, the children already HTML."""
+    pairs = "".join(f' {key}="{html.escape(value, quote=True)}"' for key, value in attributes.items())
+    return f"<{name}{pairs}>{''.join(children)}</{name}>"
+
+
+def text(value: object) -> str:
+    """A text or number as HTML."""
+    return html.escape(str(value), quote=False)

@@ -1,7 +1,8 @@
 """The trace search page: a form whose state lives in the URL's query string (attribute
 expressions with autocomplete from the API's keys and values; a preset lookback or a custom
 range), a scatter of duration over time (click a dot to open the trace) and the results table,
-newest first. A search the API refuses leaves the form in place with the API's message."""
+newest first. A search the API refuses leaves the form in place with the API's message.
+The table is one HTML string put in place by the browser: never a component per row."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dash.exceptions import PreventUpdate
 
 from tracehouse.dashboard.attr_suggest import suggest
 from tracehouse.dashboard.empty import send_spans
+from tracehouse.dashboard.html_string import tag, text
 from tracehouse.dashboard.pages.trace import count
 from tracehouse.query.client import QueryApiError, QueryClient, SummaryJson
 
@@ -25,6 +27,7 @@ _FIELDS = (("service", "service"), ("operation", "operation"), ("parentService",
            ("minDuration", "min"), ("maxDuration", "max"), ("start", "from"), ("end", "to"),
            ("lookback", "lookback"))  # fmt: skip
 _SUGGESTION = "attr-suggestion"
+_TABLE_STYLE = "width: 100%; text-align: left; border-spacing: 1em 0.3em"
 
 
 def first(form: dict[str, list[str]], name: str, default: str = "") -> str:
@@ -137,12 +140,18 @@ def _results(traces: list[SummaryJson]) -> list[Any]:
         return [html.P("No traces match.", id="search-empty")]
     return [
         dcc.Graph(id="search-scatter", figure=_scatter(traces), config={"displaylogo": False}),
-        html.Table(
-            [html.Thead(html.Tr([html.Th(h) for h in HEADINGS])), html.Tbody([_row(t) for t in traces])],
-            id="search-results",
-            style={"width": "100%", "textAlign": "left", "borderSpacing": "1em 0.3em"},
-        ),
+        # Dash's renderer took 17 s over 300 rows of components (7 a row) and froze on 1,000;
+        # as one string `_SHOW_ROWS` puts them in place in milliseconds.
+        dcc.Store(id="search-rows", data=results_html(traces)),
+        html.Div(id="search-results-box"),
     ]
+
+
+def results_html(traces: list[SummaryJson]) -> str:
+    """The results table (``#search-results``, a ``tr.trace-row`` per trace) as HTML."""
+    head = tag("thead", {}, tag("tr", {}, *(tag("th", {}, h) for h in HEADINGS)))
+    body = tag("tbody", {}, *(_row(t) for t in traces))
+    return tag("table", {"id": "search-results", "style": _TABLE_STYLE}, head, body)
 
 
 def _start(trace: SummaryJson) -> datetime:
@@ -165,19 +174,43 @@ def _scatter(traces: list[SummaryJson]) -> go.Figure:
     return figure
 
 
-def _row(trace: SummaryJson) -> html.Tr:
+def _row(trace: SummaryJson) -> str:
     services = ", ".join(f"{s['name']} ({s['spans']})" for s in trace["services"])
-    return html.Tr(
-        [
-            html.Td(_start(trace).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]),
-            html.Td(dcc.Link(f"{trace['rootService']}: {trace['rootOperation']}", href=f"/trace/{trace['traceId']}")),
-            html.Td(f"{trace['durationNano'] / 1e6:.3f} ms"),
-            html.Td(count(trace["spanCount"], "span")),
-            html.Td(trace["errorCount"]),
-            html.Td(services),
-        ],
-        className="trace-row",
+    name = f"{trace['rootService']}: {trace['rootOperation']}"
+    cells = (
+        text(_start(trace).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]),
+        tag("a", {"class": "trace-link", "href": f"/trace/{trace['traceId']}"}, text(name)),
+        text(f"{trace['durationNano'] / 1e6:.3f} ms"),
+        text(count(trace["spanCount"], "span")),
+        text(trace["errorCount"]),
+        text(services),
     )
+    return tag("tr", {"class": "trace-row"}, *(tag("td", {}, cell) for cell in cells))
+
+
+#: Puts the results table (`results_html`) in its box, outside React. A click on a trace's link
+#: navigates inside the app, as a ``dcc.Link`` does; with a modifier key it is the browser's (a new
+#: tab, say). Dash may run the callback before React has put the box in the document.
+_SHOW_ROWS = """function (rows) {
+  if (!window.tracehouseResultLinks) {
+    window.tracehouseResultLinks = true;
+    document.addEventListener("click", (event) => {
+      const link = event.target.closest ? event.target.closest("#search-results a.trace-link") : null;
+      if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      window.history.pushState({}, "", link.getAttribute("href"));
+      window.dispatchEvent(new CustomEvent("_dashprivate_pushstate"));
+      window.scrollTo(0, 0);
+    });
+  }
+  const show = (frames) => {
+    const box = document.getElementById("search-results-box");
+    if (box) box.innerHTML = rows || "";
+    else if (frames > 0) requestAnimationFrame(() => show(frames - 1));
+  };
+  show(600);
+  return window.dash_clientside.no_update;
+}"""
 
 
 #: Keyboard use of the suggestions (installed once): ↓ from the attribute box goes to the first
@@ -221,6 +254,7 @@ _KEYS = """function (_children) {
 def register(app: Dash, client: QueryClient) -> None:
     # Dash leaves clientside_callback unannotated.
     app.clientside_callback(_KEYS, Output("search-attr-suggest", "title"), Input("search-attr-suggest", "children"))  # type: ignore[no-untyped-call]
+    app.clientside_callback(_SHOW_ROWS, Output("search-results-box", "title"), Input("search-rows", "data"))  # type: ignore[no-untyped-call]
 
     @app.callback(
         Output("url", "search"),

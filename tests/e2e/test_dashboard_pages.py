@@ -219,6 +219,7 @@ def test_a_screenshot_of_every_page(seeded: Seeded, page: Page, browser: Browser
     screenshot(page, "map")
     page.goto(f"{ui}/?lookback=1h")
     expect(page.locator("#search-results tr.trace-row")).to_have_count(4)
+    expect(page.locator("#search-scatter path.point")).to_have_count(4)  # the rows may come first
     screenshot(page, "search")
     page.goto(f"{ui}/trace/{seeded.visa.trace_id}")
     expect(page.locator("#trace-view")).to_have_attribute("data-ready", "true")

@@ -1,5 +1,6 @@
 """The trace search form's pure parts: reading a half-typed attribute expression, what is offered
-for it, the chosen suggestion written back, and the form's values written as the page's URL."""
+for it, the chosen suggestion written back, the form's values written as the page's URL, and the
+results table written as HTML."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from dash.exceptions import PreventUpdate
 from plotly.utils import PlotlyJSONEncoder
 
 from tracehouse.dashboard.attr_suggest import Typed, key_suggestions, parse_typed, value_suggestions
-from tracehouse.dashboard.pages.traces import completed, search_fields, suggestion_buttons, time_params
+from tracehouse.dashboard.pages.traces import completed, results_html, search_fields, suggestion_buttons, time_params
+from tracehouse.query.client import SummaryJson
 
 
 def test_a_typed_line_reads_as_the_api_reads_it() -> None:
@@ -77,3 +79,21 @@ def test_suggestions_on_screen_are_not_redrawn_when_offered_again() -> None:
     assert suggestion_buttons([], shown) == []
     with pytest.raises(PreventUpdate):
         suggestion_buttons([], None)  # nothing offered, nothing shown
+
+
+def test_the_results_are_one_html_table_with_every_text_escaped() -> None:
+    summary: SummaryJson = {
+        "traceId": "ab12", "rootService": "shop", "rootOperation": "GET /?q=<b>&", "durationNano": 1_500_000,
+        "startTimeUnixNano": "1764090000123000000", "spanCount": 3, "errorCount": 1,
+        "services": [{"name": "shop", "spans": 2}, {"name": "db<", "spans": 1}],
+    }  # fmt: skip
+    table = results_html([summary, {**summary, "traceId": "cd34", "errorCount": 0}])
+    head = "".join(f"<th>{h}</th>" for h in ("start", "trace", "duration", "spans", "errors", "services"))
+    style = "width: 100%; text-align: left; border-spacing: 1em 0.3em"
+    assert table.startswith(f'<table id="search-results" style="{style}"><thead><tr>{head}</tr></thead><tbody>')
+    assert table.count('<tr class="trace-row">') == 2
+    assert (
+        '<tr class="trace-row"><td>2025-11-25 17:00:00.123</td>'
+        '<td><a class="trace-link" href="/trace/ab12">shop: GET /?q=&lt;b&gt;&amp;</a></td>'
+        "<td>1.500 ms</td><td>3 spans</td><td>1</td><td>shop (2), db&lt; (1)</td></tr>"
+    ) in table
