@@ -280,6 +280,21 @@ def register(app: Dash, client: QueryClient) -> None:
         return "", ""  # a preset replaces the custom range
 
     @app.callback(
+        Output("search-operation", "options"),
+        Output("search-operation", "value"),
+        Input("search-service", "value"),
+        State("search-operation", "value"),
+        prevent_initial_call=True,
+    )
+    async def operations_of(service: str | None, chosen: str | None) -> tuple[list[str], str | None]:
+        """The operation list follows the service picked (before: only once a search ran)."""
+        try:
+            names = sorted({op["name"] for op in await client.operations(service)}) if service else []
+        except QueryApiError:
+            names = []
+        return names, chosen if chosen in names else None
+
+    @app.callback(
         Output("search-attr-suggest", "children"),
         Input("search-attr", "value"),
         [State(f"search-{field}", "value") for field in ("service", "lookback", "from", "to")]

@@ -121,6 +121,24 @@ def test_attribute_autocomplete_offers_keys_then_values(seeded: Seeded, page: Pa
     expect(page.locator("#search-attr")).to_have_value("card.brand=visa\n!http.status_code\ncard.brand=amex\n")
 
 
+def test_picking_a_service_offers_its_operations(seeded: Seeded, page: Page) -> None:
+    """Before a search runs: the operation list follows the service picked (it was empty until
+    the form had been submitted with that service)."""
+    page.goto(f"{seeded.server.ui}/?lookback=1h")
+    expect(page.locator("#search-results tr.trace-row")).to_have_count(4)
+    page.click("#search-service")
+    page.get_by_role("option", name="back", exact=True).click()
+    page.click("#search-operation")
+    # the open menu (the "errors only" checklist is a listbox too)
+    operations = page.get_by_role("listbox").filter(has_not_text="errors only").get_by_role("option")
+    expect(operations).to_have_text(["handle"])
+    page.keyboard.press("Escape")
+    page.click("#search-service")
+    page.get_by_role("option", name="front", exact=True).click()
+    page.click("#search-operation")
+    expect(operations).to_have_text(["GET /", "SELECT", "call back"])
+
+
 def test_time_presets_and_a_custom_range(seeded: Seeded, page: Page) -> None:
     page.goto(f"{seeded.server.ui}/?service=frontend&lookback=1h")
     results = page.locator("#search-results tr.trace-row")
