@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
@@ -24,7 +24,8 @@ from tracehouse.query.client import QueryApiError, QueryClient
 
 log = logging.getLogger(__name__)
 _SERVICE_PREFIX = "/service/"
-_TRACE_PATH = re.compile(r"^/trace/([0-9A-Za-z]+)$")
+#: Any id: a malformed one gets the API's own 400 message on the page, not the search page.
+_TRACE_PATH = re.compile(r"^/trace/(.+)$")
 
 
 def mount_dashboard(server: FastAPI, api_base_url: str, api_token: str | None = None) -> Dash:
@@ -64,15 +65,16 @@ def mount_dashboard(server: FastAPI, api_base_url: str, api_token: str | None = 
 
     @app.callback(
         Output("url", "pathname", allow_duplicate=True),
+        Output("url", "search", allow_duplicate=True),
         Input("lookup-go", "n_clicks"),
         Input("lookup-id", "n_submit"),
         State("lookup-id", "value"),
         prevent_initial_call=True,
     )
-    async def lookup(clicks: int | None, submits: int | None, trace_id: str | None) -> str:
+    async def lookup(clicks: int | None, submits: int | None, trace_id: str | None) -> tuple[str, str]:
         if not (clicks or submits) or not (trace_id or "").strip():
             raise PreventUpdate
-        return f"/trace/{(trace_id or '').strip()}"
+        return f"/trace/{quote((trace_id or '').strip(), safe='')}", ""  # not the search's query string
 
     traces.register(app, client)
     trace.register(app)
@@ -123,13 +125,18 @@ async def render_page(client: QueryClient, pathname: str, search: str) -> Any:
 
 async def _page(client: QueryClient, pathname: str, search: str) -> Any:
     if match := _TRACE_PATH.match(pathname):
-        return trace.page(match[1], await client.trace(match[1]))
+        trace_id = unquote(match[1]).strip()
+        return trace.page(trace_id, await client.trace(trace_id))
     if pathname == "/map":
         return await service_map.page(client, search)
     if pathname == breakers.PATH:
         return await breakers.page(client, search)
     if pathname.startswith(_SERVICE_PREFIX):
         return await service.page(client, unquote(pathname[len(_SERVICE_PREFIX) :]), search)
+    if pathname.rstrip("/") != "":
+        shown = unquote(pathname)[:200]
+        return html.P([f"There is no page at {shown}. ", dcc.Link("Search traces", href="/"), "."],
+                      className="error", id="page-error")  # fmt: skip
     return await traces.page(client, search)
 
 

@@ -69,10 +69,10 @@ def test_the_search_form_writes_the_url(server: Server, browser: Browser) -> Non
 def test_trace_page_from_the_lookup_box(server: Server, browser: Browser) -> None:
     trace_id = make_trace(OTLPSpanExporter(endpoint=f"{server.otlp_http}/v1/traces"), "lookup")
     with checked_page(browser) as page:
-        page.goto(f"{server.ui}/")
+        page.goto(f"{server.ui}/?service=lookup&lookback=1h")
         page.fill("#lookup-id", trace_id)
         page.press("#lookup-id", "Enter")
-        page.wait_for_url(f"{server.ui}/trace/{trace_id}")
+        page.wait_for_url(f"{server.ui}/trace/{trace_id}")  # without the search's query string
         expect(page.locator("#trace-summary")).to_contain_text("3 spans")
 
 
@@ -82,6 +82,10 @@ def test_unknown_trace_says_not_found(server: Server, browser: Browser) -> None:
         expect(page.locator("main")).to_contain_text("Not found.")
         page.goto(f"{server.ui}/trace/nothex")
         expect(page.locator("main")).to_contain_text("The query API answered 400")
+        page.goto(f"{server.ui}/trace/not-a-trace")  # was the search page, silently
+        expect(page.locator("#page-error")).to_contain_text("The query API answered 400: trace id 'not-a-trace'")
+        page.goto(f"{server.ui}/nosuchpage")
+        expect(page.locator("#page-error")).to_contain_text("There is no page at /nosuchpage.")
 
 
 def test_service_map(tmp_path: Path, browser: Browser) -> None:
