@@ -153,7 +153,8 @@ class BreakerCore:
         if transition is None:
             return
         _log.log(
-            logging.WARNING if transition.to_state is State.OPEN else logging.INFO,
+            # opening and recovering are what an operator watches for; a half-open trial is routine
+            logging.INFO if transition.to_state is State.HALF_OPEN else logging.WARNING,
             "breaker %s: %s -> %s (%s)",
             transition.breaker,
             transition.from_state.value,

@@ -493,3 +493,19 @@ def test_a_failing_listener_is_logged_not_raised(fake_clock: FakeClock, caplog: 
     assert b.state is State.OPEN
     assert len(seen) == 1
     assert any("a state listener failed" in r.getMessage() for r in caplog.records)
+
+
+def test_opening_and_closing_are_warnings_a_half_open_trial_is_not(
+    fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A service's log (WARNING by default) shows a breaker open and recover, not each trial."""
+    caplog.set_level(logging.WARNING, "tracehouse.breakers")
+    b, _ = scripted(fake_clock, minimum_calls=1, wait_in_open=1)
+    fail(b)
+    fake_clock.advance(1.5)
+    succeed(b, fake_clock)
+    assert b.state is State.CLOSED
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "breaker scripted.call: CLOSED -> OPEN",
+        "breaker scripted.call: HALF_OPEN -> CLOSED",
+    ]
