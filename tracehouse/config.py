@@ -92,6 +92,7 @@ SERVE_OPTIONS = (
         256 * 1024 * 1024,
         int,
         "BYTES",
+        "256 MiB",
     ),
     Option(
         "--header-timeout",
@@ -107,7 +108,14 @@ SERVE_OPTIONS = (
         float,
         "SECONDS",
     ),
-    Option("--spool-max-bytes", "on-disk spool bound for spans the store refuses", 1024 * 1024 * 1024, int, "BYTES"),
+    Option(
+        "--spool-max-bytes",
+        "on-disk spool bound for spans the store refuses",
+        1024 * 1024 * 1024,
+        int,
+        "BYTES",
+        "1 GiB",
+    ),
     Option(
         "--ingest-token",
         "require 'Authorization: Bearer TOKEN' on every ingest request (at least 8 characters, no whitespace)",
