@@ -3,6 +3,7 @@ writes int64), durations nanosecond integers."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -121,8 +122,28 @@ def stats_json(stats: CallStats) -> dict[str, Any]:
     }
 
 
-def red_json(point: RedPoint, step_s: int) -> dict[str, Any]:
-    return {"startTimeUnixNano": str(point.start_ns), "rate": point.calls / step_s, **stats_json(point)}
+def red_json(point: RedPoint, step_s: int, now_ns: int | None = None) -> dict[str, Any]:
+    """One step of a RED series: `{startTimeUnixNano, rate, calls, errors, errorRate, p50Nano,
+    p95Nano, p99Nano}`. `rate` is calls per second of the step; of the step still running at
+    `now_ns` (default: the clock), per second gone in it — the newest point is a rate over the
+    time it covers, as a Prometheus rate() in Grafana or Jaeger's Monitor tab reads, not the
+    current minute's calls over a whole minute (a fake plunge at the end of every chart). A step
+    cut by a range not on whole steps is still divided by the whole step. A step without calls
+    has rate 0 but no error rate and no quantiles (null): nothing was measured, which is not 0 %
+    or 0 ms."""
+    seconds = _elapsed_s(point.start_ns, step_s, time.time_ns() if now_ns is None else now_ns)
+    stats = stats_json(point)
+    if not point.calls:
+        stats.update(errorRate=None, p50Nano=None, p95Nano=None, p99Nano=None)
+    return {"startTimeUnixNano": str(point.start_ns), "rate": point.calls / seconds, **stats}
+
+
+def _elapsed_s(start_ns: int, step_s: int, now_ns: int) -> float:
+    """Seconds of the step starting at `start_ns` that have passed by `now_ns`: the whole step once
+    it is over, and also when it has not begun (its calls come from clocks ahead of ours); at
+    least a second, so that a step a few ms old does not read as a burst."""
+    elapsed = (now_ns - start_ns) / 1e9
+    return max(1.0, elapsed) if 0 < elapsed < step_s else float(step_s)
 
 
 def operation_stats_json(stats: OperationStats, seconds: int) -> dict[str, Any]:

@@ -5,6 +5,7 @@ Reads the query API only; every number comes from the RED rollup or the dependen
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -15,29 +16,69 @@ from dash import dcc, html
 from tracehouse.dashboard.pages.traces import LOOKBACKS
 from tracehouse.query.client import QueryClient
 
-__all__ = ["page", "step_for"]
+__all__ = ["covered_seconds", "first_minute", "page", "step_for", "window"]
 
-#: Steps of the charts: about 60 points whatever the range, never under a minute (the rollup's grain).
-_STEPS = ((3600, "1m"), (6 * 3600, "5m"), (24 * 3600, "30m"), (7 * 86400, "3h"))
+#: Steps of the charts in seconds: about 60 points whatever the range, never under a minute (the rollup's grain).
+_STEPS = ((3600, 60), (6 * 3600, 300), (24 * 3600, 1800), (7 * 86400, 3 * 3600))
 
 
-def step_for(seconds: int) -> str:
-    return next((step for limit, step in _STEPS if seconds <= limit), "12h")
+def step_for(seconds: int) -> int:
+    return next((step for limit, step in _STEPS if seconds <= limit), 12 * 3600)
+
+
+def window(seconds: int, now: float) -> tuple[int, int]:
+    """The whole minutes (epoch s, [start, end)) of the last `seconds` up to `now`, so that the
+    per-minute rollup answers."""
+    return int((now - seconds) // 60 * 60), int(-(-now // 60) * 60)
+
+
+# A rate over a window is its calls over the seconds the window has data, not over the whole
+# lookback: a service deployed (or a demo started) five minutes ago reads its calls/s on the 1h
+# view, not a twelfth of them. Those seconds run from the first minute with a span of the service
+# (any kind) in the window — the rollup's grain, so a rate reads at most a minute's worth low
+# while the service is new — to now. Per service, not from the store's first minute: a service
+# added to a store with hours of other services' spans is new all the same. The service page
+# divides its operations' calls so; the map an edge's calls by the seconds of the later of its
+# services' first minutes (an edge's calls need both). A service with no spans in the window
+# (None) has the whole window.
+async def first_minute(client: QueryClient, service: str, start: int, end: int, step: int) -> int | None:
+    """Epoch s of the first minute in [start, end) (whole minutes) holding a span of `service`,
+    or None: a series of `step` (the charts') finds the step, a series of minutes within it the
+    minute. Calls in the window's first step mean the service was there all along (to within a
+    step, a 60th of the window), and need no second request."""
+    coarse = await client.red(service, _red_params(start, end, step, kind="all"))
+    busy = next((int(p["startTimeUnixNano"]) // 10**9 for p in coarse["points"] if p["calls"]), None)
+    if busy is None or busy <= start:
+        return None if busy is None else start
+    if step == 60:
+        return busy
+    fine = await client.red(service, _red_params(busy, min(busy + step, end), 60, kind="all"))
+    return next((int(p["startTimeUnixNano"]) // 10**9 for p in fine["points"] if p["calls"]), busy)
+
+
+def covered_seconds(start: int, first: int | None, now: float) -> float:
+    """Seconds of a window starting at `start` that hold data by `now`, from `first_minute`."""
+    return max(1.0, now - (start if first is None else max(start, first)))
+
+
+def _red_params(start: int, end: int, step: int, kind: str = "server") -> dict[str, str]:
+    return {"start": str(start * 10**6), "end": str(end * 10**6), "step": f"{step}s", "spanKind": kind}
 
 
 async def page(client: QueryClient, name: str, search: str) -> html.Div:
     form = parse_qs(search.lstrip("?"))
     lookback = form.get("lookback", ["1h"])[0]
     seconds = LOOKBACKS.get(lookback, 3600)
-    now = datetime.now(UTC).timestamp()
-    # Whole minutes, so the charts read the per-minute rollup.
-    start = str(int((now - seconds) // 60 * 60 * 1e6))
-    end = str(int(-(-now // 60) * 60 * 1e6))
-    red, operations, graph, breakers = await asyncio.gather(
-        client.red(name, {"start": start, "end": end, "step": step_for(seconds)}),
-        client.operation_stats(name, {"start": start, "end": end}),
-        client.dependencies({"start": start, "end": end}),
+    now = time.time()
+    start, end = window(seconds, now)
+    step = step_for(seconds)
+    # The charts start on a whole step: a first step cut by the window would read low.
+    red, operations, graph, breakers, first = await asyncio.gather(
+        client.red(name, _red_params(start // step * step, end, step)),
+        client.operation_stats(name, {"start": str(start * 10**6), "end": str(end * 10**6)}),
+        client.dependencies({"start": str(start * 10**6), "end": str(end * 10**6)}),
         client.breakers(name, "1m"),
+        first_minute(client, name, start, end, step),
     )
     traces_href = "/?" + urlencode({"service": name, "lookback": lookback})
     header = html.Div(
@@ -57,7 +98,7 @@ async def page(client: QueryClient, name: str, search: str) -> html.Div:
             header,
             html.Div(_charts(red), style={"display": "grid", "gridTemplateColumns": "repeat(3, 1fr)", "gap": "1em"}),
             html.H3("Operations"),
-            _operations_table(operations),
+            _operations_table(operations, covered_seconds(start, first, now)),
             _neighbours(name, graph),
             _breakers(name, breakers),
         ]
@@ -77,33 +118,40 @@ def _charts(red: dict[str, Any]) -> list[dcc.Graph]:
     points = red["points"]
     times = [datetime.fromtimestamp(int(p["startTimeUnixNano"]) / 1e9, UTC) for p in points]
 
-    def chart(chart_id: str, title: str, series: list[tuple[str, list[float]]], unit: str) -> dcc.Graph:
-        figure = go.Figure([go.Scatter(x=times, y=values, name=label, mode="lines") for label, values in series])
+    def chart(chart_id: str, title: str, series: list[tuple[str, list[float | None]]], unit: str) -> dcc.Graph:
+        # Markers too: a minute with calls between minutes without (gaps) has no line to draw.
+        lines = [
+            go.Scatter(x=times, y=values, name=label, mode="lines+markers", marker={"size": 4})
+            for label, values in series
+        ]
+        figure = go.Figure(lines)
         figure.update_layout(
             title=title, height=260, margin={"l": 40, "r": 10, "t": 40, "b": 30}, yaxis={"title": unit},
             legend={"orientation": "h"},
         )  # fmt: skip
         return dcc.Graph(id=chart_id, figure=figure, config={"displaylogo": False})
 
+    def scaled(key: str, factor: float) -> list[float | None]:
+        """A step without calls has no error rate nor latency (null): a gap, not a line at 0."""
+        return [None if p[key] is None else p[key] * factor for p in points]
+
     return [
         chart("service-rate", "Rate", [("calls/s", [p["rate"] for p in points])], "calls/s"),
-        chart("service-errors", "Errors", [("error %", [100 * p["errorRate"] for p in points])], "%"),
-        chart(
-            "service-latency",
-            "Duration",
-            [(q, [p[f"{q}Nano"] / 1e6 for p in points]) for q in ("p50", "p95", "p99")],
-            "ms",
-        ),
+        chart("service-errors", "Errors", [("error %", scaled("errorRate", 100))], "%"),
+        chart("service-latency", "Duration", [(q, scaled(f"{q}Nano", 1e-6)) for q in ("p50", "p95", "p99")], "ms"),
     ]
 
 
 _OPERATION_COLUMNS = ("operation", "kind", "calls", "rate /s", "errors", "p50 ms", "p95 ms", "p99 ms")
 
 
-def _operations_table(operations: list[dict[str, Any]]) -> html.Table:
+def _operations_table(operations: list[dict[str, Any]], seconds: float) -> html.Table:
+    """Each operation's calls, and its rate over the `seconds` the window holds data (not the API's
+    `rate`, over the whole window: see `first_minute`)."""
+
     def row(op: dict[str, Any]) -> html.Tr:
         cells = [
-            op["name"], op["kind"], op["calls"], f"{op['rate']:.3f}", f"{100 * op['errorRate']:.1f} %",
+            op["name"], op["kind"], op["calls"], f"{op['calls'] / seconds:.3f}", f"{100 * op['errorRate']:.1f} %",
             *(f"{op[f'{q}Nano'] / 1e6:.2f}" for q in ("p50", "p95", "p99")),
         ]  # fmt: skip
         return html.Tr([html.Td(c) for c in cells])

@@ -1,5 +1,6 @@
 """RED series on the real embedded store: per-minute rollup (steps of minutes) and raw spans
-(shorter steps), checked against counts and nearest-rank quantiles computed here."""
+(shorter steps), checked against counts and nearest-rank quantiles computed here; the API's
+answer of them: the running minute's rate, steps without calls."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import time
 
 import pytest
 
+from tests.integration.test_api_golden import Get, asgi_get
 from tests.integration.test_search import MS, S, add_trace
+from tracehouse.query import build_query_app
 from tracehouse.storage import ClickHouseStore, RedQuery, SpanBatch
 
 pytestmark = pytest.mark.integration
@@ -89,3 +92,63 @@ def test_operation_stats_busiest_first(store: ClickHouseStore, seeded: None) -> 
     calls, errors, p50, p99 = expected([0, 1, 2, 3])
     assert (found[0].calls, found[0].errors, found[0].p50_ns, found[0].p99_ns) == (calls, errors, p50, p99)
     assert store.operation_stats("nobody", T0, T0 + 5 * MINUTE_NS) == []
+
+
+def api(store: ClickHouseStore) -> Get:
+    return asgi_get(build_query_app(store, dict))
+
+
+def mid_minute(earliest_s: float = 10, latest_s: float = 40) -> int:
+    """Now (ns), between `earliest_s` and `latest_s` into a minute: waits for the clock if it is not.
+    A test of the running minute needs some of it gone and some of it left."""
+    into = time.time_ns() % MINUTE_NS / 1e9
+    if not earliest_s <= into <= latest_s:
+        time.sleep((earliest_s - into) % 60)
+    return time.time_ns()
+
+
+def running_rate(calls: int, minute_ns: int, before_ns: int, after_ns: int) -> tuple[float, float]:
+    """Bounds of the rate of `calls` in the minute starting at `minute_ns`, asked between `before_ns`
+    and `after_ns`: over its seconds gone then (its whole 60 s if it is over)."""
+    gone = [min(60.0, max(1.0, (t - minute_ns) / 1e9)) for t in (after_ns, before_ns)]
+    return calls / gone[0], calls / gone[1]
+
+
+def test_the_running_minute_is_a_rate_over_its_seconds_gone(store: ClickHouseStore) -> None:
+    """5 calls/s since the minute began: the newest point says 5/s, not calls / 60 s (a plunge)."""
+    now = mid_minute()
+    minute = now // MINUTE_NS * MINUTE_NS
+    batch = SpanBatch()
+    for at in range(minute, now, 200 * MS):
+        add_trace(batch, at, [S("live", "GET /", 0, 10, None)])
+    store.write(batch)
+    before = time.time_ns()
+    points = api(store)("/api/v1/metrics/red", {"service": "live"}).json()["points"]  # the last hour, whole minutes
+    after = time.time_ns()
+    (running,) = (p for p in points if int(p["startTimeUnixNano"]) == minute)
+    assert running["calls"] == len(range(minute, now, 200 * MS))
+    low, high = running_rate(running["calls"], minute, before, after)
+    assert low <= running["rate"] <= high  # about 5/s; calls / 60 s would be under 3.4
+    assert {p["rate"] for p in points if p is not running} == {0.0}
+
+
+def test_the_rate_of_a_step_gone_by_is_over_the_whole_step(store: ClickHouseStore, seeded: None) -> None:
+    params = {"service": "api", "operation": "GET /items", "spanKind": "all", "step": "2m"}
+    span = {"start": str(T0 // 1000), "end": str((T0 + 4 * MINUTE_NS) // 1000)}
+    points = api(store)("/api/v1/metrics/red", {**params, **span}).json()["points"]
+    assert [(p["calls"], p["rate"]) for p in points] == [(4, 4 / 120), (3, 3 / 120)]
+
+
+def test_a_step_without_calls_has_no_latency_nor_error_rate(store: ClickHouseStore, seeded: None) -> None:
+    """Rate 0 (true), but errors and latency unknown: null, a gap in a chart, not 0 ms."""
+    params = {"service": "api", "operation": "GET /items", "spanKind": "all", "step": "1m"}
+    span = {"start": str(T0 // 1000), "end": str((T0 + 5 * MINUTE_NS) // 1000)}
+    points = api(store)("/api/v1/metrics/red", {**params, **span}).json()["points"]
+    assert [p["calls"] for p in points] == [4, 0, 1, 2, 0]
+    for empty in (points[1], points[4]):
+        assert empty == {
+            "startTimeUnixNano": empty["startTimeUnixNano"], "rate": 0.0, "calls": 0, "errors": 0,
+            "errorRate": None, "p50Nano": None, "p95Nano": None, "p99Nano": None,
+        }  # fmt: skip
+    assert (points[0]["errorRate"], points[0]["p50Nano"], points[2]["errorRate"]) == (0.25, 20 * MS, 1.0)
+    assert points[3]["errorRate"] == 0.0  # calls, none failed: a measured 0
