@@ -67,6 +67,16 @@ WHERE Minute >= toStartOfMinute(fromUnixTimestamp64Nano({from:Int64}))
   AND Version < {version:UInt64}
 """
 
+# The ids of the Zipkin shared RPCs of the slice (Brave and Sleuth report an RPC as one span id
+# shared by the client and the server half): their server halves, marked `zipkin.shared` by the
+# Zipkin decoder. The span attribute keys' bloom filter skips the granules without that key, so
+# spans from OTLP cost next to nothing here.
+_SHARED_IDS = """SELECT cityHash64(TraceId, SpanId) FROM otel_traces
+      WHERE Timestamp >= fromUnixTimestamp64Nano({parents_from:Int64})
+        AND Timestamp < fromUnixTimestamp64Nano({to_children:Int64})
+        AND SpanKind = 'Server' AND mapContains(SpanAttributes, 'zipkin.shared')
+        AND cityHash64(TraceId) % {slices:UInt64} = {slice:UInt64}"""
+
 # A child and its parent meet on a 64-bit hash of (TraceId, span id), not on the two hex strings,
 # and the children — the join's right side, the one held in memory — spill to disk in buckets
 # past `max_bytes_in_join` (a grace-hash join, `SETTINGS`). Over minutes at capacity the window
@@ -79,35 +89,43 @@ WHERE Minute >= toStartOfMinute(fromUnixTimestamp64Nano({from:Int64}))
 # The grace-hash join still overshoots its bound: 256 MiB for 8M children (session 14). So a
 # window of many spans is linked in slices of its traces (`SLICED`), each pass joining 1/slices of
 # the children: 5 slices of that window, 128 MiB.
-# A client span's child in another service is a call only if it is the server span: Brave and
-# Sleuth report an RPC as one span id shared by the client and the server half (`shared`), and the
-# callee's spans below that id would otherwise each count the caller's client as their parent
-# (the server half is linked to the caller through its own parent, once, as Zipkin links it).
+# A shared RPC is one call, as Zipkin's linker counts it: its server half meets its client half on
+# their common id (`Shared`; also when the client half is a root), and the callee's spans below that
+# id meet the server half only — not the client half (`SharedClient`), which each of them would
+# otherwise count as a call from the caller.
 _SERVICE_LINKS = """
 INSERT INTO tracehouse_links_1m
 SELECT c.Minute, p.ServiceName, c.ServiceName, 'service',
        count(), countIf(c.Error), quantilesTDigestState(0.5, 0.95, 0.99)(c.Duration), {version:UInt64}
 FROM (
-    SELECT cityHash64(TraceId, SpanId) AS Key, ServiceName, SpanKind = 'Client' AS Client FROM otel_traces
+    SELECT cityHash64(TraceId, SpanId) AS Key, ServiceName,
+           SpanKind = 'Client' AND Key IN (SHARED_IDS) AS SharedClient
+    FROM otel_traces
     WHERE Timestamp >= fromUnixTimestamp64Nano({parents_from:Int64})
       AND Timestamp < fromUnixTimestamp64Nano({to:Int64})
       AND cityHash64(TraceId) % {slices:UInt64} = {slice:UInt64}
 ) AS p
 INNER JOIN (
     SELECT cityHash64(TraceId, ParentSpanId) AS Key, toStartOfMinute(Timestamp) AS Minute, ServiceName,
-           StatusCode = 'Error' AS Error, Duration, SpanKind = 'Server' AS Server
+           StatusCode = 'Error' AS Error, Duration, 0 AS Shared
     FROM otel_traces
     WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64}) AND Timestamp < fromUnixTimestamp64Nano({to:Int64})
       AND ParentSpanId != '' AND cityHash64(TraceId) % {slices:UInt64} = {slice:UInt64}
+      AND NOT (SpanKind = 'Server' AND cityHash64(TraceId, SpanId) IN (SHARED_IDS))
+    UNION ALL
+    SELECT cityHash64(TraceId, SpanId), toStartOfMinute(Timestamp), ServiceName, StatusCode = 'Error', Duration, 1
+    FROM otel_traces
+    WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64}) AND Timestamp < fromUnixTimestamp64Nano({to:Int64})
+      AND SpanKind = 'Server' AND mapContains(SpanAttributes, 'zipkin.shared')
+      AND cityHash64(TraceId) % {slices:UInt64} = {slice:UInt64}
 ) AS c ON p.Key = c.Key
-WHERE p.ServiceName != c.ServiceName AND (NOT p.Client OR c.Server)
+WHERE p.ServiceName != c.ServiceName AND (c.Shared OR NOT p.SharedClient)
 GROUP BY c.Minute, p.ServiceName, c.ServiceName
-"""
+""".replace("SHARED_IDS", _SHARED_IDS)
 
 # Client/producer spans naming a database, a queue or a peer, with no span of another
-# service below them: the callee is not instrumented, so it becomes a node of its own. A client
-# half of a Zipkin shared RPC has its server half instead (same id; `zipkin.shared` from the
-# Zipkin decoder, found through the span attribute keys' bloom filter), even with nothing below.
+# service below them: the callee is not instrumented, so it becomes a node of its own. The client
+# half of a Zipkin shared RPC has its server half (`_SHARED_IDS`), even with nothing below.
 _PEER_LINKS = """
 INSERT INTO tracehouse_links_1m
 SELECT Minute, ServiceName, Peer, Kind, count(), countIf(StatusCode = 'Error'),
@@ -136,14 +154,10 @@ WHERE Peer != ''
         AND Timestamp < fromUnixTimestamp64Nano({to_children:Int64}) AND ParentSpanId != ''
         AND cityHash64(TraceId) % {slices:UInt64} = {slice:UInt64}
       UNION ALL
-      SELECT cityHash64(TraceId, SpanId) FROM otel_traces
-      WHERE Timestamp >= fromUnixTimestamp64Nano({from:Int64})
-        AND Timestamp < fromUnixTimestamp64Nano({to_children:Int64})
-        AND SpanKind = 'Server' AND mapContains(SpanAttributes, 'zipkin.shared')
-        AND cityHash64(TraceId) % {slices:UInt64} = {slice:UInt64}
+      SHARED_IDS
   ))
 GROUP BY Minute, ServiceName, Peer, Kind
-"""
+""".replace("SHARED_IDS", _SHARED_IDS)
 
 #: The ChildKind of a queue -> consumer link: its Parent is a queue, its Child a service.
 CONSUMER_KIND = "consumer"

@@ -338,9 +338,21 @@ def test_a_zipkin_shared_rpc_is_one_call(store: ClickHouseStore) -> None:
         _zipkin_span("563ac35c9f6413ad", "b000000000000001", None, "SERVER", "frontend"),
         _zipkin_span("563ac35c9f6413ad", "b000000000000002", "b000000000000001", "CLIENT", "frontend", **calls_backend),
         _zipkin_span("563ac35c9f6413ad", "b000000000000002", "b000000000000001", "SERVER", "backend", shared=True),
+        # a shared RPC from a root client (a command-line tool): the server half has no parent id
+        _zipkin_span("663ac35c9f6413ad", "c000000000000001", None, "CLIENT", "cli", **calls_backend),
+        _zipkin_span("663ac35c9f6413ad", "c000000000000001", None, "SERVER", "backend", shared=True),
+        _zipkin_span("663ac35c9f6413ad", "c000000000000002", "c000000000000001", None, "backend"),
+        # not shared: a callee that starts a span of no kind below the caller's client span
+        _zipkin_span("763ac35c9f6413ad", "d000000000000001", None, "CLIENT", "cron", **calls_backend),
+        _zipkin_span("763ac35c9f6413ad", "d000000000000002", "d000000000000001", None, "worker"),
     ]  # fmt: skip
     decoded = decode_zipkin_json(json.dumps(spans).encode())
     assert decoded.rejected == 0
     store.write(decoded.batch)
     store.link(T0, T0 + MINUTE_NS)
-    assert edges(store) == {("frontend", "backend", "service"): (2, 0), ("backend", "mysql", "peer"): (1, 0)}
+    assert edges(store) == {
+        ("frontend", "backend", "service"): (2, 0),
+        ("backend", "mysql", "peer"): (1, 0),
+        ("cli", "backend", "service"): (1, 0),
+        ("cron", "worker", "service"): (1, 0),
+    }
