@@ -82,14 +82,23 @@ def record_refusal(name: str, outcome: Outcome, state: State, seconds: float, me
 
 @contextlib.contextmanager
 def fallback_span(name: str) -> Iterator[None]:
-    """The fallback of breaker ``name`` runs in a span of its own (an error if the fallback fails)."""
+    """The fallback of breaker ``name`` runs in a span of its own (an error if the fallback fails).
+    The fallback runs whatever the tracing does: a span that cannot start or end is left out."""
+    span: contextlib.AbstractContextManager[object] | None = None
+    with contextlib.suppress(Exception):  # the span starts on entering, not on creating, the manager
+        manager = _tracer.start_as_current_span(f"{name} fallback", attributes={NAME: name})
+        manager.__enter__()
+        span = manager
     try:
-        span = _tracer.start_as_current_span(f"{name} fallback", attributes={NAME: name})
-    except Exception:  # instrumentation never raises into the service
         yield
-        return
-    with span:
-        yield
+    except BaseException as exc:
+        if span is not None:
+            with contextlib.suppress(Exception):
+                span.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    if span is not None:
+        with contextlib.suppress(Exception):
+            span.__exit__(None, None, None)
 
 
 def record_transition(transition: Transition) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
@@ -186,3 +187,30 @@ def test_an_async_timeout_and_fallback_too(traced: tuple[trace.Tracer, InMemoryS
     spans = by_name(exporter)
     assert spans["gateway.orders"].status.status_code is StatusCode.ERROR
     assert parent_of(spans["gateway.orders fallback"]) == spans["GET /"].context.span_id
+
+
+class _Broken(SpanProcessor):
+    """A span processor that fails on every span: tracing broken, the service must not notice."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        raise RuntimeError("processor broke on start")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        raise RuntimeError("processor broke on end")
+
+
+def test_broken_tracing_never_reaches_the_call_nor_its_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(_Broken())
+    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("tracehouse.instrumentation.breakers"))
+    b = CircuitBreaker("orders.payments", register=False, timeout=0.05, fallback=lambda: "cached")
+    assert b.call(slow) == "cached"  # a timeout span and a fallback span, neither of which can start
+    b.force_open()
+    assert b.call(ok) == "cached"
+
+    async def late() -> str:
+        await asyncio.sleep(1)
+        return "late"
+
+    a = CircuitBreaker("gateway.orders", register=False, timeout=0.05, fallback=lambda: "cached")
+    assert asyncio.run(a.call_async(late)) == "cached"
