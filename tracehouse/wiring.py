@@ -332,11 +332,22 @@ async def _link_forever(store: ClickHouseStore, interval: float, stop: asyncio.E
         metrics.linker_seconds.observe(time.monotonic() - started)
         return done
 
-    await run(functools.partial(store.link, time.time_ns() - 3600 * 10**9, time.time_ns()))
-    while not stop.is_set():
+    # The last hour first, until a run has linked it (a refused one is tried again, in smaller
+    # slices, like any other); then what inserts touched since the start.
+    backlog: tuple[int, int] | None = (time.time_ns() - 3600 * 10**9, time.time_ns())
+
+    def link_backlog(span: tuple[int, int], spans_per_slice: int) -> int:
+        store.link(*span, spans_per_slice)
+        return watermark
+
+    while True:
+        spans_per_slice = max(linker.MIN_SPANS_PER_SLICE, linker.SPANS_PER_SLICE >> min(busy, 16))
+        if backlog is not None:
+            if await run(functools.partial(link_backlog, backlog, spans_per_slice)) is not None:
+                backlog = None
+        else:
+            watermark = await run(functools.partial(store.link_recent, watermark, spans_per_slice)) or watermark
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), pause())
         if stop.is_set():
             break
-        spans_per_slice = max(linker.MIN_SPANS_PER_SLICE, linker.SPANS_PER_SLICE >> min(busy, 16))
-        watermark = await run(functools.partial(store.link_recent, watermark, spans_per_slice)) or watermark

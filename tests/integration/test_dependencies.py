@@ -276,20 +276,21 @@ def test_a_run_refused_for_memory_is_tried_again_in_smaller_slices(
     """At capacity the engine's cap can be too full for a linker run; serve's loop then tries again
     with half the spans per slice each time (`linker.SPANS_PER_SLICE` 2M, then 1M, 500k): 2M spans
     joined in one pass need ~128 MiB (measured), over this test's 96 MiB cap, so without the
-    smaller slices every run is refused and nothing is linked."""
+    smaller slices every run is refused and nothing is linked. The spans lie in the last hour, which
+    the loop links first, again until a run has linked it (a restart under load)."""
     spans, window = 2_000_000, 2 * MINUTE_NS
     store.client().command(_MANY_TRACES, parameters={"t0": T0, "gap": window // (spans // 10), "spans": spans})
     monkeypatch.setattr(wiring, "LINKER_BUSY_PAUSE_S", 0.01)
     monkeypatch.setitem(linker.SETTINGS, "max_memory_usage", 96 * 2**20)
     metrics = IngestMetrics()
     slices_asked: list[int | None] = []
-    link_recent = store.link_recent
+    link = store.link
 
-    def recording(since_ms: int, spans_per_slice: int | None = None) -> int:
+    def recording(from_ns: int, to_ns: int, spans_per_slice: int | None = None) -> None:
         slices_asked.append(spans_per_slice)
-        return link_recent(since_ms, spans_per_slice)
+        link(from_ns, to_ns, spans_per_slice)
 
-    monkeypatch.setattr(store, "link_recent", recording)
+    monkeypatch.setattr(store, "link", recording)
 
     def runs(outcome: str) -> float:
         return metrics.registry.get_sample_value("tracehouse_linker_runs_total", {"outcome": outcome}) or 0
@@ -304,6 +305,7 @@ def test_a_run_refused_for_memory_is_tried_again_in_smaller_slices(
 
     asyncio.run(asyncio.wait_for(scenario(), 120))
     assert runs("failed") >= 1
+    assert slices_asked[0] == linker.SPANS_PER_SLICE
     assert slices_asked[-1] is not None
     assert slices_asked[-1] < linker.SPANS_PER_SLICE
     assert sum(calls for calls, _ in edges(store).values()) == spans - spans // 10
