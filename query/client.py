@@ -222,7 +222,9 @@ class QueryClient:
     async def trace(self, trace_id: str) -> TraceJson | None:
         """The trace, or None when the API does not know it (404)."""
         try:
-            return cast(TraceJson, await self._get(f"/api/v1/traces/{quote(trace_id, safe='')}"))
+            # dots too: "." and ".." are path segments an HTTP client resolves away
+            path = quote(trace_id, safe="").replace(".", "%2E")
+            return cast(TraceJson, await self._get(f"/api/v1/traces/{path}"))
         except QueryApiError as exc:
             if exc.status == 404:
                 return None

@@ -80,6 +80,8 @@ def jaeger_router(reader: Reader) -> APIRouter:
         limit: Annotated[int, Query(ge=1, description=f"at most {MAX_LIMIT} are returned")] = 20,
     ) -> dict[str, Any]:
         if trace_ids:  # as jaeger-query: the listed traces, whatever the other parameters say
+            if len(trace_ids) > MAX_LIMIT:
+                raise BadRequest(f"traceID: at most {MAX_LIMIT} trace ids (got {len(trace_ids)})")
             wanted = dict.fromkeys(normalize_trace_id(t) for t in trace_ids)
             return envelope([t for t in (_trace(reader, trace_id) for trace_id in wanted) if t["spans"]])
         end_us = end if end is not None else int(time.time() * 1e6)
@@ -218,9 +220,9 @@ def _deduplicated_ids(spans: list[Span]) -> dict[int, tuple[str, str]]:
     moved: dict[int, tuple[str, str]] = {}
     next_id = max(int(i, 16) for i in taken if i) + 1
     for span in shared:
-        while f"{next_id:016x}" in taken:
-            next_id += 1
-        renamed[span.span_id] = new_id = f"{next_id & 0xFFFFFFFFFFFFFFFF:016x}"
+        while (next_id := next_id & 0xFFFFFFFFFFFFFFFF or 1) and f"{next_id:016x}" in taken:
+            next_id += 1  # past the largest 64-bit id: from 1 again (never the zero id)
+        renamed[span.span_id] = new_id = f"{next_id:016x}"
         taken.add(new_id)
         moved[id(span)] = (new_id, span.span_id)
     for span in spans:

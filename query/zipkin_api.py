@@ -191,6 +191,6 @@ def _endpoint(service: str, address: str, port: str) -> dict[str, str | int]:
     endpoint: dict[str, str | int] = {"serviceName": service} if service else {}
     if address:
         endpoint["ipv6" if ":" in address else "ipv4"] = address
-    if port.isdigit():
+    if port.isascii() and port.isdigit():
         endpoint["port"] = int(port)
     return endpoint
