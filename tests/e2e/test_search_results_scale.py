@@ -49,7 +49,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, l
         now_ns = time.time_ns()
         shapes = [_shape(i, now_ns) for i in range(TRACES)]
         _send_all(server.otlp_http, shapes)
+        deadline = time.monotonic() + 60
         while len(server.api("/api/v1/traces", {"limit": str(TRACES)}).json()["traces"]) < TRACES:
+            assert time.monotonic() < deadline, "the traces sent were not all searchable within 60 s"
             time.sleep(0.1)  # flushed every 50 ms; nothing to await but the store
         yield server, shapes
     finally:

@@ -40,7 +40,8 @@ SPANS = [
           remoteEndpoint={"serviceName": "backend", "ipv6": "2001:db8::c001", "port": 9000}),
     _span(RPC, RPC_ID, "a000000000000001", "SERVER", "backend", shared=True,
           annotations=[{"timestamp": NOW_US + 10, "value": "cache.miss"}]),
-    _span(RPC, "a000000000000003", RPC_ID, "CLIENT", "backend", name="query", tags={"error": "true"},
+    # an error by its status alone (no `error` tag): shown with the tag `error`, found by it
+    _span(RPC, "a000000000000003", RPC_ID, "CLIENT", "backend", name="query", tags={"otel.status_code": "ERROR"},
           remoteEndpoint={"serviceName": "mysql"}),
     _span(RPC, "a000000000000004", RPC_ID, None, "backend", name="render"),
     # another trace, 128-bit, to tell a search that filters from one that returns everything

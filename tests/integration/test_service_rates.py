@@ -36,7 +36,7 @@ class AsgiClient(QueryClient):
 
 @pytest.fixture
 def seeded(store: ClickHouseStore) -> tuple[ClickHouseStore, int]:
-    now = mid_minute()  # the running minute has calls already
+    now = mid_minute(3, 45)  # the running minute has calls already, and 15 s left to draw the pages
     batch = SpanBatch()
     for at in range(now - NEW_S * 10**9, now, 500 * MS):
         add_trace(batch, at, [
