@@ -34,6 +34,8 @@ def serve(config: ServeConfig) -> None:
                 zipkin=listening.enter_context(bind(cc.host, cc.zipkin_port, "--zipkin-port")),
                 ui=listening.enter_context(bind(config.query.host, config.query.ui_port, "--ui-port")),
             )
+            if cc.otlp_grpc_port:  # gRPC binds its own socket once the pipeline exists: tried here first
+                bind(cc.host, cc.otlp_grpc_port, "--otlp-grpc-port").close()
             log.info("opening the store %s", config.store.redacted_dsn())
             store = open_store(config.store, writers=config.collector.flush_workers)
             try:

@@ -186,17 +186,21 @@ def test_second_serve_on_the_same_directory_fails_clearly(server: Server, tmp_pa
     assert "Cannot lock file" not in second.stderr
 
 
-def test_a_busy_port_fails_before_the_store_is_created(server: Server, tmp_path: Path) -> None:
-    """The port the running server holds: refused with the flag to change, and no store left
-    behind in the new data directory (it was created and migrated first, then the port failed)."""
-    busy = server.ui.rsplit(":", 1)[1]
+@pytest.mark.parametrize("flag", ["--ui-port", "--otlp-http-port", "--zipkin-port", "--otlp-grpc-port"])
+def test_a_busy_port_fails_before_the_store_is_created(server: Server, tmp_path: Path, flag: str) -> None:
+    """A port the running server holds: refused with the flag to change, and no store left behind
+    in the new data directory (it was created and migrated first, then the port failed)."""
+    held = {"--ui-port": server.ui, "--otlp-http-port": server.otlp_http, "--zipkin-port": server.zipkin,
+            "--otlp-grpc-port": server.otlp_grpc}  # fmt: skip
+    busy = held[flag].rsplit(":", 1)[1]
     data = tmp_path / "another"
-    command = [sys.executable, "-m", "tracehouse", "serve", "--data-dir", str(data), "--ui-port", busy,
-               "--otlp-http-port", "0", "--zipkin-port", "0", "--otlp-grpc-port", "0"]  # fmt: skip
+    ports = {name: "0" for name in held} | {flag: busy}
+    command = [sys.executable, "-m", "tracehouse", "serve", "--data-dir", str(data),
+               *(part for pair in ports.items() for part in pair)]  # fmt: skip
     second = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert second.returncode == 2
+    assert second.returncode == 2, second.stderr
     assert f"cannot listen on 127.0.0.1:{busy}" in second.stderr
-    assert "--ui-port" in second.stderr
+    assert flag in second.stderr
     assert not (data / "clickhouse").exists()
 
 
