@@ -103,7 +103,8 @@ def jaeger_router(reader: Reader) -> APIRouter:
         found = guarded(lambda: reader.find_traces(query))
         return envelope([_trace(reader, t.trace_id) for t in found])
 
-    @router.get("/metrics/{name}")
+    # Not in the OpenAPI document: a stand-in, not an endpoint of ours (and a 501 by design).
+    @router.get("/metrics/{name}", include_in_schema=False)
     def metrics(name: str) -> JSONResponse:
         """Jaeger's service performance metrics (jaeger-ui's Monitor tab) answer 501 when no
         metrics store is configured, as here: the dashboard's service pages show RED."""
