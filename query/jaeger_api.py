@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from tracehouse.query.errors import BadRequest
 from tracehouse.query.guard import guarded
 from tracehouse.query.ids import compact_trace_id, normalize_trace_id
-from tracehouse.query.params import MAX_LIMIT, check_durations, parse_duration
+from tracehouse.query.params import MAX_LIMIT, duration_bounds, parse_duration
 from tracehouse.query.views import node_ids
 from tracehouse.storage import AttributeFilter, DependencyReader, Span, TraceQuery, TraceReader
 
@@ -86,9 +86,7 @@ def jaeger_router(reader: Reader) -> APIRouter:
             return envelope([t for t in (_trace(reader, trace_id) for trace_id in wanted) if t["spans"]])
         end_us = end if end is not None else int(time.time() * 1e6)
         default_start = end_us - (_lookback_us(lookback) if lookback and start is None else 3_600_000_000)
-        low = parse_duration("minDuration", min_duration) if min_duration else None
-        high = parse_duration("maxDuration", max_duration) if max_duration else None
-        check_durations(low, high)
+        low, high = duration_bounds(min_duration, max_duration)
         query = TraceQuery(
             start_ns=(start if start is not None else default_start) * 1000,
             end_ns=end_us * 1000 + 1,

@@ -105,6 +105,14 @@ def check_durations(low_ns: int | None, high_ns: int | None) -> None:
         raise BadRequest("minDuration: must not exceed maxDuration")
 
 
+def duration_bounds(min_duration: str | None, max_duration: str | None) -> tuple[int | None, int | None]:
+    """`minDuration` and `maxDuration` as written (Go durations) -> ns, checked (`check_durations`)."""
+    low = parse_duration("minDuration", min_duration) if min_duration else None
+    high = parse_duration("maxDuration", max_duration) if max_duration else None
+    check_durations(low, high)
+    return low, high
+
+
 def trace_query(
     *,
     service: str | None,
@@ -122,9 +130,7 @@ def trace_query(
     start_ns, end_ns = time_range(start, end)
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit: must be between 1 and {MAX_LIMIT} (got {limit})")
-    low = parse_duration("minDuration", min_duration) if min_duration else None
-    high = parse_duration("maxDuration", max_duration) if max_duration else None
-    check_durations(low, high)
+    low, high = duration_bounds(min_duration, max_duration)
     return TraceQuery(
         start_ns=start_ns,
         end_ns=end_ns,
