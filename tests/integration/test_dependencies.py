@@ -274,14 +274,15 @@ def test_a_run_refused_for_memory_is_tried_again_in_smaller_slices(
     store: ClickHouseStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At capacity the engine's cap can be too full for a linker run; serve's loop then tries again
-    with half the spans per slice each time (`linker.SPANS_PER_SLICE` 2M, then 1M, 500k): 2M spans
-    joined in one pass need ~128 MiB (measured), over this test's 96 MiB cap, so without the
-    smaller slices every run is refused and nothing is linked. The spans lie in the last hour, which
-    the loop links first, again until a run has linked it (a restart under load)."""
+    with half the spans per slice each time (`linker.SPANS_PER_SLICE` 2M, then 1M, 500k, 250k). Here
+    2M spans under a 64 MiB cap: in one pass they need ~104 MiB, in slices of 1M ~80, 500k ~72, 250k
+    ~48 (measured; a 96 MiB cap was too close, a run of 2M fit it once in CI). Without the smaller
+    slices every run is refused and nothing is linked. The spans lie in the last hour, which the loop
+    links first, again until a run has linked it (a restart under load)."""
     spans, window = 2_000_000, 2 * MINUTE_NS
     store.client().command(_MANY_TRACES, parameters={"t0": T0, "gap": window // (spans // 10), "spans": spans})
     monkeypatch.setattr(wiring, "LINKER_BUSY_PAUSE_S", 0.01)
-    monkeypatch.setitem(linker.SETTINGS, "max_memory_usage", 96 * 2**20)
+    monkeypatch.setitem(linker.SETTINGS, "max_memory_usage", 64 * 2**20)
     metrics = IngestMetrics()
     slices_asked: list[int | None] = []
     link = store.link
