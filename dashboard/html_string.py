@@ -7,10 +7,11 @@ results). Escapes every text and value.
 from __future__ import annotations
 
 import html
+import json
 import re
 from typing import Any
 
-__all__ = ["tag", "text", "to_html"]
+__all__ = ["in_app_clicks", "tag", "text", "to_html"]
 
 _VOID = frozenset({"img", "br", "hr", "input"})
 _UNITLESS = frozenset({"opacity", "fontWeight", "zIndex", "flex", "flexGrow", "flexShrink", "lineHeight", "order"})
@@ -57,3 +58,17 @@ def tag(name: str, attributes: dict[str, str], *children: str) -> str:
 def text(value: object) -> str:
     """A text or number as HTML."""
     return html.escape(str(value), quote=False)
+
+
+def in_app_clicks(selector: str) -> str:
+    """A script statement: a plain click on a link matching ``selector`` (CSS) navigates inside the
+    Dash app, as a ``dcc.Link`` does, for links written as HTML; with a modifier key or another
+    button it is the browser's (a new tab, say)."""
+    return """document.addEventListener("click", (event) => {
+      const link = event.target.closest ? event.target.closest(SELECTOR) : null;
+      if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      window.history.pushState({}, "", link.getAttribute("href"));
+      window.dispatchEvent(new CustomEvent("_dashprivate_pushstate"));
+      window.scrollTo(0, 0);
+    });""".replace("SELECTOR", json.dumps(selector))

@@ -6,6 +6,8 @@ collected assets/. It must never rebuild a tile that did not change.
 
 from __future__ import annotations
 
+from tracehouse.dashboard.html_string import in_app_clicks
+
 __all__ = ["PATCH_TILES"]
 
 #: Puts each tick's tile HTML into the wall (React never sees the tiles: Dash's renderer took most
@@ -71,14 +73,7 @@ PATCH_TILES = """function (data) {
       }
       box.__applied.length = pieces.length;
     };
-    document.addEventListener("click", (event) => {
-      const link = event.target.closest ? event.target.closest("a.tile-link") : null;
-      if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
-      event.preventDefault();
-      window.history.pushState({}, "", link.getAttribute("href"));
-      window.dispatchEvent(new CustomEvent("_dashprivate_pushstate"));
-      window.scrollTo(0, 0);
-    });
+    IN_APP_CLICKS
     return { patch };
   })());
   if (data) {
@@ -86,4 +81,4 @@ PATCH_TILES = """function (data) {
     wall.patch("breakers-pools", data.pools);
   }
   return window.dash_clientside.no_update;
-}"""
+}""".replace("IN_APP_CLICKS", in_app_clicks("a.tile-link"))

@@ -16,7 +16,7 @@ from dash.exceptions import PreventUpdate
 
 from tracehouse.dashboard.attr_suggest import suggest
 from tracehouse.dashboard.empty import send_spans
-from tracehouse.dashboard.html_string import tag, text
+from tracehouse.dashboard.html_string import in_app_clicks, tag, text
 from tracehouse.dashboard.pages.trace import count
 from tracehouse.query.client import QueryApiError, QueryClient, SummaryJson
 
@@ -194,14 +194,7 @@ def _row(trace: SummaryJson) -> str:
 _SHOW_ROWS = """function (rows) {
   if (!window.tracehouseResultLinks) {
     window.tracehouseResultLinks = true;
-    document.addEventListener("click", (event) => {
-      const link = event.target.closest ? event.target.closest("#search-results a.trace-link") : null;
-      if (!link || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
-      event.preventDefault();
-      window.history.pushState({}, "", link.getAttribute("href"));
-      window.dispatchEvent(new CustomEvent("_dashprivate_pushstate"));
-      window.scrollTo(0, 0);
-    });
+    IN_APP_CLICKS
   }
   const show = (frames) => {
     const box = document.getElementById("search-results-box");
@@ -210,7 +203,7 @@ _SHOW_ROWS = """function (rows) {
   };
   show(600);
   return window.dash_clientside.no_update;
-}"""
+}""".replace("IN_APP_CLICKS", in_app_clicks("#search-results a.trace-link"))
 
 
 #: Keyboard use of the suggestions (installed once): ↓ from the attribute box goes to the first

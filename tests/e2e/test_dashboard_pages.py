@@ -63,12 +63,6 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         server.stop()
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with checked_page(browser, viewport={"width": 1300, "height": 900}) as opened:
-        yield opened
-
-
 def test_attribute_autocomplete_offers_keys_then_values(seeded: Seeded, page: Page) -> None:
     page.goto(f"{seeded.server.ui}/?lookback=1h")
     expect(page.locator("#search-results tr.trace-row")).to_have_count(4)  # visa, amex, front, lonely

@@ -12,9 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import checked_page
 from tests.e2e.server import Server, start_server
 from tests.e2e.trace_shapes import CLIENT, MS, SERVER, SpanSpec, TraceShape, requests
 
@@ -56,12 +55,6 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, l
         yield server, shapes
     finally:
         server.stop()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with checked_page(browser, viewport={"width": 1300, "height": 900}) as opened:
-        yield opened
 
 
 def test_a_thousand_results_are_all_drawn_and_lead_to_their_traces(

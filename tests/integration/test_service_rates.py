@@ -78,6 +78,13 @@ def edge_rates(store: ClickHouseStore, lookback: str) -> tuple[dict[tuple[str, s
     return rates, before, after
 
 
+def orders_page(store: ClickHouseStore) -> tuple[Any, int, int]:
+    """The service page of orders over the last hour, and the times (ns) before and after it was drawn."""
+    before = time.time_ns()
+    layout = asyncio.run(service.page(AsgiClient(store), "orders", "?lookback=1h"))
+    return layout, before, time.time_ns()
+
+
 def over(calls: int, first_ns: int, before_ns: int, after_ns: int) -> tuple[float, float]:
     """Bounds of a rate of `calls` over the seconds from `first_ns` to a now between the two,
     widened by 0.5 % either way (the page shows three digits)."""
@@ -101,9 +108,7 @@ def test_the_service_page_rates_its_operations_over_the_minutes_it_has_calls(
     seeded: tuple[ClickHouseStore, int],
 ) -> None:
     store, now = seeded
-    before = time.time_ns()
-    layout = asyncio.run(service.page(AsgiClient(store), "orders", "?lookback=1h"))
-    after = time.time_ns()
+    layout, before, after = orders_page(store)
     rows = find(layout, "service-operations").children[1].children
     cells = [[cell.children for cell in row.children] for row in rows]
     assert [(c[0], c[1], c[2]) for c in cells] == [("POST /orders", "Server", NEW_S * 2)]
@@ -115,9 +120,7 @@ def test_the_charts_end_on_the_running_minute_and_skip_minutes_without_calls(
     seeded: tuple[ClickHouseStore, int],
 ) -> None:
     store, now = seeded
-    before = time.time_ns()
-    layout = asyncio.run(service.page(AsgiClient(store), "orders", "?lookback=1h"))
-    after = time.time_ns()
+    layout, before, after = orders_page(store)
     figure = find(layout, "service-rate").figure
     minutes = [int(x.timestamp()) * 10**9 for x in figure.data[0].x]
     rate = figure.data[0].y
