@@ -6,6 +6,7 @@ Never touches SQL or the collector; every failure becomes an `ApiError` answer h
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, Protocol
 
@@ -122,11 +123,12 @@ def build_query_app(reader: Reader, health: Health) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         """Every operation of a service over the range, busiest first: calls, rate, errors,
-        p50/p95/p99 (whole minutes, from the per-minute rollup)."""
+        p50/p95/p99 (whole minutes, from the per-minute rollup). `rate` is calls/s over the
+        seconds the service has sent spans within the range (from its first minute there)."""
         start_ns, end_ns = time_range(start, end)
         found = guarded(lambda: reader.operation_stats(service, start_ns, end_ns, limit))
-        minutes = max(1, -(-(end_ns - start_ns) // (60 * 10**9)))
-        return {"service": service, "operations": [operation_stats_json(op, minutes * 60) for op in found]}
+        now_ns = time.time_ns()
+        return {"service": service, "operations": [operation_stats_json(op, start_ns, end_ns, now_ns) for op in found]}
 
     @app.get("/api/v1/dependencies", tags=["native"])
     def dependencies(
@@ -135,9 +137,11 @@ def build_query_app(reader: Reader, health: Health) -> FastAPI:
     ) -> dict[str, Any]:
         """The service graph: every service that sent spans, the databases, queues and
         un-instrumented peers they call, and the calls between them (lags by the linker's
-        interval)."""
+        interval). An edge's `rate` is calls/s over the seconds both its services have sent
+        spans within the range."""
         start_ns, end_ns = time_range(start, end)
-        return dependencies_json(guarded(lambda: reader.dependencies(start_ns, end_ns)))
+        found = guarded(lambda: reader.dependencies(start_ns, end_ns))
+        return dependencies_json(found, start_ns, end_ns, time.time_ns())
 
     @app.get("/api/v1/attributes/keys", tags=["native"])
     def attribute_keys(

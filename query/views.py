@@ -10,6 +10,7 @@ from typing import Any
 from tracehouse.query.critical_path import critical_path
 from tracehouse.query.skew import adjust_clock_skew
 from tracehouse.storage import CallStats, Dependencies, Operation, OperationStats, RedPoint, Span, TraceSummary
+from tracehouse.storage.model import covered_seconds
 
 
 def trace_json(trace_id: str, spans: list[Span]) -> dict[str, Any]:
@@ -146,7 +147,10 @@ def _elapsed_s(start_ns: int, step_s: int, now_ns: int) -> float:
     return max(1.0, elapsed) if 0 < elapsed < step_s else float(step_s)
 
 
-def operation_stats_json(stats: OperationStats, seconds: int) -> dict[str, Any]:
+def operation_stats_json(stats: OperationStats, start_ns: int, end_ns: int, now_ns: int) -> dict[str, Any]:
+    """An operation over [start_ns, end_ns): its `rate` is over the seconds its service has sent spans
+    (`covered_seconds`)."""
+    seconds = covered_seconds(start_ns, end_ns, now_ns, stats.since_s)
     return {"name": stats.name, "kind": stats.kind, "rate": stats.calls / seconds, **stats_json(stats)}
 
 
@@ -165,7 +169,9 @@ def node_ids(found: Dependencies) -> Callable[[str, str], str]:
     return node_id
 
 
-def dependencies_json(found: Dependencies) -> dict[str, Any]:
+def dependencies_json(found: Dependencies, start_ns: int, end_ns: int, now_ns: int) -> dict[str, Any]:
+    """The graph over [start_ns, end_ns); an edge's `rate` is over the seconds both its services have
+    sent spans (`Dependencies.covered_seconds`)."""
     node_id = node_ids(found)
     nodes = {(name, "service") for name in found.services}
     for link in found.links:
@@ -178,6 +184,7 @@ def dependencies_json(found: Dependencies) -> dict[str, Any]:
                 "parentKind": link.parent_kind,
                 "child": node_id(link.child, link.child_kind),
                 "childKind": link.child_kind,
+                "rate": link.calls / found.covered_seconds(start_ns, end_ns, now_ns, (link.parent, link.child)),
                 **stats_json(link),
             }
             for link in found.links

@@ -143,14 +143,15 @@ class ClickHouseStore:
     def operation_stats(self, service: str, start_ns: int, end_ns: int, limit: int = 100) -> list[OperationStats]:
         params = {"service": service, "start": start_ns, "end": end_ns, "limit": limit}
         return [
-            OperationStats(name=row[0], kind=row[1], **CallStats.of(row[2], row[3], row[4]))
+            OperationStats(name=row[0], kind=row[1], since_s=int(row[5]), **CallStats.of(row[2], row[3], row[4]))
             for row in self._query("operation_stats", params)
         ]
 
     def dependencies(self, start_ns: int, end_ns: int) -> Dependencies:
         window = {"start": start_ns, "end": end_ns}
-        services = tuple(row[0] for row in self._query("active_services", window))
-        return Dependencies(services, tuple(_link(row) for row in self._query("links", window)))
+        services = self._query("active_services", window)
+        links = tuple(_link(row) for row in self._query("links", window))
+        return Dependencies(tuple(row[0] for row in services), links, tuple(int(row[1]) for row in services))
 
     def link(self, from_ns: int, to_ns: int, spans_per_slice: int | None = None) -> None:
         """Run the dependency linker over the minutes of [from_ns, to_ns) (see `linker`), in

@@ -143,10 +143,12 @@ class RedPoint(CallStats):
 
 @dataclass(frozen=True, slots=True)
 class OperationStats(CallStats):
-    """One operation (span name and kind) of a service over a range."""
+    """One operation (span name and kind) of a service over a range; `since_s`: the first minute
+    (epoch s) in the range with spans of the service, any operation (see `covered_seconds`)."""
 
     name: str
     kind: str
+    since_s: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +165,29 @@ class DependencyLink(CallStats):
 
 @dataclass(frozen=True, slots=True)
 class Dependencies:
-    """The service graph of a time range: every service that sent spans (linked or not),
-    and the links between them and to the databases, queues and peers they call."""
+    """The service graph of a time range: every service that sent spans (linked or not), the
+    first minute (epoch s) of the range with its spans, and the links between them and to the
+    databases, queues and peers they call."""
 
     services: tuple[str, ...]
     links: tuple[DependencyLink, ...]
+    since_s: tuple[int, ...] = ()  # by service, in the order of `services`
+
+    def covered_seconds(self, start_ns: int, end_ns: int, now_ns: int, ends: Sequence[str]) -> float:
+        """Seconds of [start_ns, end_ns) that hold spans of all the services among `ends` (see
+        `covered_seconds`); the whole range when none of them is a service."""
+        since = dict(zip(self.services, self.since_s, strict=True))
+        firsts = [since[end] for end in ends if end in since]
+        return covered_seconds(start_ns, end_ns, now_ns, max(firsts) if firsts else None)
+
+
+def covered_seconds(start_ns: int, end_ns: int, now_ns: int, since_s: int | None) -> float:
+    """The seconds a rate over [start_ns, end_ns) is over: from the later of the range's first
+    minute and `since_s` (the first minute with spans of the service; None: no spans) to the
+    earlier of its end and now; at least one. A service deployed (or a demo started) five minutes
+    ago reads its calls/s on a 1-hour range, not a twelfth of them — to within the rollup's minute,
+    while the service is new. Per service, not per operation: a rare operation is not a new one."""
+    first = start_ns // 60_000_000_000 * 60
+    if since_s is not None:
+        first = max(first, since_s)
+    return max(1.0, min(end_ns, now_ns) / 1e9 - first)

@@ -16,7 +16,7 @@ from dash import dcc, html
 from tracehouse.dashboard.pages.traces import LOOKBACKS
 from tracehouse.query.client import QueryClient
 
-__all__ = ["covered_seconds", "first_minute", "page", "step_for", "window"]
+__all__ = ["page", "step_for", "window"]
 
 #: Steps of the charts in seconds: about 60 points whatever the range, never under a minute (the rollup's grain).
 _STEPS = ((3600, 60), (6 * 3600, 300), (24 * 3600, 1800), (7 * 86400, 3 * 3600))
@@ -32,35 +32,6 @@ def window(seconds: int, now: float) -> tuple[int, int]:
     return int((now - seconds) // 60 * 60), int(-(-now // 60) * 60)
 
 
-# A rate over a window is its calls over the seconds the window has data, not over the whole
-# lookback: a service deployed (or a demo started) five minutes ago reads its calls/s on the 1h
-# view, not a twelfth of them. Those seconds run from the first minute with a span of the service
-# (any kind) in the window — the rollup's grain, so a rate reads at most a minute's worth low
-# while the service is new — to now. Per service, not from the store's first minute: a service
-# added to a store with hours of other services' spans is new all the same. The service page
-# divides its operations' calls so; the map an edge's calls by the seconds of the later of its
-# services' first minutes (an edge's calls need both). A service with no spans in the window
-# (None) has the whole window.
-async def first_minute(client: QueryClient, service: str, start: int, end: int, step: int) -> int | None:
-    """Epoch s of the first minute in [start, end) (whole minutes) holding a span of `service`,
-    or None: a series of `step` (the charts') finds the step, a series of minutes within it the
-    minute. Calls in the window's first step mean the service was there all along (to within a
-    step, a 60th of the window), and need no second request."""
-    coarse = await client.red(service, _red_params(start, end, step, kind="all"))
-    busy = next((int(p["startTimeUnixNano"]) // 10**9 for p in coarse["points"] if p["calls"]), None)
-    if busy is None or busy <= start:
-        return None if busy is None else start
-    if step == 60:
-        return busy
-    fine = await client.red(service, _red_params(busy, min(busy + step, end), 60, kind="all"))
-    return next((int(p["startTimeUnixNano"]) // 10**9 for p in fine["points"] if p["calls"]), busy)
-
-
-def covered_seconds(start: int, first: int | None, now: float) -> float:
-    """Seconds of a window starting at `start` that hold data by `now`, from `first_minute`."""
-    return max(1.0, now - (start if first is None else max(start, first)))
-
-
 def _red_params(start: int, end: int, step: int, kind: str = "server") -> dict[str, str]:
     return {"start": str(start * 10**6), "end": str(end * 10**6), "step": f"{step}s", "spanKind": kind}
 
@@ -73,12 +44,11 @@ async def page(client: QueryClient, name: str, search: str) -> html.Div:
     start, end = window(seconds, now)
     step = step_for(seconds)
     # The charts start on a whole step: a first step cut by the window would read low.
-    red, operations, graph, breakers, first = await asyncio.gather(
+    red, operations, graph, breakers = await asyncio.gather(
         client.red(name, _red_params(start // step * step, end, step)),
         client.operation_stats(name, {"start": str(start * 10**6), "end": str(end * 10**6)}),
         client.dependencies({"start": str(start * 10**6), "end": str(end * 10**6)}),
         client.breakers(name, "1m"),
-        first_minute(client, name, start, end, step),
     )
     traces_href = "/?" + urlencode({"service": name, "lookback": lookback})
     header = html.Div(
@@ -98,7 +68,7 @@ async def page(client: QueryClient, name: str, search: str) -> html.Div:
             header,
             html.Div(_charts(red), style={"display": "grid", "gridTemplateColumns": "repeat(3, 1fr)", "gap": "1em"}),
             html.H3("Operations"),
-            _operations_table(operations, covered_seconds(start, first, now)),
+            _operations_table(operations),
             _neighbours(name, graph),
             _breakers(name, breakers),
         ]
@@ -145,13 +115,13 @@ def _charts(red: dict[str, Any]) -> list[dcc.Graph]:
 _OPERATION_COLUMNS = ("operation", "kind", "calls", "rate /s", "errors", "p50 ms", "p95 ms", "p99 ms")
 
 
-def _operations_table(operations: list[dict[str, Any]], seconds: float) -> html.Table:
-    """Each operation's calls, and its rate over the `seconds` the window holds data (not the API's
-    `rate`, over the whole window: see `first_minute`)."""
+def _operations_table(operations: list[dict[str, Any]]) -> html.Table:
+    """Each operation's calls and calls/s (over the seconds its service has sent spans in the window:
+    a service started five minutes ago reads its rate on the 1h view, not a twelfth of it)."""
 
     def row(op: dict[str, Any]) -> html.Tr:
         cells = [
-            op["name"], op["kind"], op["calls"], f"{op['calls'] / seconds:.3f}", f"{100 * op['errorRate']:.1f} %",
+            op["name"], op["kind"], op["calls"], f"{op['rate']:.3f}", f"{100 * op['errorRate']:.1f} %",
             *(f"{op[f'{q}Nano'] / 1e6:.2f}" for q in ("p50", "p95", "p99")),
         ]  # fmt: skip
         return html.Tr([html.Td(c) for c in cells])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
@@ -16,7 +15,7 @@ from dash import Dash, Input, Output, State, html
 from dash.exceptions import PreventUpdate
 
 from tracehouse.dashboard.empty import send_spans
-from tracehouse.dashboard.pages.service import covered_seconds, first_minute, step_for, window
+from tracehouse.dashboard.pages.service import window
 from tracehouse.dashboard.pages.traces import LOOKBACKS
 from tracehouse.query.client import QueryClient
 
@@ -40,16 +39,10 @@ def colour(error_rate: float) -> str:
     return "#e15759" if error_rate >= 0.05 else "#f28e2b" if error_rate > 0 else "#59a14f"
 
 
-def elements(
-    graph: dict[str, Any],
-    open_breakers: dict[str, int] | None = None,
-    seconds: float = 3600,
-    covered: Mapping[str, float] | None = None,
-) -> list[dict[str, Any]]:
+def elements(graph: dict[str, Any], open_breakers: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """Nodes sized by the calls into them and coloured by their error rate, with a badge (a red border
-    and "N open" in the label) when breakers of that service are open; edges labelled with their calls/s,
-    error % and p99. An edge's calls/s are over the seconds its window holds data: the fewer of its
-    services' `covered` seconds (by service node id; see `service.first_minute`), else `seconds`."""
+    and "N open" in the label) when breakers of that service are open; edges labelled with their calls/s
+    (the API's `rate`: over the seconds both services have sent spans in the window), error % and p99."""
     errors: dict[str, tuple[int, int]] = {}
     for edge in graph["edges"]:
         calls, failed = errors.get(edge["child"], (0, 0))
@@ -59,15 +52,11 @@ def elements(
         _node(node, *errors.get(node["id"], (0, 0)), busiest, (open_breakers or {}).get(node["id"], 0))
         for node in graph["nodes"]
     ]
-    edges = [{"data": _edge_data(e, graph["nodes"], _edge_seconds(e, seconds, covered or {}))} for e in graph["edges"]]
+    edges = [{"data": _edge_data(e, graph["nodes"])} for e in graph["edges"]]
     return nodes + edges
 
 
-def _edge_seconds(edge: dict[str, Any], seconds: float, covered: Mapping[str, float]) -> float:
-    return min((covered[end] for end in (edge["parent"], edge["child"]) if end in covered), default=seconds)
-
-
-def _edge_data(edge: dict[str, Any], nodes: list[dict[str, str]], seconds: float) -> dict[str, Any]:
+def _edge_data(edge: dict[str, Any], nodes: list[dict[str, str]]) -> dict[str, Any]:
     """An edge between node ids, with the names and kinds of its ends (a queue named like a service
     has an id of its own, ``orders (queue)``), which the traces of its calls are searched by."""
     by_id = {node["id"]: node for node in nodes}
@@ -82,16 +71,17 @@ def _edge_data(edge: dict[str, Any], nodes: list[dict[str, str]], seconds: float
     )
     return {"source": edge["parent"], "target": edge["child"], "sourceName": source, "sourceKind": source_kind,
             "targetName": target, "kind": kind, "colour": colour(edge["errorRate"]),
-            "label": _edge_label(edge, seconds), "calls": edge["calls"]}  # fmt: skip
+            "label": _edge_label(edge), "calls": edge["calls"]}  # fmt: skip
 
 
-def _edge_label(edge: dict[str, Any], seconds: float) -> str:
-    return f"{_rate(edge['calls'], seconds)}, {100 * edge['errorRate']:.1f}% err, p99 {human_ns(edge['p99Nano'])}"
+def _edge_label(edge: dict[str, Any]) -> str:
+    return f"{_rate(edge['calls'], edge['rate'])}, {100 * edge['errorRate']:.1f}% err, p99 {human_ns(edge['p99Nano'])}"
 
 
-def _rate(calls: int, seconds: float) -> str:
-    per_second = calls / max(1.0, seconds)
-    return f"{per_second:.3g} calls/s" if per_second >= 0.01 else f"{calls} calls/{max(1, round(seconds / 60))} min"
+def _rate(calls: int, per_second: float) -> str:
+    if per_second >= 0.01 or not calls:
+        return f"{per_second:.3g} calls/s"
+    return f"{calls} calls/{max(1, round(calls / per_second / 60))} min"
 
 
 def _node(node: dict[str, str], calls: int, failed: int, busiest: int, open_breakers: int) -> dict[str, Any]:
@@ -106,14 +96,10 @@ def _node(node: dict[str, str], calls: int, failed: int, busiest: int, open_brea
 async def page(client: QueryClient, search: str) -> html.Div:
     form = parse_qs(search.lstrip("?"))
     seconds = LOOKBACKS.get(form.get("lookback", ["1h"])[0], 3600)
-    now = time.time()
-    start, end = window(seconds, now)
+    start, _ = window(seconds, time.time())
     graph, breakers = await asyncio.gather(
         client.dependencies({"start": str(start * 10**6)}), client.breakers(None, "1m")
     )
-    services = {node["id"]: node["name"] for node in graph["nodes"] if node["kind"] == "service"}
-    firsts = await asyncio.gather(*(first_minute(client, s, start, end, step_for(seconds)) for s in services.values()))
-    covered = {node: covered_seconds(start, first, now) for node, first in zip(services, firsts, strict=True)}
     open_breakers: dict[str, int] = {}
     for breaker in breakers["breakers"]:
         if breaker["open"]:
@@ -125,7 +111,7 @@ async def page(client: QueryClient, search: str) -> html.Div:
             html.H2("Service map"),
             cyto.Cytoscape(
                 id="service-map",
-                elements=elements(graph, open_breakers, now - start, covered),
+                elements=elements(graph, open_breakers),
                 layout={"name": "breadthfirst", "directed": True, "spacingFactor": 1.3},
                 stylesheet=STYLESHEET,
                 style={"width": "100%", "height": "560px"},

@@ -135,3 +135,45 @@ def test_the_charts_end_on_the_running_minute_and_skip_minutes_without_calls(
         for series in find(layout, chart).figure.data:
             assert series.y[:empty] == (None,) * empty, chart  # a gap, not 0 ms or 0 %
             assert None not in series.y[empty:], chart
+
+
+def api(store: ClickHouseStore, path: str, params: dict[str, str]) -> tuple[dict[str, Any], int, int]:
+    """A query API answer, and the times (ns) before and after it."""
+
+    async def get() -> dict[str, Any]:
+        transport = httpx.ASGITransport(app=build_query_app(store, dict))
+        async with httpx.AsyncClient(transport=transport, base_url="http://tracehouse") as http:
+            answer = await http.get(path, params=params)
+            answer.raise_for_status()
+            return dict(answer.json())
+
+    before = time.time_ns()
+    return asyncio.run(get()), before, time.time_ns()
+
+
+def test_the_operations_api_rates_over_the_minutes_the_service_has_calls(
+    seeded: tuple[ClickHouseStore, int],
+) -> None:
+    store, now = seeded
+    hour_ago = str((now - 3600 * 10**9) // 1000)
+    found, before, after = api(store, "/api/v1/metrics/operations", {"service": "orders", "start": hour_ago})
+    (operation,) = found["operations"]
+    low, high = over(NEW_S * 2, (now - NEW_S * 10**9) // MINUTE_NS * MINUTE_NS, before, after)
+    assert low <= operation["rate"] <= high  # ~1.7/s, not 360 calls over the hour (0.1/s)
+    # A range that has ended: over its seconds since orders' first minute, now is not part of it.
+    first = (now - NEW_S * 10**9) // MINUTE_NS * MINUTE_NS
+    ended = {"service": "orders", "start": hour_ago, "end": str((first + 2 * MINUTE_NS) // 1000)}
+    found, _, _ = api(store, "/api/v1/metrics/operations", ended)
+    (operation,) = found["operations"]
+    assert operation["rate"] == pytest.approx(operation["calls"] / 120)
+
+
+def test_the_dependencies_api_rates_an_edge_over_the_minutes_both_services_have_calls(
+    seeded: tuple[ClickHouseStore, int],
+) -> None:
+    store, now = seeded
+    found, before, after = api(store, "/api/v1/dependencies", {"start": str((now - 3600 * 10**9) // 1000)})
+    rates = {(edge["parent"], edge["child"]): edge["rate"] for edge in found["edges"]}
+    low, high = over(NEW_S * 2, (now - NEW_S * 10**9) // MINUTE_NS * MINUTE_NS, before, after)
+    assert low <= rates[("gateway", "orders")] <= high
+    assert 0.09 < rates[("legacy", "billing")] <= 0.1  # older than the hour: its calls over the hour
