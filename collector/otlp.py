@@ -61,17 +61,21 @@ def decode_protobuf(body: bytes, window: TimeWindow = DEFAULT_WINDOW) -> OtlpDec
 
 
 def decode_json(body: bytes, window: TimeWindow = DEFAULT_WINDOW) -> OtlpDecoded:
-    """OTLP/JSON: lowerCamelCase names, hex ids, enums as ints, int64 as strings."""
+    """OTLP/JSON: lowerCamelCase names (the proto's own snake_case names too, as the protobuf JSON
+    mapping allows), hex ids, enums as ints or names, int64 as strings or numbers. Invalid UTF-8
+    is replaced (U+FFFD), as in protobuf bodies: one bad string costs no spans."""
     try:
         document = json.loads(body)
+    except UnicodeDecodeError:
+        document = _loads(body.decode(json.detect_encoding(body), "replace"))
     except (ValueError, RecursionError) as exc:
         raise MalformedPayload(f"body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise MalformedPayload("body must be a JSON object with a resourceSpans list")
     for span in _json_spans(document):
-        _hex_ids_to_base64(span, ("traceId", "spanId", "parentSpanId"))
+        _hex_ids_to_base64(span, _SPAN_IDS)
         for link in _as_list(span.get("links")):
-            _hex_ids_to_base64(link, ("traceId", "spanId"))
+            _hex_ids_to_base64(link, _LINK_IDS)
     try:
         request = _parse_dict(document)
     except MalformedPayload:
@@ -86,6 +90,13 @@ def decode_json(body: bytes, window: TimeWindow = DEFAULT_WINDOW) -> OtlpDecoded
             raise
         request = _parse_dict(repaired)
     return validate(request, window)
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedPayload(f"body is not valid JSON: {exc}") from None
 
 
 def _parse_dict(document: dict[str, Any]) -> ExportTraceServiceRequest:
@@ -125,7 +136,7 @@ def validate(request: Any, window: TimeWindow, body: bytes | None = None) -> Otl
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             spans += check.drop_invalid(scope_spans.spans, rejected)
-    if rejected or body is None:
+    if rejected or body is None or check.changed:
         body = request.SerializeToString()
     decoded = OtlpDecoded(OtlpPayload.frame(body, spans), len(rejected))
     decoded.reasons = list(dict.fromkeys(rejected))[:5]
@@ -172,6 +183,7 @@ class _Check:
     def __init__(self, window: TimeWindow) -> None:
         self.window = window
         self.bounds = window.bounds()
+        self.changed = False  # a span was mended (an all-zero parent id made empty)
 
     def drop_invalid(self, spans: Any, rejected: list[str]) -> int:
         """Remove the invalid spans of a repeated field, recording why; returns how many stay."""
@@ -191,8 +203,11 @@ class _Check:
             return f"span {_name(span)!r}: trace_id must be 16 bytes, not all zero"
         if len(span_id) != 8 or span_id == _ZERO_SPAN:
             return f"span {_name(span)!r}: span_id must be 8 bytes, not all zero"
-        if parent and len(parent) != 8:
-            return f"span {_name(span)!r}: parent_span_id must be empty or 8 bytes"
+        if parent and (len(parent) != 8 or parent == _ZERO_SPAN):
+            if parent != _ZERO_SPAN:
+                return f"span {_name(span)!r}: parent_span_id must be empty or 8 bytes"
+            span.parent_span_id = b""  # a root, as the OTel Collector reads an all-zero id
+            self.changed = True
         earliest, latest = self.bounds
         start = span.start_time_unix_nano
         if not earliest <= start <= latest:
@@ -200,6 +215,11 @@ class _Check:
         events = span.events
         if span.end_time_unix_nano > latest or (events and any(e.time_unix_nano > latest for e in events)):
             return f"span {_name(span)!r} ends or has an event more than {self.window.max_ahead / 3600:g} hours ahead"
+        links = span.links
+        if links:
+            for i, link in enumerate(links):
+                if len(link.trace_id) != 16 or len(link.span_id) != 8:
+                    return f"span {_name(span)!r}: link {i} must have a 16-byte trace_id and an 8-byte span_id"
         return None
 
 
@@ -209,27 +229,48 @@ def _name(span: Any) -> str:
 
 
 def _json_spans(document: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    for resource_spans in _as_list(document.get("resourceSpans")):
-        for scope_spans in _as_list(_get(resource_spans, "scopeSpans")):
-            yield from _as_list(_get(scope_spans, "spans"))
+    """Every span of the document. Spans sent in the names OTLP used before opentelemetry-proto
+    0.15 (2022: `instrumentationLibrarySpans`, `instrumentationLibrary`) are moved to `scopeSpans`
+    and `scope` on the way, not dropped as unknown fields."""
+    for resource_spans in _as_list(_get(document, "resourceSpans", "resource_spans")):
+        legacy = resource_spans.pop("instrumentationLibrarySpans", None)
+        if _get(resource_spans, "scopeSpans", "scope_spans") is None and isinstance(legacy, list):
+            resource_spans["scopeSpans"] = [_scope_spans(old) for old in legacy if isinstance(old, dict)]
+        for scope_spans in _as_list(_get(resource_spans, "scopeSpans", "scope_spans")):
+            yield from _as_list(_get(scope_spans, "spans", "spans"))
 
 
-def _get(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, dict) else None
+def _scope_spans(legacy: dict[str, Any]) -> dict[str, Any]:
+    scope_spans = {key: value for key, value in legacy.items() if key != "instrumentationLibrary"}
+    if "instrumentationLibrary" in legacy:
+        scope_spans["scope"] = legacy["instrumentationLibrary"]
+    return scope_spans
+
+
+def _get(obj: dict[str, Any], name: str, proto_name: str) -> Any:
+    """A field by its JSON name, else by its proto name (the protobuf JSON mapping accepts both)."""
+    value = obj.get(name)
+    return obj.get(proto_name) if value is None else value
+
+
+#: (JSON name, proto name) of the ids, which OTLP/JSON writes in hex.
+_SPAN_IDS = (("traceId", "trace_id"), ("spanId", "span_id"), ("parentSpanId", "parent_span_id"))
+_LINK_IDS = _SPAN_IDS[:2]
 
 
 def _as_list(value: Any) -> list[Any]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def _hex_ids_to_base64(obj: dict[str, Any], keys: tuple[str, ...]) -> None:
+def _hex_ids_to_base64(obj: dict[str, Any], keys: tuple[tuple[str, str], ...]) -> None:
     """OTLP/JSON ids are hex; the protobuf JSON mapping wants base64. A malformed id
     becomes a wrong-length id, so the span is rejected on its own, not the request."""
-    for key in keys:
-        text = obj.get(key)
-        if isinstance(text, str) and text:
-            try:
-                raw = bytes.fromhex(text)
-            except ValueError:
-                raw = b"\xff"
-            obj[key] = base64.b64encode(raw).decode("ascii")
+    for names in keys:
+        for key in names:
+            text = obj.get(key)
+            if isinstance(text, str) and text:
+                try:
+                    raw = bytes.fromhex(text)
+                except ValueError:
+                    raw = b"\xff"
+                obj[key] = base64.b64encode(raw).decode("ascii")

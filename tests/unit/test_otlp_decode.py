@@ -171,3 +171,68 @@ def test_spans_ending_far_ahead_are_rejected() -> None:
     decoded = decode_protobuf(request.SerializeToString())
     assert (decoded.payload.spans, decoded.rejected) == (0, 2)
     assert "ends or has an event more than 24 hours ahead" in decoded.response().partial_success.error_message
+
+
+def test_json_with_invalid_utf8_keeps_its_spans_with_the_bytes_replaced() -> None:
+    request = encode_spans(sdk_spans())
+    request.resource_spans[0].scope_spans[0].spans[0].name = "GET /cart-MARK"
+    body = otlp_json(request).replace(b"-MARK", b"-\xff\xfe")
+    decoded = decode_json(body)
+    assert (decoded.payload.spans, decoded.rejected) == (2, 0)
+    assert parse(decoded.payload).resource_spans[0].scope_spans[0].spans[0].name == "GET /cart-\ufffd\ufffd"
+
+
+def test_json_in_the_protos_own_field_names_decodes_like_protobuf() -> None:
+    """The protobuf JSON mapping lets a parser take `trace_id` for `traceId`; ids stay hex."""
+    request = encode_spans(sdk_spans())
+    document = json.loads(otlp_json(request))
+    renames = {
+        "resourceSpans": "resource_spans", "scopeSpans": "scope_spans", "traceId": "trace_id", "spanId": "span_id",
+        "parentSpanId": "parent_span_id", "startTimeUnixNano": "start_time_unix_nano",
+    }  # fmt: skip
+
+    def snake(node: object) -> object:
+        if isinstance(node, dict):
+            return {renames.get(key, key): snake(value) for key, value in node.items()}
+        return [snake(value) for value in node] if isinstance(node, list) else node
+
+    decoded = decode_json(json.dumps(snake(document)).encode())
+    assert (decoded.payload.spans, decoded.rejected) == (2, 0)
+    assert parse(decoded.payload) == request
+
+
+def test_json_in_the_names_before_scopes_decodes_like_protobuf() -> None:
+    """`instrumentationLibrarySpans` (OTLP before opentelemetry-proto 0.15) is not dropped unread."""
+    request = encode_spans(sdk_spans())
+    document = json.loads(otlp_json(request))
+    for resource_spans in document["resourceSpans"]:
+        resource_spans["instrumentationLibrarySpans"] = [
+            {**{k: v for k, v in scope.items() if k != "scope"}, "instrumentationLibrary": scope["scope"]}
+            for scope in resource_spans.pop("scopeSpans")
+        ]
+    decoded = decode_json(json.dumps(document).encode())
+    assert (decoded.payload.spans, decoded.rejected) == (2, 0)
+    assert parse(decoded.payload) == request
+
+
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
+def test_an_all_zero_parent_id_makes_a_root(encoding: str) -> None:
+    request = encode_spans(sdk_spans())
+    assert request.resource_spans[0].scope_spans[0].spans[0].parent_span_id  # the child
+    request.resource_spans[0].scope_spans[0].spans[0].parent_span_id = bytes(8)
+    body = request.SerializeToString() if encoding == "protobuf" else otlp_json(request)
+    decoded = (decode_protobuf if encoding == "protobuf" else decode_json)(body)
+    assert (decoded.payload.spans, decoded.rejected) == (2, 0)
+    assert parse(decoded.payload).resource_spans[0].scope_spans[0].spans[0].parent_span_id == b""
+
+
+@pytest.mark.parametrize(("trace_id", "span_id"), [(b"\x01" * 15, b"\x01" * 8), (b"\x01" * 16, b"\x01\x02")])
+def test_a_span_with_a_malformed_link_is_rejected_alone(trace_id: bytes, span_id: bytes) -> None:
+    request = encode_spans(sdk_spans())
+    (child,) = [span for span in request.resource_spans[0].scope_spans[0].spans if span.links]
+    child.links[0].trace_id, child.links[0].span_id = trace_id, span_id
+    decoded = decode_protobuf(request.SerializeToString())
+    assert (decoded.payload.spans, decoded.rejected) == (1, 1)
+    assert (
+        "link 0 must have a 16-byte trace_id and an 8-byte span_id" in decoded.response().partial_success.error_message
+    )
