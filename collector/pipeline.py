@@ -233,7 +233,7 @@ class Pipeline:
                 for item, piece_error in zip(group, errors, strict=True):
                     _settle([item], piece_error)
             else:
-                _settle(group, error)
+                _settle(group, await self._store_repaired(batch, error))
 
     async def _log(self, batch: Batch) -> Path | Overloaded | None:
         """Write `batch` to the write-ahead log: its path; `Overloaded` when the spool is full
@@ -288,12 +288,7 @@ class Pipeline:
         in the spool (`set_aside`) or answered `RejectedByStore`. The error for each piece."""
         errors: list[Exception | None] = []
         for piece in pieces:
-            error = await self._store_or_spool(piece)
-            if isinstance(error, RejectedByStore):
-                fixed = repaired(piece)
-                if fixed is not None:
-                    log.warning("storing %d spans without the fields of unexpected wire type", len(piece))
-                    error = await self._store_or_spool(fixed)
+            error = await self._store_repaired(piece, await self._store_or_spool(piece))
             if isinstance(error, RejectedByStore) and set_aside and self._spool is not None:
                 if piece.token not in self._set_aside:
                     log.error("%d acknowledged spans refused as data, set aside in the spool: %s", len(piece), error)
@@ -305,6 +300,16 @@ class Pipeline:
                 error = None
             errors.append(error)
         return errors
+
+    async def _store_repaired(self, piece: Batch, error: Exception | None) -> Exception | None:
+        """After the store refused a one-request `piece` as data (`error`): the piece stored without
+        the fields the parser did not know (`repaired`), when it has such fields; the error to answer."""
+        if isinstance(error, RejectedByStore):
+            fixed = repaired(piece)
+            if fixed is not None:
+                log.warning("storing %d spans without the fields of unexpected wire type", len(piece))
+                return await self._store_or_spool(fixed)
+        return error
 
     async def _store_or_spool(self, batch: Batch) -> Exception | None:
         """Make `batch` durable; the error to answer with, or None."""

@@ -308,6 +308,15 @@ def _code(exc: Exception) -> int:
     return int(match[1]) if match else -1
 
 
+_IN_FILE = re.compile(r" ?\(in file/uri [^)]*\)")
+
+
+def _reason(exc: Exception) -> str:
+    """The engine's reason for refusing data, told to the sender: its first line, without the
+    path of the temporary file the embedded engine read the data from (nor the stack trace)."""
+    return _IN_FILE.sub("", str(exc).strip().split("\n", 1)[0])[:500]
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).split("DB::Exception: ", 1)[-1]
     return text.split("\n", 1)[0][:300]
@@ -338,7 +347,7 @@ def insert_error(exc: ClickHouseError, what: str) -> StorageError:
     `StoreUnavailable` (connection lost ...)."""
     match = _CODE.search(str(exc))
     if isinstance(exc, DatabaseError) and match and int(match[1]) not in _TRANSIENT_CODES:
-        return StoreRejected(f"{what}: {exc}")
+        return StoreRejected(f"{what}: {_reason(exc)}")
     if match and int(match[1]) in _BUSY_CODES:
         return StoreBusy(f"{what}: {exc}")
     return StoreUnavailable(f"{what}: {exc}")

@@ -275,6 +275,20 @@ def test_a_request_with_a_field_the_store_refuses_is_stored_without_it(
     assert not list((tmp_path / "spool").glob("*.rejected"))
 
 
+def test_a_lone_request_with_a_field_the_store_refuses_is_stored_without_it(
+    store: ClickHouseStore, tmp_path: Path
+) -> None:
+    """Alone, with no insert running (so answered after its insert, not logged ahead), a poisoned
+    request is stored without that field as well: its good spans are not answered 400."""
+    spool = Spool(tmp_path / "spool", max_bytes=100_000_000)
+    pipeline = Pipeline(store, CollectorConfig(flush_interval=0.05), spool)
+    poison = decode_protobuf(poisoned_request()).payload
+
+    assert asyncio.run(submit_all(pipeline, [poison])) == ["NoneType"]
+    assert int(store.client().command("SELECT count() FROM otel_traces")) == poison.spans == 1
+    assert len(spool) == 0
+
+
 def test_data_the_store_refuses_is_answered_400_when_answers_wait_for_the_insert(
     store: ClickHouseStore, tmp_path: Path
 ) -> None:

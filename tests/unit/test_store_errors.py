@@ -27,3 +27,18 @@ def test_insert_errors_say_whether_to_retry_now_later_or_never(message: str, kin
 
 def test_a_lost_connection_is_unavailable_not_busy() -> None:
     assert type(insert_error(OperationalError("connection refused"), "insert")) is StoreUnavailable
+
+
+def test_data_refused_is_told_in_one_line_without_the_engines_paths() -> None:
+    """The sender is answered with the reason; the temporary file the embedded engine read from
+    and the stack trace are the server's business."""
+    message = (
+        "Code: 444. DB::Exception: Protobuf messages are corrupted (in file/uri /tmp/tmpab12.raw): "
+        "While executing ProtobufRowInputFormat. (CANNOT_PARSE_PROTOBUF_SCHEMA)\nStack trace:\n0. DB::Exception"
+    )
+    error = insert_error(DatabaseError(message), "insert of 2 OTLP spans failed")
+    assert type(error) is StoreRejected
+    assert str(error) == (
+        "insert of 2 OTLP spans failed: Code: 444. DB::Exception: Protobuf messages are corrupted: "
+        "While executing ProtobufRowInputFormat. (CANNOT_PARSE_PROTOBUF_SCHEMA)"
+    )
