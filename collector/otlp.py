@@ -24,6 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from tracehouse.collector.caps import mark_if_cut
 from tracehouse.collector.errors import MalformedPayload
 from tracehouse.collector.lenient import LenientExportTraceServiceRequest
 from tracehouse.collector.window import DEFAULT_WINDOW, TimeWindow
@@ -134,6 +135,8 @@ def validate(request: Any, window: TimeWindow, body: bytes | None = None) -> Otl
     spans = 0
     check = _Check(window)
     for resource_spans in request.resource_spans:
+        if mark_if_cut(resource_spans.resource.attributes, first="service.name"):
+            check.changed = True
         for scope_spans in resource_spans.scope_spans:
             spans += check.drop_invalid(scope_spans.spans, rejected)
     if rejected or body is None or check.changed:
@@ -183,7 +186,7 @@ class _Check:
     def __init__(self, window: TimeWindow) -> None:
         self.window = window
         self.bounds = window.bounds()
-        self.changed = False  # a span was mended (an all-zero parent id made empty)
+        self.changed = False  # the request was mended: an all-zero parent id made empty, a map marked cut
 
     def drop_invalid(self, spans: Any, rejected: list[str]) -> int:
         """Remove the invalid spans of a repeated field, recording why; returns how many stay."""
@@ -220,6 +223,10 @@ class _Check:
             for i, link in enumerate(links):
                 if len(link.trace_id) != 16 or len(link.span_id) != 8:
                     return f"span {_name(span)!r}: link {i} must have a 16-byte trace_id and an 8-byte span_id"
+        if events or links:  # the view cuts their attributes without marking them
+            for item in (*events, *links):
+                if mark_if_cut(item.attributes):
+                    self.changed = True
         return None
 
 

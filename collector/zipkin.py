@@ -16,6 +16,7 @@ from typing import NamedTuple, TypeVar
 from google.protobuf.message import DecodeError
 
 from tracehouse.collector import _zipkin_pb2 as pb
+from tracehouse.collector.caps import capped
 from tracehouse.collector.decoded import Decoded
 from tracehouse.collector.errors import MalformedPayload
 from tracehouse.storage import Attributes, SpanBatch
@@ -214,7 +215,7 @@ def _attributes(span: _Span) -> Attributes:
         attributes["zipkin.shared"] = "true"
     if span.debug:
         attributes["zipkin.debug"] = "true"
-    return attributes
+    return capped(attributes)  # as OTLP spans' attributes, marked when cut
 
 
 def _port_text(endpoint: _Endpoint) -> str:

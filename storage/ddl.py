@@ -154,7 +154,7 @@ _ENGINE = re.compile(r"\bENGINE = (\w+)(\(([^()]*)\))?")
 _CREATE_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+)\s+TO (\w+)\s+AS\s", re.S)
 _FROM = re.compile(r"\bFROM (\w+)\b")
 _JOINED = re.compile(r"(?<!ARRAY )\bJOIN (\w+)\b")  # ARRAY JOIN unnests columns: no table
-_CREATE_FUNCTION = re.compile(r"^CREATE FUNCTION IF NOT EXISTS (\w+) AS ")
+_CREATE_FUNCTION = re.compile(r"^CREATE (FUNCTION IF NOT EXISTS|OR REPLACE FUNCTION) (\w+) AS ")
 _ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+) ")
 _MODIFY_QUERY = re.compile(r"^ALTER TABLE (\w+) MODIFY QUERY\s+", re.S)
 _DROP = re.compile(r"^DROP (VIEW|TABLE) IF EXISTS (\w+)$")
@@ -169,7 +169,7 @@ def cluster_statement(statement: str, target: Target) -> list[str]:
         return [_view(match[1], match[2], statement[match.end() :], target)]
     if match := _CREATE_FUNCTION.match(statement):
         # Functions belong to no database; ON CLUSTER creates one on every node.
-        return [f"CREATE FUNCTION IF NOT EXISTS {match[1]}{target.on_cluster} AS {statement[match.end() :]}"]
+        return [f"CREATE {match[1]} {match[2]}{target.on_cluster} AS {statement[match.end() :]}"]
     if match := _MODIFY_QUERY.match(statement):
         # A view's new query: on every node, reading and writing as its CREATE does.
         select, _ = _view_select(match[1], statement[match.end() :], target)

@@ -184,3 +184,44 @@ def test_string_attributes_are_stored_the_same_on_either_side_of_the_caps(store:
     store.write_otlp(decode_protobuf(request.SerializeToString()).payload)
     stored = {span.name: span.attributes for span in store.get_trace(trace_id.hex())}
     assert stored == {name: expected for name, (_, expected) in cases.items()}
+
+
+def test_every_cut_map_records_it_and_the_service_name_survives_the_cap(store: ClickHouseStore) -> None:
+    """Resource, event and link attributes are capped as the span's are, with the same mark (first,
+    among the 1,024 kept); a service.name past the resource's 1,024th attribute still names the
+    service; a value's cut is measured in characters, as the cap is."""
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    for i in range(1100):
+        resource_spans.resource.attributes.append(KeyValue(key=f"r{i}", value=AnyValue(string_value="v")))
+    resource_spans.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="last")))
+    span = resource_spans.scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = os.urandom(16), os.urandom(8), "capped"
+    span.start_time_unix_nano = span.end_time_unix_nano = time.time_ns()
+    many = [KeyValue(key=f"e{i}", value=AnyValue(string_value="v")) for i in range(2000)]
+    span.events.add(time_unix_nano=span.start_time_unix_nano, name="many", attributes=many)
+    link = span.links.add(trace_id=os.urandom(16), span_id=os.urandom(8))
+    link.attributes.append(KeyValue(key="long", value=AnyValue(string_value="x" * 70_000)))
+    span.attributes.append(KeyValue(key="wide", value=AnyValue(string_value="é" * 40_000)))  # 80 KB, 40k chars
+    span.attributes.append(KeyValue(key="n", value=AnyValue(int_value=1)))  # not all strings: the full path
+    store.write_otlp(decode_protobuf(request.SerializeToString()).payload)
+
+    (stored,) = store.get_trace(span.trace_id.hex())
+    assert stored.service_name == "last"
+    assert len(stored.resource_attributes) == 1024
+    assert stored.resource_attributes["tracehouse.truncated"] == "true"
+    assert len(stored.events[0].attributes) == 1024
+    assert stored.events[0].attributes["tracehouse.truncated"] == "true"
+    assert stored.links[0].attributes == {"long": "x" * 65536, "tracehouse.truncated": "true"}
+    assert stored.attributes == {"wide": "é" * 40_000, "n": "1"}
+
+
+def test_a_value_long_in_bytes_but_within_the_cap_in_characters_is_not_marked(store: ClickHouseStore) -> None:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = os.urandom(16), os.urandom(8), "wide"
+    span.start_time_unix_nano = span.end_time_unix_nano = time.time_ns()
+    span.attributes.append(KeyValue(key="wide", value=AnyValue(string_value="é" * 40_000)))
+    store.write_otlp(decode_protobuf(request.SerializeToString()).payload)
+    (stored,) = store.get_trace(span.trace_id.hex())
+    assert stored.attributes == {"wide": "é" * 40_000}

@@ -14,6 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -236,3 +237,16 @@ def test_a_span_with_a_malformed_link_is_rejected_alone(trace_id: bytes, span_id
     assert (
         "link 0 must have a 16-byte trace_id and an 8-byte span_id" in decoded.response().partial_success.error_message
     )
+
+
+@pytest.mark.parametrize("encoding", ["protobuf", "json"])
+def test_a_resource_the_store_will_cut_is_marked_first_with_its_service_name(encoding: str) -> None:
+    request = encode_spans(sdk_spans())
+    attributes = request.resource_spans[0].resource.attributes
+    attributes.extend(KeyValue(key=f"r{i}", value=AnyValue(string_value="v")) for i in range(1100))
+    attributes.append(attributes.pop(next(i for i, kv in enumerate(attributes) if kv.key == "service.name")))
+    body = request.SerializeToString() if encoding == "protobuf" else otlp_json(request)
+    decoded = (decode_protobuf if encoding == "protobuf" else decode_json)(body)
+    kept = parse(decoded.payload).resource_spans[0].resource.attributes
+    assert [kv.key for kv in kept[:2]] == ["tracehouse.truncated", "service.name"]
+    assert len(kept) == len(attributes) + 1

@@ -78,10 +78,11 @@ def test_every_cluster_statement_is_idempotent_and_on_the_cluster() -> None:
             # A copy runs once, on one node, and skips the rows an earlier run copied.
             assert "GLOBAL NOT IN (SELECT" in statement, statement
             continue
-        # MATERIALIZE, MODIFY SETTING and MODIFY QUERY end in the same state however often they run.
-        assert re.search(r" IF (NOT )?EXISTS | (MATERIALIZE PROJECTION|MODIFY SETTING|MODIFY QUERY)", first), first
-        assert " ON CLUSTER tracehouse" in statement.split("(")[0].split("\n")[0] or statement.startswith(
-            "CREATE FUNCTION"
+        # MATERIALIZE, MODIFY SETTING, MODIFY QUERY and OR REPLACE end in the same state however often they run.
+        pattern = r" IF (NOT )?EXISTS | (MATERIALIZE PROJECTION|MODIFY SETTING|MODIFY QUERY)|^CREATE OR REPLACE "
+        assert re.search(pattern, first), first
+        assert " ON CLUSTER tracehouse" in statement.split("(")[0].split("\n")[0] or re.match(
+            r"CREATE (OR REPLACE )?FUNCTION", statement
         )
 
 
@@ -176,8 +177,10 @@ def test_alters_change_the_tables_that_hold_the_rows() -> None:
     altered = {m[1] for m in forms if m}
     # sharded: their local tables; a view's query: the view on every node
     assert altered == {"otel_traces_local", "tracehouse_traces_local", "otel_traces_otlp_mv"}
-    (query,) = [s for s in alters if " MODIFY QUERY" in s]
-    assert "\nFROM tracehouse.otel_traces_otlp\n" in query  # the per-node entry table, as its CREATE reads
+    queries = [s for s in alters if " MODIFY QUERY" in s]
+    assert queries
+    for query in queries:
+        assert "\nFROM tracehouse.otel_traces_otlp\n" in query  # the per-node entry table, as its CREATE reads
 
 
 def test_a_dropped_table_goes_with_its_local_tables_and_a_copy_reads_and_writes_through_distributed_tables() -> None:

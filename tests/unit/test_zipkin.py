@@ -369,6 +369,24 @@ def test_invalid_utf8_is_replaced_not_refused() -> None:
     assert one_row(decode_zipkin_json(payload).batch)["SpanName"] == "caf\ufffd \ufffd"
 
 
+@pytest.mark.parametrize(
+    ("tags", "kept"),
+    [
+        ({f"t{i}": "v" for i in range(2000)}, {f"t{i}": "v" for i in range(1024)}),
+        ({"big": "x" * 100_000, "k" * 300: "v"}, {"big": "x" * 65_536, "k" * 256: "v"}),
+    ],
+    ids=["2000 tags", "long value and key"],
+)
+def test_tags_are_capped_like_otlp_attributes_with_the_cut_recorded(tags: dict[str, str], kept: dict[str, str]) -> None:
+    attributes = one_row(decode_zipkin_json(body(span(tags=tags))).batch)["SpanAttributes"]
+    assert attributes == {**kept, "tracehouse.truncated": "true"}
+
+
+def test_tags_within_the_caps_are_kept_as_sent() -> None:
+    tags = {f"t{i}": "é" * 65_536 for i in range(3)}  # 128 KiB as UTF-8, 65,536 characters: within
+    assert one_row(decode_zipkin_json(body(span(tags=tags))).batch)["SpanAttributes"] == tags
+
+
 def test_byte_order_mark_and_empty_list() -> None:
     assert len(decode_zipkin_json(b"\xef\xbb\xbf" + body(span())).batch) == 1
     decoded = decode_zipkin_json(b"[]")

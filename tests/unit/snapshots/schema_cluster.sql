@@ -1,4 +1,4 @@
--- Tracehouse schema version 17 for cluster tracehouse, database tracehouse.
+-- Tracehouse schema version 18 for cluster tracehouse, database tracehouse.
 -- Written by `tracehouse schema print`; every statement is idempotent.
 
 -- database and schema version table
@@ -490,3 +490,12 @@ INSERT INTO tracehouse.tracehouse_schema_migrations (Version, Name) VALUES (16, 
 ALTER TABLE tracehouse.otel_traces_local ON CLUSTER tracehouse MODIFY SETTING min_rows_for_wide_part = 100000;
 
 INSERT INTO tracehouse.tracehouse_schema_migrations (Version, Name) VALUES (17, 'compact_inserted_parts');
+
+
+-- 0018_truncation_recorded_everywhere
+CREATE OR REPLACE FUNCTION tracehouse_otlp_truncated ON CLUSTER tracehouse AS (kvs) -> length(kvs) > 1024 OR arrayExists(
+    kv -> lengthUTF8(tupleElement(kv, 'key')) > 256
+        OR lengthUTF8(tupleElement(tupleElement(kv, 'value'), 'string_value')) > 65536
+        OR length(tupleElement(tupleElement(kv, 'value'), 'bytes_value')) > 49152, kvs);
+
+INSERT INTO tracehouse.tracehouse_schema_migrations (Version, Name) VALUES (18, 'truncation_recorded_everywhere');
