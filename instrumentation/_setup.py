@@ -8,6 +8,7 @@ fails is logged and the service runs untraced; log correlation that fails is log
 from __future__ import annotations
 
 import logging
+import multiprocessing.util
 import os
 import socket
 import threading
@@ -27,16 +28,16 @@ from opentelemetry.sdk.resources import (
 )
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, TraceIdRatioBased
 
 from tracehouse.instrumentation import config as names
 from tracehouse.instrumentation._drops import ReportingExporter, count_queue_drops
-from tracehouse.instrumentation._exit import flush_on_sigterm
+from tracehouse.instrumentation._exit import FLUSH_SECONDS, flush_on_sigterm
 from tracehouse.instrumentation._handle import TracingHandle
 from tracehouse.instrumentation.config import InstrumentationConfig
 from tracehouse.instrumentation.log_correlation import correlate_logs
 from tracehouse.instrumentation.propagation import build_propagator
-from tracehouse.instrumentation.sampling import RateLimitingSampler
+from tracehouse.instrumentation.sampling import CallerBased, RateLimitingSampler
 
 __all__ = [
     "ROOT_SAMPLERS",
@@ -94,11 +95,12 @@ ROOT_SAMPLERS: Mapping[str, Callable[[InstrumentationConfig], Sampler]] = {
 
 
 def build_sampler(config: InstrumentationConfig) -> Sampler:
-    """Follow the caller's decision when there is one, else ask the root sampler ``config.sampler``;
+    """Follow the caller's decision when there is one (B3's "deny" without ids too), else ask the root
+    sampler ``config.sampler`` (also when a B3 caller deferred to us);
     without ``config.sampler_parent_based`` (OTel's ``always_on``, ``always_off``, ``traceidratio``)
     the root sampler decides every span."""
     root = ROOT_SAMPLERS[config.sampler](config)
-    return ParentBased(root) if config.sampler_parent_based else root
+    return CallerBased(root) if config.sampler_parent_based else root
 
 
 def build_exporter(config: InstrumentationConfig) -> SpanExporter:
@@ -118,6 +120,7 @@ def build_provider(config: InstrumentationConfig, exporter: SpanExporter | None 
         provider.add_span_processor(_auto_breakers(config.auto_breakers == "enforce"))
     if not config.service_instance_id:
         _renew_instance_after_fork(provider, config)
+    _flush_at_multiprocessing_exit(provider)
     return provider
 
 
@@ -147,6 +150,29 @@ def _renew_instance_after_fork(provider: TracerProvider, config: Instrumentation
 
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=after_in_child)
+
+
+def _flush_at_multiprocessing_exit(provider: TracerProvider) -> None:
+    """Make each child forked by ``multiprocessing`` (``Process``, ``Pool`` workers) flush its spans
+    when it ends: it leaves through ``os._exit``, which runs no ``atexit`` hook, only multiprocessing's
+    own finalizers. Those are cleared in the child before ``register_after_fork`` callbacks run, so
+    the finalizer is registered from one, in each child (a weak reference: it does not keep
+    ``provider`` alive)."""
+    multiprocessing.util.register_after_fork(provider, _finalize_in_child)
+
+
+def _finalize_in_child(provider: TracerProvider) -> None:
+    # Priority 0: run by the child's first pass over finalizers, before it joins its own children.
+    multiprocessing.util.Finalize(provider, _flush, args=(weakref.ref(provider),), exitpriority=0)
+
+
+def _flush(ref: weakref.ref[TracerProvider]) -> None:
+    provider = ref()
+    if provider is not None:
+        try:
+            provider.force_flush(int(FLUSH_SECONDS * 1000))
+        except Exception:
+            _log.exception("tracehouse: flushing spans at process exit failed")
 
 
 def build(config: InstrumentationConfig, exporter: SpanExporter | None = None) -> TracingHandle:

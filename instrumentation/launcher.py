@@ -10,8 +10,11 @@ read installed package metadata and print which instrumentations apply).
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import re
 import shutil
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from importlib.util import find_spec
@@ -47,6 +50,14 @@ _FLAG_ENV = {
 }
 
 _BOOT_PACKAGE = "opentelemetry.instrumentation.auto_instrumentation"
+
+# A command run by a Python interpreter named so (python, python3, python3.11) is checked for OpenTelemetry.
+_PYTHON = re.compile(r"python[0-9.]*")
+# What the child's sitecustomize imports; exit status 1 when this interpreter cannot.
+_CAN_BOOT = (
+    "import importlib.util as u, sys; "
+    "sys.exit(any(u.find_spec(m) is None for m in ('opentelemetry.instrumentation', 'tracehouse.instrumentation')))"
+)
 
 # Picks our entry points even when other distros or configurators are installed.
 _SELECTORS = {"OTEL_PYTHON_DISTRO": "tracehouse", "OTEL_PYTHON_CONFIGURATOR": "tracehouse"}
@@ -85,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--propagators",
         metavar="LIST",
-        help=f"comma-separated propagators: tracecontext, baggage, b3, b3multi, none ... "
-        f"(default {','.join(DEFAULT_PROPAGATORS)})",
+        help=f"comma-separated propagators injected on outgoing calls: tracecontext, baggage, b3, b3multi, none ... "
+        f"(default {','.join(DEFAULT_PROPAGATORS)}); W3C, B3 and baggage are read whatever the choice, "
+        "none reads nothing",
     )
     parser.add_argument(
         "--log-correlation",
@@ -184,12 +196,43 @@ def _command(remainder: Sequence[str]) -> list[str]:
 
 
 def _exec(command: Sequence[str], env: Mapping[str, str]) -> int:
-    executable = shutil.which(command[0], path=env.get("PATH", os.defpath))
+    """Exec as a shell would: a name with a slash is a path, anything else is looked up on ``PATH``;
+    126 for a file that cannot be run, 127 for none, with the shell's reason."""
+    executable = command[0] if os.sep in command[0] else shutil.which(command[0], path=env.get("PATH", os.defpath))
     if executable is None:
         print(f"{PROG}: command not found: {command[0]}", file=sys.stderr)
         return EXIT_NOT_FOUND
+    _warn_if_untraced(executable, env)
     try:
         os.execve(executable, [executable, *command[1:]], env)  # noqa: S606 - exec without a shell is the point
     except OSError as exc:
-        print(f"{PROG}: cannot run {executable}: {exc.strerror}", file=sys.stderr)
-        return EXIT_NOT_EXECUTABLE
+        reason = "Is a directory" if os.path.isdir(executable) else exc.strerror
+        print(f"{PROG}: {command[0]}: {reason}", file=sys.stderr)
+        return EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE
+
+
+def _warn_if_untraced(executable: str, env: Mapping[str, str]) -> None:
+    """Warn in one line when the command is a Python interpreter other than ours that cannot import
+    OpenTelemetry and Tracehouse: its sitecustomize would fail and the program run untraced.
+
+    One of ours (same directory) is not checked; another costs one short interpreter start."""
+    if not _PYTHON.fullmatch(Path(executable).name):
+        return
+    if Path(executable).absolute().parent == Path(sys.executable).absolute().parent:
+        return
+    boot = auto_instrumentation_dir()
+    # Without the boot directory: the check must not start tracing.
+    path = os.pathsep.join(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != boot)
+    try:
+        check = subprocess.run(
+            [executable, "-c", _CAN_BOOT], env={**env, "PYTHONPATH": path}, capture_output=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    if check.returncode != 0:
+        print(
+            f"{PROG}: warning: {executable} cannot import opentelemetry or tracehouse, so the program runs untraced; "
+            f"activate the virtualenv of {PROG} ({sys.prefix}), run {sys.executable} instead, "
+            f"or install tracehouse into {executable}",
+            file=sys.stderr,
+        )

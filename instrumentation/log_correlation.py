@@ -1,6 +1,7 @@
 """Log correlation, Sleuth style: the current trace and span ids on every stdlib ``logging`` record.
 
-Each record gets ``trace_id`` and ``span_id`` (hex, empty outside a span), ``trace_sampled`` and
+Each record gets ``trace_id`` and ``span_id`` (hex, empty outside a span; a trace id whose high 64 bits
+are zero in 16 characters, as Sleuth logs its 64-bit ids), ``trace_sampled`` and
 ``service_name``, whether or not the span is sampled: sampling decides export only. A root handler
 still on Python's default format switches to ``LEVEL [service,trace_id,span_id] logger: message``,
 like Sleuth's ``[app,traceId,spanId]``. This must never raise into a logging call, never replace
@@ -17,7 +18,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from opentelemetry import trace
-from opentelemetry.trace import format_span_id, format_trace_id
+from opentelemetry.trace import format_span_id
+
+from tracehouse.instrumentation.b3 import format_b3_trace_id
 
 __all__ = [
     "FIELDS",
@@ -60,7 +63,7 @@ def correlation_fields(service_name: str) -> dict[str, object]:
     if not span_context.is_valid:
         return {**_OUTSIDE_A_SPAN, "service_name": service_name}
     return {
-        "trace_id": format_trace_id(span_context.trace_id),
+        "trace_id": format_b3_trace_id(span_context.trace_id),
         "span_id": format_span_id(span_context.span_id),
         "trace_sampled": span_context.trace_flags.sampled,
         "service_name": service_name,

@@ -1,23 +1,41 @@
-"""Context propagation: the composite propagator built from names, and a header getter.
+"""Context propagation: the service's propagator built from names, and a header getter.
 
-Names resolve through the ``opentelemetry_propagator`` entry points, as ``OTEL_PROPAGATORS`` does,
-so any installed propagator (``b3``, ``b3multi``, ``jaeger``, ``xray`` ...) works. Both B3
-propagators extract the single ``b3`` header and the ``X-B3-*`` headers alike; the name only
-chooses what is injected. This module uses the OpenTelemetry API only, never the SDK.
+Extraction always reads every format Tracehouse supports, whatever is chosen: W3C ``traceparent``
+first, then the single ``b3`` header, then ``X-B3-*`` (the first that carries a caller wins), plus
+``baggage`` and any other chosen propagator. The names choose what is injected; ``none`` turns
+propagation off both ways. Names resolve through the ``opentelemetry_propagator`` entry points, as
+``OTEL_PROPAGATORS`` does, except ``b3`` and ``b3multi`` (see :mod:`.b3`). API only, never the SDK.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import cast
 
-from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.propagators.textmap import Getter, TextMapPropagator
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context, get_current
+from opentelemetry.propagators.textmap import (
+    CarrierT,
+    Getter,
+    Setter,
+    TextMapPropagator,
+    default_getter,
+    default_setter,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from tracehouse.instrumentation.b3 import B3MultiHeader, B3SingleHeader
 from tracehouse.instrumentation.config import ConfigError
 
-__all__ = ["HEADER_GETTER", "NONE", "HeaderGetter", "available_propagators", "build_propagator"]
+__all__ = [
+    "HEADER_GETTER",
+    "NONE",
+    "HeaderGetter",
+    "ServicePropagator",
+    "available_propagators",
+    "build_propagator",
+]
 
 #: The propagator name that means "propagate nothing", as in ``OTEL_PROPAGATORS=none``.
 NONE = "none"
@@ -29,15 +47,73 @@ def available_propagators() -> frozenset[str]:
     return frozenset({ep.name for ep in entry_points(group=_GROUP)} | {NONE})
 
 
-def build_propagator(names: Iterable[str]) -> CompositePropagator:
-    """One propagator that injects and extracts with each named propagator, in order."""
-    return CompositePropagator([_load(name) for name in names if name != NONE])
+#: Our own propagators for these names, in place of the entry points' (the stock B3 ones lose
+#: "deny", "defer", debug and the parent span id).
+_BUILT_IN: Mapping[str, Callable[[], TextMapPropagator]] = {
+    "tracecontext": TraceContextTextMapPropagator,
+    "baggage": W3CBaggagePropagator,
+    "b3": B3SingleHeader,
+    "b3multi": B3MultiHeader,
+}
+
+
+def build_propagator(names: Iterable[str]) -> ServicePropagator:
+    """Injects with each named propagator, in order; extracts as the module docstring says."""
+    chosen = [name for name in names if name != NONE]
+    if not chosen:
+        return ServicePropagator(readers=(), writers=())
+    writers = [_load(name) for name in chosen]
+    # One B3 reader serves both forms; baggage is read after the caller's span is chosen.
+    callers = [TraceContextTextMapPropagator(), B3MultiHeader()]
+    others = [w for name, w in zip(chosen, writers, strict=True) if name not in _BUILT_IN]
+    return ServicePropagator(readers=(*callers, *others), writers=writers, extras=(W3CBaggagePropagator(),))
 
 
 def _load(name: str) -> TextMapPropagator:
+    if name in _BUILT_IN:
+        return _BUILT_IN[name]()
     for ep in entry_points(group=_GROUP, name=name):
         return cast(TextMapPropagator, ep.load()())
     raise ConfigError("propagators", f"unknown propagator {name!r}")
+
+
+class ServicePropagator(TextMapPropagator):
+    """Extracts the caller with the first of ``readers`` that finds one, then applies every one of
+    ``extras`` (baggage); injects with each of ``writers``. Without readers, ``extract`` returns the
+    context unchanged (never ``None``, which server instrumentations would attach and fail on).
+    """
+
+    def __init__(
+        self,
+        readers: Sequence[TextMapPropagator],
+        writers: Sequence[TextMapPropagator],
+        extras: Sequence[TextMapPropagator] = (),
+    ) -> None:
+        self._readers, self._writers, self._extras = tuple(readers), tuple(writers), tuple(extras)
+
+    def extract(
+        self, carrier: CarrierT, context: Context | None = None, getter: Getter[CarrierT] = default_getter
+    ) -> Context:
+        context = get_current() if context is None else context
+        for reader in self._readers:
+            found = reader.extract(carrier, context, getter=getter)
+            # A reader that finds nothing returns the context unchanged (Context is a dict).
+            if found != context:
+                context = found
+                break
+        for extra in self._extras:
+            context = extra.extract(carrier, context, getter=getter)
+        return context
+
+    def inject(
+        self, carrier: CarrierT, context: Context | None = None, setter: Setter[CarrierT] = default_setter
+    ) -> None:
+        for writer in self._writers:
+            writer.inject(carrier, context, setter=setter)
+
+    @property
+    def fields(self) -> set[str]:
+        return set().union(*(writer.fields for writer in self._writers))
 
 
 class HeaderGetter(Getter[Mapping[str, str]]):

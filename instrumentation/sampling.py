@@ -2,7 +2,7 @@
 
 Spring Cloud Sleuth (Brave) and Jaeger sample this way by default, so a traffic spike costs the
 collector a bounded number of traces instead of a multiple of them. It decides for new (root)
-traces only; :func:`parent_based_rate_limiting` puts it under ``ParentBased``, so a caller's
+traces only; :func:`parent_based_rate_limiting` puts it under :class:`CallerBased`, so a caller's
 decision is always followed. A decision never blocks and never raises into the traced code.
 """
 
@@ -15,14 +15,15 @@ from collections.abc import Callable, Sequence
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
+from tracehouse.instrumentation.b3 import caller_decision, deferred_to_us
 from tracehouse.instrumentation.config import DEFAULT_SAMPLER_RATE
 
-__all__ = ["RateLimitingSampler", "parent_based_rate_limiting"]
+__all__ = ["CallerBased", "RateLimitingSampler", "parent_based_rate_limiting"]
 
 
 class RateLimitingSampler(Sampler):
@@ -79,17 +80,52 @@ class RateLimitingSampler(Sampler):
             return True
 
 
+class CallerBased(ParentBased):
+    """``ParentBased(root)`` that also follows the B3 states a ``SpanContext`` cannot hold
+    (:mod:`tracehouse.instrumentation.b3`): a caller that sent ids but deferred the decision gets
+    ``root``'s decision for its trace id, and a decision sent without ids (``b3: 0``) is followed
+    by the trace that starts here. Otherwise exactly ``ParentBased``, description included.
+    """
+
+    def __init__(self, root: Sampler) -> None:
+        super().__init__(root)
+        self._deciding = root
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        sampler = self._for_caller(parent_context)
+        if sampler is None:
+            return super().should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        return sampler.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def _for_caller(self, parent_context: Context | None) -> Sampler | None:
+        if deferred_to_us(parent_context):
+            return self._deciding
+        decision = caller_decision(parent_context)
+        if decision is None:
+            return None
+        return ALWAYS_ON if decision else ALWAYS_OFF
+
+
 def _parent_trace_state(parent_context: Context | None) -> TraceState | None:
     span_context = trace.get_current_span(parent_context).get_span_context()
     return span_context.trace_state if span_context.is_valid else None
 
 
 def parent_based_rate_limiting(rate: float | str | None = None) -> Sampler:
-    """``ParentBased(RateLimitingSampler(rate))``; ``rate`` may be text, as ``OTEL_TRACES_SAMPLER_ARG`` is.
+    """``CallerBased(RateLimitingSampler(rate))``; ``rate`` may be text, as ``OTEL_TRACES_SAMPLER_ARG`` is.
 
     Also the factory of the ``opentelemetry_traces_sampler`` entry point ``parentbased_ratelimit``,
     so plain ``opentelemetry-instrument`` can use it. Raises ``ValueError`` for a bad rate.
     """
     if rate is None or (isinstance(rate, str) and not rate.strip()):
         rate = DEFAULT_SAMPLER_RATE
-    return ParentBased(RateLimitingSampler(float(rate)))
+    return CallerBased(RateLimitingSampler(float(rate)))

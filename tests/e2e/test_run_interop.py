@@ -177,7 +177,8 @@ def test_a_b3_caller_is_continued_and_calls_carry_w3c_and_b3(
     assert answer.status_code == 200, system.shop.text()
     received: dict[str, dict[str, str]] = answer.json()
 
-    # A 64-bit id is the 128-bit one with zero high bits (how OpenTelemetry and Zipkin store it).
+    # A 64-bit id is stored as the 128-bit one with zero high bits (as OpenTelemetry and Zipkin store it),
+    # and sent in B3 in its 16 characters, as Brave sends it.
     full_id = trace_id.rjust(32, "0")
     spans = trace_when(system.server, trace_id, lambda body: _complete(body["spans"], 2))["spans"]
     assert {s["traceId"] for s in spans} == {full_id}
@@ -188,7 +189,8 @@ def test_a_b3_caller_is_continued_and_calls_carry_w3c_and_b3(
         call = client_of(spans, scope)
         sent = received[client]
         assert sent["traceparent"] == f"00-{full_id}-{call['spanId']}-01"
-        assert (sent["x-b3-traceid"], sent["x-b3-spanid"], sent["x-b3-sampled"]) == (full_id, call["spanId"], "1")
+        assert (sent["x-b3-traceid"], sent["x-b3-spanid"], sent["x-b3-sampled"]) == (trace_id, call["spanId"], "1")
+        assert sent["x-b3-parentspanid"] == call["parentSpanId"]
         assert one(children(spans, call))["serviceName"] == "stock"
 
 
