@@ -2,13 +2,13 @@
 
 A gzip bomb is refused once `limit` bytes have been inflated, never inflated whole. A client
 that declares a large body and drips it holds its reservation only until the connection's body
-deadline (`http_guard`) closes it.
+deadline (`http_guard`) closes it; a body of unknown length holds what has arrived of it.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.requests import ClientDisconnect, Request
 
@@ -17,11 +17,15 @@ from tracehouse.collector.errors import MalformedPayload, PayloadTooLarge, Unsup
 
 
 async def read_body(request: Request, limit: int, lease: Lease) -> bytes:
-    """The request's body, inflated, with its raw and inflated sizes held on `lease`."""
+    """The request's body, inflated, with its raw and inflated sizes held on `lease`: a declared
+    length at once, a body without one (chunked) as its bytes arrive — reserving the whole limit
+    for it let a few clients that send one chunk and stall hold the budget of every sender."""
     declared = request.headers.get("content-length", "")
-    lease.reserve(min(int(declared), limit) if declared.isdigit() else limit)
+    known = declared.isdigit()
+    if known:
+        lease.reserve(min(int(declared), limit))
     try:
-        body = await read_limited(request.stream(), limit)
+        body = await read_limited(request.stream(), limit, None if known else lease.reserve)
     except ClientDisconnect:
         # The client left (or the connection's body deadline closed it): nobody reads the answer.
         raise MalformedPayload("the connection closed before the whole body arrived") from None
@@ -32,14 +36,17 @@ async def read_body(request: Request, limit: int, lease: Lease) -> bytes:
     return inflated
 
 
-async def read_limited(chunks: AsyncIterator[bytes], limit: int) -> bytes:
-    """The whole body, or `PayloadTooLarge` as soon as it passes `limit` bytes."""
+async def read_limited(chunks: AsyncIterator[bytes], limit: int, reserve: Callable[[int], None] | None = None) -> bytes:
+    """The whole body, or `PayloadTooLarge` as soon as it passes `limit` bytes; each chunk
+    `reserve`d as it arrives, when given."""
     parts: list[bytes] = []
     size = 0
     async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"request body is larger than the limit of {limit} bytes")
+        if reserve is not None:
+            reserve(len(chunk))
         parts.append(chunk)
     return b"".join(parts)
 

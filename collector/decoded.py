@@ -14,6 +14,7 @@ class Decoded:
     batch: SpanBatch
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
+    outside_window: int = 0  # of the rejected: starting or ending outside the time window
 
     def reject(self, reason: str) -> None:
         self.rejected += 1
@@ -35,6 +36,7 @@ class Decoded:
         )  # fmt: skip
         for i, reason in late.items():
             self.reject(f"span {self.batch.span_name[i][:100]!r} {reason}")
+        self.outside_window += len(late)
         if late:
             self.batch = self.batch.without(set(late))
         return self

@@ -12,6 +12,7 @@ import asyncio
 import http
 import logging
 from asyncio import TimerHandle
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -144,23 +145,42 @@ def _peer(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "unknown peer"
 
 
+#: The answer to a request refused for the limit: (content type, body) from the request's scope
+#: and the message; plain text when none is given.
+Refusal = Callable[[Scope, str], tuple[bytes, bytes]]
+
+
 class RequestLimit:
     """ASGI middleware: at most `limit` HTTP requests in flight; past it a 503 with
-    `Retry-After`, at once. Counts requests, not connections: idle keep-alive connections
-    cost nothing here (uvicorn's `limit_concurrency` counts them and answers without
-    `Retry-After`)."""
+    `Retry-After`, at once, in the shape `answer` gives (`on_refused` hears of each). Counts
+    requests, not connections: idle keep-alive connections cost nothing here (uvicorn's
+    `limit_concurrency` counts them and answers without `Retry-After`). The `exempt` paths
+    (`GET /metrics`) are neither counted nor refused: slow senders must not blind the monitoring."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        answer: Refusal | None = None,
+        on_refused: Callable[[str], None] | None = None,
+        exempt: frozenset[str] = frozenset({"/metrics"}),
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.answer = answer or _plain
+        self.on_refused = on_refused
+        self.exempt = exempt
         self.active = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
         if self.active >= self.limit:
-            await _too_busy(send, self.active)
+            message = f"{self.active} requests are in flight, the most this collector takes; retry later"
+            if self.on_refused is not None:
+                self.on_refused(message)
+            await _too_busy(send, *self.answer(scope, message))
             return
         self.active += 1
         try:
@@ -169,10 +189,13 @@ class RequestLimit:
             self.active -= 1
 
 
-async def _too_busy(send: Send, active: int) -> None:
-    body = f"{active} requests are in flight, the most this collector takes; retry later\n".encode()
+def _plain(scope: Scope, message: str) -> tuple[bytes, bytes]:
+    return b"text/plain; charset=utf-8", (message + "\n").encode()
+
+
+async def _too_busy(send: Send, content_type: bytes, body: bytes) -> None:
     headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-type", content_type),
         (b"content-length", str(len(body)).encode()),
         (b"retry-after", b"1"),
     ]

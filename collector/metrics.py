@@ -8,6 +8,9 @@ process — tests — never share counts.
 
 from __future__ import annotations
 
+import logging
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -15,17 +18,27 @@ from tracehouse.collector.spool import Spool
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
+log = logging.getLogger(__name__)
+
+#: Seconds between two log lines about refused requests of one protocol and status.
+REFUSAL_LOG_SECONDS = 10.0
+
 
 class IngestMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.received = Counter(
+            "tracehouse_ingest_spans_received", "Spans in the requests that were decoded (accepted + rejected)",
+            ["protocol"], registry=self.registry,
+        )  # fmt: skip
         self.accepted = Counter(
             "tracehouse_ingest_spans_accepted", "Spans acknowledged to senders (durable)", ["protocol"],
             registry=self.registry,
         )  # fmt: skip
         self.rejected = Counter(
-            "tracehouse_ingest_spans_rejected", "Spans refused one by one (bad ids, outside retention)",
-            ["protocol"], registry=self.registry,
+            "tracehouse_ingest_spans_rejected",
+            "Spans refused one by one, by reason: invalid (ids, links, fields) or outside_time_window",
+            ["protocol", "reason"], registry=self.registry,
         )  # fmt: skip
         self.refused = Counter(
             "tracehouse_ingest_requests_refused", "Requests answered with an error, by status", ["protocol", "status"],
@@ -43,6 +56,30 @@ class IngestMetrics:
             "tracehouse_linker_seconds", "Time one successful dependency linker run took",
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120), registry=self.registry,
         )  # fmt: skip
+
+        self._refusals: dict[tuple[str, str], tuple[float, int]] = {}  # (protocol, status) -> (logged at, since)
+
+    def decoded(self, protocol: str, kept: int, rejected: int, outside_window: int) -> None:
+        """Count a decoded request's spans: received, and rejected by reason."""
+        self.received.labels(protocol).inc(kept + rejected)
+        if outside_window:
+            self.rejected.labels(protocol, "outside_time_window").inc(outside_window)
+        if rejected > outside_window:
+            self.rejected.labels(protocol, "invalid").inc(rejected - outside_window)
+
+    def refuse(self, protocol: str, status: str, why: str) -> None:
+        """Count a request answered with an error, and log it: the first of each protocol and
+        status at once, then at most one line per `REFUSAL_LOG_SECONDS` with how many there were
+        (a flood of bad requests must not flood the log). `why` is the answer's message."""
+        self.refused.labels(protocol, status).inc()
+        now = time.monotonic()
+        logged_at, since = self._refusals.get((protocol, status), (-REFUSAL_LOG_SECONDS, 0))
+        if now - logged_at < REFUSAL_LOG_SECONDS:
+            self._refusals[protocol, status] = (logged_at, since + 1)
+            return
+        self._refusals[protocol, status] = (now, 0)
+        more = f" (and {since} more since the last line)" if since else ""
+        log.info("%s request refused with %s%s: %s", protocol, status, more, why[:300])
 
     def watch(
         self, queued_spans: object, stored_spans: object, busy_retries: object, set_aside: object, spool: Spool | None

@@ -41,6 +41,7 @@ class OtlpDecoded:
     payload: OtlpPayload
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
+    outside_window: int = 0  # of the rejected: starting or ending outside the time window
 
     def response(self) -> ExportTraceServiceResponse:
         """The OTLP answer: empty, or `partial_success` with the rejected count and reasons."""
@@ -141,7 +142,7 @@ def validate(request: Any, window: TimeWindow, body: bytes | None = None) -> Otl
             spans += check.drop_invalid(scope_spans.spans, rejected)
     if rejected or body is None or check.changed:
         body = request.SerializeToString()
-    decoded = OtlpDecoded(OtlpPayload.frame(body, spans), len(rejected))
+    decoded = OtlpDecoded(OtlpPayload.frame(body, spans), len(rejected), outside_window=check.outside_window)
     decoded.reasons = list(dict.fromkeys(rejected))[:5]
     return decoded
 
@@ -187,6 +188,7 @@ class _Check:
         self.window = window
         self.bounds = window.bounds()
         self.changed = False  # the request was mended: an all-zero parent id made empty, a map marked cut
+        self.outside_window = 0  # spans refused for their times
 
     def drop_invalid(self, spans: Any, rejected: list[str]) -> int:
         """Remove the invalid spans of a repeated field, recording why; returns how many stay."""
@@ -214,9 +216,11 @@ class _Check:
         earliest, latest = self.bounds
         start = span.start_time_unix_nano
         if not earliest <= start <= latest:
+            self.outside_window += 1
             return f"span {_name(span)!r} {self.window.reason(start, self.bounds)}"
         events = span.events
         if span.end_time_unix_nano > latest or (events and any(e.time_unix_nano > latest for e in events)):
+            self.outside_window += 1
             return f"span {_name(span)!r} ends or has an event more than {self.window.max_ahead / 3600:g} hours ahead"
         links = span.links
         if links:

@@ -72,12 +72,12 @@ def _export(
                     lease.reserve(len(request))
                     pipeline.refuse_early()
                     decoded = decode_protobuf(request, config.window)
-                    metrics.rejected.labels("otlp_grpc").inc(decoded.rejected)
+                    metrics.decoded("otlp_grpc", decoded.payload.spans, decoded.rejected, decoded.outside_window)
                     await pipeline.submit(decoded.payload)
             finally:
                 active -= 1
         except IngestError as exc:
-            metrics.refused.labels("otlp_grpc", exc.grpc_code.name).inc()
+            metrics.refuse("otlp_grpc", exc.grpc_code.name, exc.message)
             await context.abort_with_status(rpc_status.to_status(error_status(exc)))
         metrics.accepted.labels("otlp_grpc").inc(decoded.payload.spans)
         return decoded.response().SerializeToString()

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 
+import grpc
 from fastapi import FastAPI, Request, Response
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
+from starlette.types import Scope
 
 from tracehouse.collector.admission import ByteBudget
 from tracehouse.collector.auth import check_bearer
@@ -41,7 +43,12 @@ def build_otlp_http_app(
 ) -> FastAPI:
     """``POST /v1/traces``, ``GET /metrics``, and ``POST /v1/breakers`` when ``breakers`` is given."""
     app = FastAPI(title="Tracehouse OTLP/HTTP receiver", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(RequestLimit, limit=config.max_concurrent_requests)
+    app.add_middleware(
+        RequestLimit,
+        limit=config.max_concurrent_requests,
+        answer=_busy,
+        on_refused=lambda why: metrics.refuse("otlp_http", "503", why),
+    )
     if breakers is not None:
         add_breaker_route(app, breakers, config, budget)
 
@@ -64,10 +71,10 @@ def build_otlp_http_app(
                 pipeline.refuse_early()
                 decoded = decode_json(body, config.window) if media == JSON else decode_protobuf(body, config.window)
                 del body  # the payload holds its own copy; the lease counts one while it waits
-                metrics.rejected.labels("otlp_http").inc(decoded.rejected)
+                metrics.decoded("otlp_http", decoded.payload.spans, decoded.rejected, decoded.outside_window)
                 await pipeline.submit(decoded.payload)
         except IngestError as exc:
-            metrics.refused.labels("otlp_http", str(exc.http_status)).inc()
+            metrics.refuse("otlp_http", str(exc.http_status), exc.message)
             return _error(exc, media)
         metrics.accepted.labels("otlp_http").inc(decoded.payload.spans)
         return _message(decoded.response(), media, 200)
@@ -76,8 +83,22 @@ def build_otlp_http_app(
 
 
 def _media_type(request: Request) -> str:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return _media(request.headers.get("content-type", ""))
+
+
+def _media(content_type: str) -> str:
+    media = content_type.split(";")[0].strip().lower()
     return JSON if media == JSON else PROTOBUF if media in _PROTOBUF_TYPES else media
+
+
+def _busy(scope: Scope, message: str) -> tuple[bytes, bytes]:
+    """The answer to a request refused for the collector's request limit: a `Status` in the
+    request's encoding, as the OTLP specification wants for every error."""
+    content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
+    status = Status(code=grpc.StatusCode.UNAVAILABLE.value[0], message=message)
+    if _media(content_type) == JSON:
+        return JSON.encode(), json_format.MessageToJson(status, indent=None).encode()
+    return PROTOBUF.encode(), status.SerializeToString()
 
 
 def _error(exc: IngestError, media: str) -> Response:

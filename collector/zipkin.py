@@ -44,7 +44,8 @@ _T = TypeVar("_T")
 #   `zipkinKindToSpanKind`). Zipkin's local spans therefore store as Unspecified.
 # * timestamps and durations are microseconds -> nanoseconds. A span without a timestamp starts
 #   at its first annotation, or is rejected; one ending past the year 2262 (the limit of
-#   DateTime64(9)) is rejected. An absent duration is 0.
+#   DateTime64(9)) is rejected. An absent or negative duration is 0 (a negative timestamp is absent),
+#   as Zipkin's Span.Builder has them.
 # * `localEndpoint` -> ServiceName and resource attributes `service.name`, `host.ip` (the ipv4,
 #   else the ipv6) and `net.host.port`. Names keep the case they were sent in (a Zipkin server
 #   lowercases service and span names; the Zipkin query API must compare without case).
@@ -312,7 +313,8 @@ def _json_text(value: object, field: str) -> str:
 
 
 def _json_micros(value: object, field: str) -> int:
-    """A whole count of microseconds; absent is 0 (Zipkin's "unset")."""
+    """A whole count of microseconds; absent is 0 (Zipkin's "unset"), and so is a negative one, as
+    Zipkin's `Span.Builder` reads it (a negative duration from a skewed clock keeps its span)."""
     if value is None:
         return 0
     if isinstance(value, float):
@@ -321,9 +323,7 @@ def _json_micros(value: object, field: str) -> int:
         value = round(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Invalid(f"{field} must be a number of microseconds, not {_json_type(value)}")
-    if value < 0:
-        raise _Invalid(f"{field} {value} is negative")
-    return value
+    return max(0, value)
 
 
 def _json_flag(value: object, field: str) -> bool:

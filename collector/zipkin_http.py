@@ -49,7 +49,9 @@ def build_zipkin_app(
     metrics = metrics or IngestMetrics()
     budget = budget or ByteBudget(config.max_inflight_bytes)
     app = FastAPI(title="Tracehouse Zipkin receiver", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(RequestLimit, limit=config.max_concurrent_requests)
+    app.add_middleware(
+        RequestLimit, limit=config.max_concurrent_requests, on_refused=lambda why: metrics.refuse("zipkin", "503", why)
+    )
 
     @app.post("/api/v2/spans")
     async def post_spans(request: Request) -> Response:
@@ -60,11 +62,12 @@ def build_zipkin_app(
                 body = await read_body(request, config.max_body_bytes, lease)
                 pipeline.refuse_early()
                 lease.reserve(2 * len(body))  # the decoded columns are Python objects, larger than the JSON
-                decoded = _kept(decode(body).within(config.window))
-                metrics.rejected.labels("zipkin").inc(decoded.rejected)
+                decoded = decode(body).within(config.window)
+                metrics.decoded("zipkin", len(decoded.batch), decoded.rejected, decoded.outside_window)
+                _kept(decoded)
                 await pipeline.submit(decoded.batch)
         except IngestError as exc:
-            metrics.refused.labels("zipkin", str(exc.http_status)).inc()
+            metrics.refuse("zipkin", str(exc.http_status), exc.message)
             return _error(exc)
         metrics.accepted.labels("zipkin").inc(len(decoded.batch))
         return Response(status_code=202)

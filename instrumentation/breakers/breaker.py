@@ -299,15 +299,23 @@ class BreakerCore:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def completed_buckets(self, after: int) -> tuple[list[Bucket], int]:
-        """Copies of the completed seconds after ``after``, and the oldest second still held."""
+    def completed_buckets(self, after: int, running: bool = False) -> tuple[list[Bucket], int]:
+        """Copies of the completed seconds after ``after`` (with ``running``, the running one last),
+        and the oldest second still held."""
         with self._lock:
-            return self.window.completed(after, int(clock.wall())), self.window.oldest_second
+            return self.window.completed(after, int(clock.wall()), running), self.window.oldest_second
 
     def recent_buckets(self, seconds: int | None = None) -> list[Bucket]:
         """Copies of the buckets of the last ``seconds`` (default: the window), the running one included."""
         with self._lock:
             return self.window.recent(int(clock.wall()), seconds)
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: a new lock (the parent's may have been held by a thread that is gone)
+        and counts of its own from now on — the parent reports what it counted before the fork."""
+        self._lock = threading.Lock()
+        self.window.forget_counts()
+        self.created_second = int(clock.wall())
 
 
 def _rate(part: int, whole: int) -> str:

@@ -112,10 +112,20 @@ class ThreadPoolBulkhead:
                 self._completed += 1
                 self.window.record(int(clock.wall()), Outcome.SUCCESS)
 
-    def completed_buckets(self, after: int) -> tuple[list[Bucket], int]:
-        """Copies of the completed seconds after ``after``, and the oldest second still held."""
+    def completed_buckets(self, after: int, running: bool = False) -> tuple[list[Bucket], int]:
+        """Copies of the completed seconds after ``after`` (with ``running``, the running one last),
+        and the oldest second still held."""
         with self._lock:
-            return self.window.completed(after, int(clock.wall())), self.window.oldest_second
+            return self.window.completed(after, int(clock.wall()), running), self.window.oldest_second
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: a new lock and counts of its own (see :meth:`BreakerCore.after_fork_in_child`)."""
+        self._lock = threading.Lock()
+        self.window.forget_counts()
+        self.created_second = int(clock.wall())
+        # The parent's worker threads do not exist here: a new executor, no call active or queued.
+        self._executor = ThreadPoolExecutor(max_workers=self.core_size, thread_name_prefix=f"tracehouse-{self.name}")
+        self._active = self._queued = 0
 
     def recent_buckets(self, seconds: int | None = None) -> list[Bucket]:
         with self._lock:

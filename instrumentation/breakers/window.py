@@ -166,12 +166,22 @@ class RollingWindow:
             bucket.calls = bucket.errors = bucket.slow = 0
         self.calls = self.errors = self.slow = 0
 
-    def completed(self, after: int, now: int) -> list[Bucket]:
-        """Copies of the buckets of seconds in ``(after, now)``, oldest first: ``now`` is still running."""
+    def completed(self, after: int, now: int, running: bool = False) -> list[Bucket]:
+        """Copies of the buckets of seconds in ``(after, now)``, oldest first: ``now`` is still running.
+        With ``running``, the bucket of ``now`` too (always there, and last)."""
         self.bucket(now)
-        found = [b.copy() for b in self._ring if after < b.second < now]
+        end = now + 1 if running else now
+        found = [b.copy() for b in self._ring if after < b.second < end]
         found.sort(key=lambda b: b.second)
         return found
+
+    def forget_counts(self) -> None:
+        """Zero the counts to report in every bucket (a forked child starts its own); health stays."""
+        for bucket in self._ring:
+            bucket.counts = [0] * N_OUTCOMES
+            bucket.latency = {}
+            bucket.latency_sum_ms = 0.0
+            bucket.max_concurrency = 0
 
     def recent(self, now: int, seconds: int | None = None) -> list[Bucket]:
         """Copies of the buckets of the last ``seconds`` (default: the window), ``now`` included."""

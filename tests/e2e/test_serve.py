@@ -309,7 +309,9 @@ def test_metrics_count_what_happened(server: Server) -> None:
         time.sleep(0.05)
     otlp = (("protocol", "otlp_http"),)
     assert samples[("tracehouse_ingest_spans_accepted_total", otlp)] == 3
-    assert samples[("tracehouse_ingest_spans_rejected_total", otlp)] == 1
+    assert samples[("tracehouse_ingest_spans_received_total", otlp)] == 4
+    invalid = (("protocol", "otlp_http"), ("reason", "invalid"))
+    assert samples[("tracehouse_ingest_spans_rejected_total", invalid)] == 1
     assert samples[("tracehouse_ingest_requests_refused_total", (("protocol", "otlp_http"), ("status", "400")))] == 1
     assert samples[("tracehouse_stored_spans", ())] == 3
     assert samples[("tracehouse_queue_spans", ())] == 0

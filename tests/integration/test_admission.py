@@ -121,3 +121,51 @@ def test_a_full_queue_refuses_before_decoding(store: ClickHouseStore) -> None:
             sock.close()
 
     asyncio.run(scenario())
+
+
+def test_a_body_of_unknown_length_holds_only_what_has_arrived(store: ClickHouseStore) -> None:
+    """A chunked body that stalls after its first chunk holds that chunk, not the body limit: a
+    few such senders (slow or hostile) cannot take the budget every other sender needs."""
+    config = CollectorConfig(max_body_bytes=64 * KiB, max_inflight_bytes=100 * KiB, flush_interval=0.01)
+
+    async def scenario() -> None:
+        pipeline = Pipeline(store, config)
+        budget = ByteBudget(config.max_inflight_bytes)
+        app = build_otlp_http_app(pipeline, config, IngestMetrics(), budget)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        flushing = asyncio.create_task(pipeline.run())
+        port = sock.getsockname()[1]
+        stalled = []
+        try:
+            for _ in range(3):  # at the whole limit each, two would have filled the budget
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(
+                    b"POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-protobuf\r\n"
+                    b"transfer-encoding: chunked\r\n\r\n5\r\n\x0a\x03abc\r\n"
+                )
+                await writer.drain()
+                stalled.append(writer)
+            async with asyncio.timeout(30):
+                while budget.used < 3 * 5:  # each has read its first chunk
+                    await asyncio.sleep(0.01)
+            assert budget.used == 3 * 5
+            async with httpx.AsyncClient(timeout=30) as client:
+                answer = await client.post(
+                    f"http://127.0.0.1:{port}/v1/traces", content=request_of(50 * KiB),
+                    headers={"content-type": "application/x-protobuf"},
+                )  # fmt: skip
+            assert answer.status_code == 200
+        finally:
+            for writer in stalled:
+                writer.close()
+            server.should_exit = True
+            await serving
+            await pipeline.close()
+            await flushing
+            sock.close()
+
+    asyncio.run(scenario())

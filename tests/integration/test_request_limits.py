@@ -14,6 +14,7 @@ import httpx
 import pytest
 import uvicorn
 from google.rpc.error_details_pb2 import RetryInfo
+from google.rpc.status_pb2 import Status
 
 from tests.integration.test_admission import request_of
 from tests.integration.test_grpc_refusals import METHOD, rich_status
@@ -52,7 +53,8 @@ def test_http_past_the_limit_is_503_with_retry_after(store: ClickHouseStore) -> 
 
     async def scenario() -> None:
         pipeline = Pipeline(writer, CONFIG)
-        app = build_http(pipeline, CONFIG, IngestMetrics(), ByteBudget(CONFIG.max_inflight_bytes))
+        metrics = IngestMetrics()
+        app = build_http(pipeline, CONFIG, metrics, ByteBudget(CONFIG.max_inflight_bytes))
         sock = socket.create_server(("127.0.0.1", 0))
         server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
         tasks = [asyncio.create_task(server.serve(sockets=[sock])), asyncio.create_task(pipeline.run())]
@@ -64,6 +66,15 @@ def test_http_past_the_limit_is_503_with_retry_after(store: ClickHouseStore) -> 
                 second = await client.post(url, content=request_of(100), headers=headers)
                 assert second.status_code == 503
                 assert second.headers["retry-after"] == "1"
+                # an OTLP error answer: a Status in the request's encoding, its code UNAVAILABLE
+                status = Status.FromString(second.content)
+                assert (status.code, second.headers["content-type"]) == (14, "application/x-protobuf")
+                assert "requests are in flight" in status.message
+                as_json = await client.post(url, content=b"{}", headers={"content-type": "application/json"})
+                assert (as_json.status_code, as_json.json()["code"]) == (503, 14)
+                # the monitoring still answers, and counts the refusals
+                scraped = (await client.get(url.replace("/v1/traces", "/metrics"))).text
+                assert 'tracehouse_ingest_requests_refused_total{protocol="otlp_http",status="503"} 2.0' in scraped
                 writer.gate.set()
                 assert (await first).status_code == 200
                 assert (await client.post(url, content=request_of(100), headers=headers)).status_code == 200

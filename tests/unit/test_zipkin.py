@@ -155,6 +155,7 @@ MAPPING = [
     ("name absent", {"name": DROP}, {"SpanName": ""}),
     ("µs to ns", {"timestamp": 1764086400000001, "duration": 7}, {"Timestamp": 1764086400000001000, "Duration": 7000}),
     ("duration absent", {"duration": DROP}, {"Duration": 0}),
+    ("duration negative, as Zipkin: 0", {"duration": -5}, {"Duration": 0}),
     ("timestamp as a float", {"timestamp": 1764086400000000.0}, {"Timestamp": 1764086400000000000}),
     (
         "no timestamp: first annotation",
@@ -305,7 +306,7 @@ REJECTED = [
     ({"parentId": "zz"}, "parentId 'zz' is not 1 to 16 hex"),
     ({"timestamp": "1764086400000000"}, "timestamp must be a number of microseconds, not string"),
     ({"timestamp": True}, "timestamp must be a number of microseconds, not boolean"),
-    ({"timestamp": -1}, "timestamp -1 is negative"),
+    ({"timestamp": -1}, "timestamp is missing"),  # negative is unset, as Zipkin reads it
     ({"timestamp": float("nan")}, "timestamp nan is not a finite number"),
     ({"timestamp": DROP}, "timestamp is missing"),
     ({"timestamp": 2**62}, "past the year 2262"),
