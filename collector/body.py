@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from starlette.requests import ClientDisconnect, Request
 
 from tracehouse.collector.admission import Lease
-from tracehouse.collector.errors import MalformedPayload, PayloadTooLarge, UnsupportedMediaType
+from tracehouse.collector.errors import ClientGone, MalformedPayload, PayloadTooLarge, UnsupportedMediaType
 
 
 async def read_body(request: Request, limit: int, lease: Lease) -> bytes:
@@ -28,7 +28,7 @@ async def read_body(request: Request, limit: int, lease: Lease) -> bytes:
         body = await read_limited(request.stream(), limit, None if known else lease.reserve)
     except ClientDisconnect:
         # The client left (or the connection's body deadline closed it): nobody reads the answer.
-        raise MalformedPayload("the connection closed before the whole body arrived") from None
+        raise ClientGone("the connection closed before the whole body arrived") from None
     encoding = request.headers.get("content-encoding")
     inflated = decode_content(body, encoding, limit)
     if inflated is not body:

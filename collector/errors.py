@@ -25,6 +25,13 @@ class MalformedPayload(IngestError):
     """The body could not be decoded (not protobuf/JSON of the expected message)."""
 
 
+class ClientGone(IngestError):
+    """The connection closed before the whole body arrived (the client left, or the body deadline
+    answered 408 and closed it): nobody reads this answer; it is counted as what happened."""
+
+    http_status = 408
+
+
 class RejectedByStore(IngestError):
     """The store refused these spans as data (it would refuse them again): not retryable."""
 

@@ -7,10 +7,12 @@ import gzip
 from collections.abc import AsyncIterator
 
 import pytest
+from starlette.requests import Request
 
 from tracehouse.collector import MalformedPayload, PayloadTooLarge
-from tracehouse.collector.body import decode_content, read_limited
-from tracehouse.collector.errors import UnsupportedMediaType
+from tracehouse.collector.admission import ByteBudget
+from tracehouse.collector.body import decode_content, read_body, read_limited
+from tracehouse.collector.errors import ClientGone, UnsupportedMediaType
 
 
 async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
@@ -65,3 +67,22 @@ def test_every_gzip_member_is_inflated() -> None:
 def test_garbage_after_a_gzip_member_is_refused() -> None:
     with pytest.raises(MalformedPayload, match="not valid gzip"):
         decode_content(gzip.compress(b"ok") + b"trailing junk", "gzip", 100)
+
+
+def test_a_client_gone_mid_body_is_counted_as_408_not_as_bad_input() -> None:
+    """The body deadline answers 408 and closes; the app then sees the client gone. That is what
+    `/metrics` counts, not a malformed body (400)."""
+    messages = iter([{"type": "http.request", "body": b"ab", "more_body": True}, {"type": "http.disconnect"}])
+
+    async def receive() -> dict[str, object]:
+        return next(messages)
+
+    request = Request({"type": "http", "method": "POST", "headers": [(b"content-length", b"10")]}, receive)
+
+    async def read() -> bytes:
+        with ByteBudget(100).lease() as lease:
+            return await read_body(request, 100, lease)
+
+    with pytest.raises(ClientGone) as gone:
+        asyncio.run(read())
+    assert gone.value.http_status == 408
