@@ -92,8 +92,9 @@ BAD_REQUESTS: list[tuple[str, str, str, dict[str, str], Callable[[], bytes], int
      "Content-Encoding 'deflate' is not supported"),
     ("otlp nested json", "otlp", "/v1/traces", JSON, lambda: NESTED, 400, "not valid JSON"),
     ("otlp nested json object", "otlp", "/v1/traces", JSON, lambda: NESTED_OBJECT, 400, "not valid JSON"),
+    # invalid UTF-8 is replaced, as in protobuf bodies; what is left is still not a list of spans
     ("otlp json invalid utf-8", "otlp", "/v1/traces", JSON, lambda: b'{"resourceSpans":"\xff\xfe"}', 400,
-     "not valid JSON"),
+     "Failed to parse resourceSpans field"),
     ("otlp json absurd timestamp", "otlp", "/v1/traces", JSON,
      lambda: OTLP_JSON_SPAN % (b"1" * 32, b"2" * 16, b"9" * 5000, now_ns), 400, "startTimeUnixNano"),
     ("otlp text/plain", "otlp", "/v1/traces", {"content-type": "text/plain"}, lambda: b"hello", 415,
