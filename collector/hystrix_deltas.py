@@ -311,7 +311,16 @@ def _state(event: Mapping[str, Any]) -> str:
         return "FORCED_OPEN"
     if _flag(event.get("propertyValue_circuitBreakerForceClosed")):
         return "FORCED_CLOSED"
-    return "OPEN" if _flag(event.get("isCircuitBreakerOpen")) else "CLOSED"
+    return "OPEN" if _open(event.get("isCircuitBreakerOpen")) else "CLOSED"
+
+
+def _open(value: Any) -> bool:
+    """Hystrix's boolean, or an aggregator's (Turbine's, Tracehouse's) open-host count or
+    ``{"true": n, "false": m}``: open when most hosts are."""
+    if isinstance(value, dict):
+        opened, closed = _count(value.get("true")) or 0, _count(value.get("false")) or 0
+        return opened > closed
+    return bool(_flag(value))
 
 
 def _properties(event: Mapping[str, Any]) -> dict[str, str | int | float | bool]:

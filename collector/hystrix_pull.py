@@ -30,7 +30,7 @@ from tracehouse.collector.hystrix_deltas import SnapshotDeltas
 from tracehouse.collector.sse import SseParser
 from tracehouse.instrumentation.breakers.wire import BreakerReport, BreakerSample
 
-__all__ = ["MAX_OUTBOX", "HystrixPuller", "PullTarget", "Sink", "parse_target", "read_targets_file"]
+__all__ = ["MAX_OUTBOX", "MAX_REDIRECTS", "HystrixPuller", "PullTarget", "Sink", "parse_target", "read_targets_file"]
 
 _log = logging.getLogger("tracehouse.collector.hystrix_pull")
 Sink = Callable[[BreakerReport], Awaitable[None]]
@@ -43,6 +43,9 @@ MAX_OUTBOX = 10_000
 #: A stream sends an event or a ping every 0.5–1 s: this much silence means the connection is dead.
 _TIMEOUT = httpx.Timeout(10.0, read=30.0)
 _HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+#: Redirects followed per connection (Starlette answers ``/hystrix.stream`` of a mounted stream with a
+#: 307 to ``/hystrix.stream/``); more is a loop, retried with back-off like any other failure.
+MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,18 @@ class PullTarget:
 
 
 def parse_target(text: str) -> PullTarget:
-    """Parse ``[CLUSTER=]URL``; ``ValueError`` naming what is wrong with it."""
+    """Parse ``[CLUSTER=]URL``; ``ValueError`` naming what is wrong with it (a password in it shown as ``***``)."""
+    try:
+        return _parse_target(text)
+    except ValueError as exc:
+        raise ValueError(_CREDENTIALS.sub(r"\1:***@", str(exc))) from None
+
+
+#: ``user:password@`` after a scheme: the password is never echoed in an error.
+_CREDENTIALS = re.compile(r"(://[^/?#@\s:]*):[^/?#\s]*@")
+
+
+def _parse_target(text: str) -> PullTarget:
     raw = text.strip()
     cluster: str | None = None
     scheme_at, equals_at = raw.find("://"), raw.find("=")
@@ -155,8 +169,9 @@ class HystrixPuller:
     ``sink(report)`` gets one report per instance per whole second that saw events, in order; when
     it raises, the report waits (at most :data:`MAX_OUTBOX` of them) and is offered again the next
     second. Counters: :attr:`frames`, :attr:`bad_frames`, :attr:`reconnects`, :attr:`sink_errors`,
-    :attr:`dropped_reports`, :attr:`counter_resets`. A given ``client`` is used as is (its
-    connection limit bounds the number of streams) and not closed; otherwise one is made.
+    :attr:`dropped_reports`, :attr:`counter_resets`. Redirects are followed (at most
+    :data:`MAX_REDIRECTS` per connection). A given ``client`` is used as is (its connection limit
+    bounds the number of streams, its ``max_redirects`` the redirects) and not closed; otherwise one is made.
     """
 
     def __init__(
@@ -196,7 +211,9 @@ class HystrixPuller:
 
     async def run(self) -> None:
         """Pull every target until cancelled."""
-        client = self._client or httpx.AsyncClient(limits=httpx.Limits(max_connections=None), trust_env=False)
+        client = self._client or httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=None), trust_env=False, max_redirects=MAX_REDIRECTS
+        )
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._report_every_second())
@@ -272,7 +289,8 @@ class HystrixPuller:
         parser = SseParser()
         problem = "the stream ended"
         try:
-            async with client.stream("GET", url, headers=stream.headers, timeout=_TIMEOUT) as response:
+            request = client.stream("GET", url, headers=stream.headers, timeout=_TIMEOUT, follow_redirects=True)
+            async with request as response:
                 if response.status_code != 200:
                     problem = f"HTTP {response.status_code}"
                 else:

@@ -207,14 +207,21 @@ def install(config: InstrumentationConfig, exporter: SpanExporter | None = None)
 
 
 def _start_breaker_reporting(config: InstrumentationConfig) -> None:
-    """Push breaker stats beside the spans, and serve /hystrix.stream when asked. Never raises."""
+    """Push breaker stats beside the spans (each forked worker too), and serve /hystrix.stream when
+    asked. Never raises."""
     from tracehouse.instrumentation.breakers.reporter import start_reporter
     from tracehouse.instrumentation.breakers.stream import serve_hystrix_stream
 
     try:
         if config.report_breakers:
-            instance = config.service_instance_id or f"{socket.gethostname()}:{os.getpid()}"
-            start_reporter(config.breakers_url, config.service_name, instance, config.cluster, config.export_headers)
+            # A forked worker reports with its own id, the one its spans get (``_renew_instance_after_fork``).
+            def instance() -> str:
+                return str(_process_attributes(config)[SERVICE_INSTANCE_ID])
+
+            start_reporter(
+                config.breakers_url, config.service_name, instance(), config.cluster, config.export_headers, instance
+            )
+        # The stream's port is the parent's: a forked worker serves no stream of its own (docs/hystrix.md).
         if config.hystrix_stream_port is not None:
             server = serve_hystrix_stream(config.hystrix_stream_port)
             _log.info("tracehouse: /hystrix.stream on http://127.0.0.1:%d", server.server_address[1])

@@ -17,7 +17,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from tracehouse.instrumentation.breakers.histogram import percentiles_ms
-from tracehouse.instrumentation.breakers.hystrix import WindowView, command_event, thread_pool_event, window_view
+from tracehouse.instrumentation.breakers.hystrix import (
+    WindowView,
+    command_event,
+    delete_events,
+    thread_pool_event,
+    window_view,
+)
 from tracehouse.query.errors import BadRequest
 from tracehouse.query.guard import guarded
 from tracehouse.query.params import parse_duration, time_range
@@ -29,8 +35,10 @@ __all__ = ["breaker_router", "group_windows"]
 MAX_WINDOW_S = 3600
 _REQUESTS = ("success", "failure", "timeout", "thread_pool_rejected", "semaphore_rejected")
 TICK_S = 0.5
-#: Reports of second s arrive shortly after s+1 ends: windows end one second back so they are whole.
-REPORT_LAG_S = 1
+#: Reports of second s are stored about 0.3 s after it ends (the reporter sends 0.05 s into the next
+#: second, the collector gathers them for 0.2 s, then inserts): a window ends at the last second
+#: whose reports have had this long to arrive, so it never shows a second still filling up.
+REPORT_ARRIVAL_S = 0.5
 
 
 def _window_seconds(text: str) -> int:
@@ -38,6 +46,13 @@ def _window_seconds(text: str) -> int:
     if not 1 <= seconds <= MAX_WINDOW_S:
         raise BadRequest(f"window: {text[:40]!r} must be between 1s and {MAX_WINDOW_S // 60}m")
     return int(seconds)
+
+
+def window_bounds(now: float, window_s: int) -> tuple[int, int]:
+    """The ``[start, end)`` epoch seconds of a window of ``window_s`` seconds read at wall time ``now``:
+    its last second is the newest one that ended at least :data:`REPORT_ARRIVAL_S` ago."""
+    end = int(now - REPORT_ARRIVAL_S)
+    return end - window_s, end
 
 
 def group_windows(rows: list[InstanceWindow], window_s: int) -> list[tuple[WindowView, list[InstanceWindow]]]:
@@ -148,13 +163,13 @@ def breaker_router(store: BreakerStore, clusters: Any) -> APIRouter:
         instances: true error % (Σ errors / Σ requests), merged percentiles (ms), host count,
         states across hosts, cluster and per-host rates."""
         window_s = _window_seconds(window)
-        end = int(time.time()) - REPORT_LAG_S + 1
-        names = [cluster] if cluster is not None else cluster_names(end - window_s)
+        start, end = window_bounds(time.time(), window_s)
+        names = [cluster] if cluster is not None else cluster_names(start)
         commands: list[dict[str, Any]] = []
         pools: list[dict[str, Any]] = []
 
         def window_rows(name: str) -> list[InstanceWindow]:
-            return guarded(lambda: store.breaker_window(name, end - window_s, end, instance))
+            return guarded(lambda: store.breaker_window(name, start, end, instance))
 
         for name in names:
             for view, members in group_windows(window_rows(name), window_s):
@@ -223,22 +238,29 @@ _NO_CACHE = {"Cache-Control": "no-cache, no-store, max-age=0, must-revalidate", 
 async def _frames(
     store: BreakerStore, cluster: str, instance: str | None, window_s: int, request: Request
 ) -> AsyncIterator[bytes]:
+    shown: set[tuple[str, str]] = set()
     while not await request.is_disconnected():
-        end = int(time.time()) - REPORT_LAG_S + 1
+        start, end = window_bounds(time.time(), window_s)
         try:
-            rows = await asyncio.to_thread(store.breaker_window, cluster, end - window_s, end, instance)
+            rows = await asyncio.to_thread(store.breaker_window, cluster, start, end, instance)
         except Exception:  # the store is down: keep the stream open, the dashboard shows stale tiles
-            rows = []
-        yield _frame(rows, window_s)
+            yield b"ping: \n\n"
+        else:
+            frame, shown = _frame(rows, window_s, shown)
+            yield frame
         await asyncio.sleep(TICK_S)
 
 
-def _frame(rows: list[InstanceWindow], window_s: int) -> bytes:
+def _frame(
+    rows: list[InstanceWindow], window_s: int, shown: set[tuple[str, str]]
+) -> tuple[bytes, set[tuple[str, str]]]:
+    """One tick of the stream, and the (kind, name) pairs it shows. What ``shown`` (the previous
+    tick's) had and this one lacks gets its delete events, once: the dashboard keeps a tile until told."""
     now_ms = int(time.time() * 1000)
-    events = [
-        thread_pool_event(view, now_ms) if view.kind == "threadpool" else command_event(view, now_ms)
-        for view, _ in group_windows(rows, window_s)
-    ]
+    views = [view for view, _ in group_windows(rows, window_s)]
+    events = [thread_pool_event(v, now_ms) if v.kind == "threadpool" else command_event(v, now_ms) for v in views]
+    showing = {(v.kind, v.name) for v in views}
+    events += [e for kind, name in sorted(shown - showing) for e in delete_events(kind, name)]
     if not events:
-        return b"ping: \n\n"
-    return b"".join(b"data: " + json.dumps(e, separators=(",", ":")).encode() + b"\n\n" for e in events)
+        return b"ping: \n\n", showing
+    return b"".join(b"data: " + json.dumps(e, separators=(",", ":")).encode() + b"\n\n" for e in events), showing

@@ -4,11 +4,15 @@ The same code serves a service's own ``/hystrix.stream`` (one host) and the quer
 ``/turbine.stream`` (many). The original Hystrix Dashboard divides ``errorPercentage``, the latency
 means and percentiles and the rolling window by ``reportingHosts`` (Turbine summed them), so for
 ``hosts`` > 1 those fields are sent multiplied by ``hosts``: the dashboard then shows the true
-cluster error % (Σ errors / Σ requests) and merged percentiles, and the right rates.
+cluster error % (Σ errors / Σ requests) and merged percentiles, and the right rates. With several
+hosts ``isCircuitBreakerOpen`` is what Turbine sent and the dashboard's template tests: the number of
+open hosts when all or none are open, ``{"true": n, "false": m}`` when they disagree. A one-host
+event is exactly Hystrix's.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +21,15 @@ from typing import Any
 from tracehouse.instrumentation.breakers.histogram import merge, percentiles_ms
 from tracehouse.instrumentation.breakers.wire import BreakerSample
 
-__all__ = ["COMMAND_FIELDS", "THREAD_POOL_FIELDS", "WindowView", "command_event", "thread_pool_event", "window_view"]
+__all__ = [
+    "COMMAND_FIELDS",
+    "THREAD_POOL_FIELDS",
+    "WindowView",
+    "command_event",
+    "delete_events",
+    "thread_pool_event",
+    "window_view",
+]
 
 _OPEN_STATES = frozenset({"OPEN", "FORCED_OPEN", "HALF_OPEN"})
 #: Health: Hystrix's requestCount and errorCount.
@@ -61,10 +73,14 @@ class WindowView:
         return 0.0 if calls == 0 else self.latency_sum_ms / calls
 
     @property
+    def open_hosts(self) -> int:
+        """Hosts whose breaker refuses calls (open, forced open or half-open)."""
+        return sum(n for state, n in self.states.items() if state in _OPEN_STATES)
+
+    @property
     def is_open(self) -> bool:
         """Open as the dashboard's circle says it: a majority of hosts refuse calls."""
-        open_hosts = sum(n for state, n in self.states.items() if state in _OPEN_STATES)
-        return open_hosts * 2 > sum(self.states.values()) if self.states else False
+        return self.open_hosts * 2 > sum(self.states.values()) if self.states else False
 
 
 def window_view(
@@ -124,8 +140,8 @@ def command_event(view: WindowView, now_ms: int | None = None) -> dict[str, Any]
         "name": view.name,
         "group": view.group,
         "currentTime": int(time.time() * 1000) if now_ms is None else now_ms,
-        "isCircuitBreakerOpen": view.is_open,
-        "errorPercentage": int(view.error_percentage) * hosts,
+        "isCircuitBreakerOpen": _circuit_open(view),
+        "errorPercentage": _error_percentage(view),
         "errorCount": view.errors,
         "requestCount": view.requests,
         "rollingCountBadRequests": c.get("bad_request", 0),
@@ -201,6 +217,44 @@ def thread_pool_event(view: WindowView, now_ms: int | None = None) -> dict[str, 
         "propertyValue_metricsRollingStatisticalWindowInMilliseconds": view.window_seconds * 1000 * hosts,
         "reportingHosts": hosts,
     }
+
+
+def _circuit_open(view: WindowView) -> bool | int | dict[str, int]:
+    """What the dashboard's template tests: ``== reportingHosts`` shows Open (red), ``== 0`` Closed,
+    an object "Open n Closed m". One host: Hystrix's boolean (``true == 1`` in JavaScript)."""
+    if view.hosts <= 1:
+        return view.is_open
+    opened = view.open_hosts
+    if opened in (0, view.hosts):
+        return opened
+    return {"true": opened, "false": view.hosts - opened}
+
+
+def _error_percentage(view: WindowView) -> int:
+    """One host: Hystrix's truncated percentage. Several: the true percentage times the hosts, rounded,
+    which the dashboard divides by ``reportingHosts`` and rounds to one decimal (16.67 % shows 16.7)."""
+    if view.hosts <= 1:
+        return int(view.error_percentage)
+    return round(view.error_percentage * view.hosts)
+
+
+#: What the dashboard's JavaScript escapes in a name to make a jQuery selector of it.
+_SELECTOR_SPECIAL = re.compile(r"""([ !"#$%&'()*+,./:;<=>?@\[\]^`{|}~])""")
+_EVENT_TYPES = {"command": "HystrixCommand", "threadpool": "HystrixThreadPool"}
+
+
+def delete_events(kind: str, name: str) -> list[dict[str, Any]]:
+    """Events that make the dashboard remove the tile of a breaker (or pool) no longer reported.
+
+    Its JavaScript removes ``#CIRCUIT_`` + ``data.escapedName`` but computes ``escapedName`` only for
+    events it displays, so the event carries it: the name escaped as the dashboard escapes it, once
+    with the ``_0`` suffix of dashboards that number their streams (1.5: a single stream is 0) and once
+    without (older ones). Removing a tile that is not there does nothing."""
+    escaped = _SELECTOR_SPECIAL.sub(r"\\\1", name)
+    return [
+        {"type": _EVENT_TYPES[kind], "name": name, "escapedName": key, "deleteData": "true"}
+        for key in (f"{escaped}_0", escaped)
+    ]
 
 
 def _ms(value: float) -> float | int:

@@ -79,8 +79,10 @@ class Registry:
     def after_fork_in_child(self) -> None:
         """Run in a forked child (no other thread exists): new locks, and counts of the child's own."""
         self._lock = threading.Lock()
-        for item in [*self._breakers.values(), *self._pools.values()]:
-            item.after_fork_in_child()
+        for breaker in self._breakers.values():
+            breaker.after_fork_in_child()
+        for pool in self._pools.values():
+            pool.after_fork_in_child()
 
 
 REGISTRY = Registry()

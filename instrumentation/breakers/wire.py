@@ -12,9 +12,10 @@
 
 A sample is one breaker (``kind`` ``command``) or thread pool (``threadpool``) during one whole
 epoch ``second``: its counts are *deltas* for that second, never rolling sums, so any number of
-samples add up exactly. ``latency.buckets`` are :mod:`.histogram` bucket indexes. Unknown fields
-are ignored (newer reporters may send more); known ones of the wrong type are refused with the
-path of the bad value.
+samples add up exactly. ``latency.buckets`` are :mod:`.histogram` bucket indexes. ``state`` is one
+of :data:`STATES`; anything else is refused. ``counts`` keys are the outcomes of :data:`COUNT_KEYS`.
+Unknown fields are ignored (newer reporters may send more), unknown ``counts`` keys too (dropped,
+not stored); known ones of the wrong type are refused with the path of the bad value.
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracehouse.instrumentation.breakers.breaker import State
 from tracehouse.instrumentation.breakers.histogram import MAX_BUCKET
+from tracehouse.instrumentation.breakers.window import Outcome
 
-__all__ = ["KINDS", "MAX_SAMPLES", "BreakerReport", "BreakerSample", "ReportError"]
+__all__ = ["COUNT_KEYS", "KINDS", "MAX_SAMPLES", "STATES", "BreakerReport", "BreakerSample", "ReportError"]
 
 KINDS = ("command", "threadpool")
+#: A breaker's states (resilience4j's, Hystrix's forced ones).
+STATES = tuple(state.value for state in State)
+#: The outcomes a sample counts.
+COUNT_KEYS = frozenset(outcome.key for outcome in Outcome)
 MAX_SAMPLES = 20_000
 _MAX_NAME = 200
 _BUCKET_DIGITS = len(str(MAX_BUCKET))
@@ -121,7 +128,7 @@ def _sample(item: Any, path: str, now: float) -> BreakerSample:
         name=name,
         group=_name(doc.get("group", name.split(".", 1)[0]), f"{path}.group"),
         second=second,
-        state=_name(doc.get("state", "CLOSED"), f"{path}.state"),
+        state=_state(doc.get("state", "CLOSED"), f"{path}.state"),
         counts=_counts(doc.get("counts", {}), f"{path}.counts"),
         latency=_buckets(latency.get("buckets", {}), f"{path}.latency.buckets"),
         latency_sum_ms=_number(latency.get("sumMs", 0.0), f"{path}.latency.sumMs"),
@@ -159,8 +166,15 @@ def _number(value: Any, path: str) -> float:
     return float(value)
 
 
+def _state(value: Any, path: str) -> str:
+    if value not in STATES:
+        raise ReportError(f"{path}: must be one of {', '.join(STATES)}")
+    return str(value)
+
+
 def _counts(value: Any, path: str) -> dict[str, int]:
-    return {key: _integer(count, f"{path}.{key}") for key, count in _object(value, path).items()}
+    """The known outcomes' counts; other keys (a newer reporter's outcomes) are dropped."""
+    return {key: _integer(count, f"{path}.{key}") for key, count in _object(value, path).items() if key in COUNT_KEYS}
 
 
 def _buckets(value: Any, path: str) -> dict[int, int]:

@@ -101,8 +101,10 @@ def test_cluster_view_is_the_sum_of_the_instances(server: Server) -> None:
     assert event["reportingHosts"] == 3
     assert event["requestCount"] == expected_requests
     assert event["errorCount"] == 40
-    # The original dashboard divides these by reportingHosts.
-    assert event["errorPercentage"] == int(100 * 40 / 165) * 3  # Hystrix truncates
+    # The original dashboard divides these by reportingHosts (and rounds the error % to one decimal).
+    assert event["errorPercentage"] == round(100 * 40 / 165 * 3)
+    assert round(event["errorPercentage"] / 3, 1) == pytest.approx(100 * 40 / 165, abs=0.2)
+    assert event["isCircuitBreakerOpen"] == {"true": 1, "false": 2}  # the dashboard: "Open 1 Closed 2"
     assert event["propertyValue_metricsRollingStatisticalWindowInMilliseconds"] == 120_000 * 3
 
 
@@ -127,6 +129,13 @@ def test_bad_breaker_reports_get_a_precise_400(server: Server) -> None:
     answer = httpx.post(url, json=report)
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid breaker report: samples[0].second: must be a non-negative integer"
+    report = {"service": "s", "instance": "i", "samples": [{"name": "x", "second": int(time.time()), "state": "<b>"}]}
+    answer = httpx.post(url, json=report)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == (
+        "invalid breaker report: samples[0].state: must be one of "
+        "CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, FORCED_CLOSED, DISABLED, METRICS_ONLY"
+    )
     answer = httpx.post(url, content=b"{}", headers={"content-type": "text/plain"})
     assert answer.status_code == 415
     assert server.api("/turbine.stream").status_code == 400

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tracehouse.collector.hystrix_pull import HystrixPuller
+from tracehouse.collector.hystrix_pull import MAX_REDIRECTS, HystrixPuller
 from tracehouse.instrumentation.breakers.histogram import bucket_of
 from tracehouse.instrumentation.breakers.wire import BreakerReport, BreakerSample
 
@@ -329,6 +329,7 @@ class Reply:
     chunks: tuple[bytes, ...] = ()
     repeat: bytes | None = None
     times: int | None = None
+    location: str | None = None
 
 
 class ScriptedStreams:
@@ -365,8 +366,10 @@ class ScriptedStreams:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                reply = streams.next_reply({k.lower(): v for k, v in self.headers.items()})
+                reply = streams.next_reply({**{k.lower(): v for k, v in self.headers.items()}, ":path": self.path})
                 self.send_response(reply.status)
+                if reply.location is not None:
+                    self.send_header("Location", reply.location)
                 self.send_header("Content-Type", "text/event-stream;charset=UTF-8")
                 self.end_headers()
                 try:
@@ -450,6 +453,37 @@ def test_reconnects_back_off_and_count_nothing_twice(scripted: Callable[..., Scr
             assert recorder.totals("orders.place") == {"success": 6}
         assert puller.reconnects == 3
         assert {r["accept"] for r in streams.requests} == {"text/event-stream"}
+
+    asyncio.run(main())
+
+
+def test_a_redirect_is_followed(scripted: Callable[..., ScriptedStreams]) -> None:
+    # What Starlette's Mount answers for the documented app.mount("/hystrix.stream", HystrixStreamASGI()).
+    streams = scripted(
+        Reply(status=307, location="/hystrix.stream/"),
+        Reply(chunks=(command_event(3),), repeat=command_event(3)),
+    )
+
+    async def main() -> None:
+        recorder = Recorder()
+        puller = HystrixPuller([f"http://127.0.0.1:{streams.port}/hystrix.stream"], recorder, min_backoff=0.05)
+        async with pulling(puller):
+            await until(lambda: recorder.totals("orders.place") == {"success": 3}, "the redirected stream's count")
+        assert puller.reconnects == 0
+        assert [r[":path"] for r in streams.requests] == ["/hystrix.stream", "/hystrix.stream/"]
+
+    asyncio.run(main())
+
+
+def test_a_redirect_loop_is_cut_and_retried(scripted: Callable[..., ScriptedStreams]) -> None:
+    streams = scripted(Reply(status=307, location="/hystrix.stream"))
+
+    async def main() -> None:
+        puller = HystrixPuller([f"http://127.0.0.1:{streams.port}/hystrix.stream"], Recorder(), min_backoff=0.05)
+        async with pulling(puller):
+            await until(lambda: puller.reconnects >= 1, "a reconnect after too many redirects")
+            assert len(streams.requests) <= (1 + MAX_REDIRECTS) * (puller.reconnects + 1)
+        assert puller.frames == 0
 
     asyncio.run(main())
 

@@ -27,13 +27,15 @@ from tracehouse.instrumentation.breakers.wire import BreakerSample
 pytestmark = pytest.mark.usefixtures("clean_breakers")
 
 INT, NUMBER, BOOL, STR, PERCENTILES = "int", "number", "bool", "str", "percentiles"
+#: A boolean from one host; from several, Turbine's forms: a count of open hosts or {"true": n, "false": m}.
+CIRCUIT = "circuit"
 #: The reference's HystrixCommand fields in emission order, with the JSON type the dashboard needs.
 COMMAND = [
     ("type", STR),
     ("name", STR),
     ("group", STR),
     ("currentTime", INT),
-    ("isCircuitBreakerOpen", BOOL),
+    ("isCircuitBreakerOpen", CIRCUIT),
     ("errorPercentage", INT),
     ("errorCount", INT),
     ("requestCount", INT),
@@ -109,6 +111,9 @@ def has_type(value: Any, kind: str) -> bool:
         return type(value) is bool
     if kind == STR:
         return type(value) is str
+    if kind == CIRCUIT:
+        split = type(value) is dict and list(value) == ["true", "false"] and all(type(n) is int for n in value.values())
+        return type(value) in (bool, int) or split
     if kind == "str|null":
         return value is None or type(value) is str
     assert kind == PERCENTILES
@@ -211,9 +216,13 @@ def test_fields_the_dashboard_divides_are_multiplied_by_hosts(hosts: list[list[A
     assert event["rollingCountShortCircuited"] == total["short_circuited"]
     assert event["rollingCountBadRequests"] == total["bad_request"]
     assert event["propertyValue_circuitBreakerRequestVolumeThreshold"] == 20
-    # What the dashboard shows after dividing by reportingHosts is the cluster's true value.
-    assert event["errorPercentage"] % n == 0
-    assert event["errorPercentage"] // n == (0 if requests == 0 else int(100 * errors / requests))  # Hystrix truncates
+    # What the dashboard shows after dividing by reportingHosts (and rounding to one decimal) is the
+    # cluster's true value; one host's event is Hystrix's own (truncated).
+    true_percentage = 0.0 if requests == 0 else 100 * errors / requests
+    if n == 1:
+        assert event["errorPercentage"] == int(true_percentage)
+    else:
+        assert event["errorPercentage"] / n == pytest.approx(true_percentage, abs=0.5 / n + 1e-9)
     assert event["propertyValue_metricsRollingStatisticalWindowInMilliseconds"] == 10_000 * n
     merged = merge(s.latency for s in every)
     calls = sum(merged.values())
@@ -235,12 +244,52 @@ def test_open_means_a_majority_of_hosts_refuse_calls() -> None:
     assert view("OPEN")["isCircuitBreakerOpen"] is True
     assert view("HALF_OPEN")["isCircuitBreakerOpen"] is True
     assert view("CLOSED")["isCircuitBreakerOpen"] is False
-    assert view("OPEN", "OPEN", "CLOSED")["isCircuitBreakerOpen"] is True
-    assert view("OPEN", "CLOSED")["isCircuitBreakerOpen"] is False
     forced = view("FORCED_OPEN", "FORCED_OPEN")
-    assert (forced["propertyValue_circuitBreakerForceOpen"], forced["isCircuitBreakerOpen"]) == (True, True)
+    assert (forced["propertyValue_circuitBreakerForceOpen"], forced["isCircuitBreakerOpen"]) == (True, 2)
     assert view("FORCED_OPEN", "CLOSED")["propertyValue_circuitBreakerForceOpen"] is False
     assert view("FORCED_CLOSED")["propertyValue_circuitBreakerForceClosed"] is True
+
+
+def circuit_line(event: dict[str, Any]) -> str:
+    """What the dashboard's circuit template (hystrixCircuit.html) prints, with JavaScript's ``==``."""
+
+    def loose_equal(value: Any, number: int) -> bool:  # JavaScript's == between a field and a number
+        return not isinstance(value, dict) and int(value) == number
+
+    value, hosts = event["isCircuitBreakerOpen"], event["reportingHosts"]
+    if loose_equal(value, hosts):
+        return "Open (red)"
+    if loose_equal(value, 0):
+        return "Closed (green)"
+    if isinstance(value, dict):
+        return f"Open {value['true']} Closed {value['false']}"
+    return "orange: " + str(value).lower().replace("true", "Open").replace("false", "Closed")
+
+
+@pytest.mark.parametrize(
+    ("states", "line"),
+    [
+        (["OPEN"], "Open (red)"),
+        (["CLOSED"], "Closed (green)"),
+        (["OPEN", "OPEN", "HALF_OPEN"], "Open (red)"),
+        (["CLOSED", "CLOSED"], "Closed (green)"),
+        (["OPEN", "OPEN", "CLOSED"], "Open 2 Closed 1"),
+        (["OPEN", "CLOSED"], "Open 1 Closed 1"),
+    ],
+)
+def test_the_dashboard_shows_each_hosts_circuit(states: list[str], line: str) -> None:
+    by_host = {f"h{i}": [sample(1_700_000_000, {}, {}, 0.0, state=s)] for i, s in enumerate(states)}
+    assert circuit_line(command_event(window_view(by_host, 10), 0)) == line
+
+
+@pytest.mark.parametrize(("failures", "shown"), [(0, "0.0"), (1, "16.7"), (2, "33.3"), (3, "50.0"), (6, "100.0")])
+def test_the_dashboard_shows_the_true_error_percentage_of_several_hosts(failures: int, shown: str) -> None:
+    counts = {"success": 6 - failures, "failure": failures}
+    # Three hosts, one of which made the calls: 16.67 % of the cluster's calls failed with one failure.
+    by_host = {f"h{i}": [sample(1_700_000_000, counts if i == 0 else {}, {}, 0.0)] for i in range(3)}
+    event = command_event(window_view(by_host, 10), 0)
+    # hystrixCommand.js: roundNumber(errorPercentage / reportingHosts), one decimal.
+    assert f"{round(event['errorPercentage'] / event['reportingHosts'] * 10) / 10:.1f}" == shown
 
 
 def test_a_hosts_state_and_concurrency_are_its_newest() -> None:
@@ -252,7 +301,7 @@ def test_a_hosts_state_and_concurrency_are_its_newest() -> None:
         "b": [sample(1_700_000_000, {}, {}, 0.0, state="CLOSED", concurrency=2, max_concurrency=3)],
     }
     event = command_event(window_view(by_host, 10), 0)
-    assert event["isCircuitBreakerOpen"] is False
+    assert event["isCircuitBreakerOpen"] == 0  # no host open (a's newest second is closed)
     assert event["currentConcurrentExecutionCount"] == 3
     assert event["rollingMaxConcurrentExecutionCount"] == 4
 

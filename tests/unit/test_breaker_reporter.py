@@ -104,3 +104,26 @@ def test_a_down_collector_keeps_a_bounded_buffer(collector: Collector, fake_cloc
     assert reporter.report_once()
     assert [s["counts"] for s in samples(collector)] == [{"success": 1}] * 3
     assert reporter.sent == 3
+
+
+def test_stop_reports_the_running_second_and_a_later_report_sends_it_whole(
+    collector: Collector, fake_clock: FakeClock
+) -> None:
+    registry = Registry()
+    breaker = CircuitBreaker("stock.check", register=False)
+    registry.add(breaker)
+    reporter = BreakerReporter(collector.url, "orders", "host:3", registry=registry)
+    running = int(fake_clock.now)
+    breaker.call(lambda: None)
+    breaker.call(lambda: None)
+    reporter.stop()  # the process exits within the second: its two calls must not be lost
+    assert [(s["second"], s["counts"]) for s in samples(collector)] == [(running, {"success": 2})]
+
+    breaker.call(lambda: None)
+    fake_clock.advance(1)
+    assert reporter.report_once()
+    # The second goes out again, whole: its sample replaces the partial one in the store (same
+    # instance and second), so the calls are counted once, not 2 + 3.
+    assert [(s["second"], s["counts"]) for s in samples(collector)][1:] == [(running, {"success": 3})]
+    assert reporter.report_once()  # and only once
+    assert len(samples(collector)) == 2

@@ -15,7 +15,14 @@ from tests.unit.conftest import FakeClock
 from tracehouse.instrumentation.breakers import CircuitBreaker
 from tracehouse.instrumentation.breakers.histogram import MAX_BUCKET
 from tracehouse.instrumentation.breakers.samples import breaker_properties, bucket_sample
-from tracehouse.instrumentation.breakers.wire import MAX_SAMPLES, BreakerReport, BreakerSample, ReportError
+from tracehouse.instrumentation.breakers.wire import (
+    COUNT_KEYS,
+    MAX_SAMPLES,
+    STATES,
+    BreakerReport,
+    BreakerSample,
+    ReportError,
+)
 
 pytestmark = pytest.mark.usefixtures("clean_breakers")
 
@@ -35,8 +42,8 @@ SAMPLE = st.builds(
     name=NAME,
     group=NAME,
     second=st.integers(1_000_000_000, int(NOW)),
-    state=st.sampled_from(["CLOSED", "OPEN", "HALF_OPEN", "FORCED_OPEN", "DISABLED"]),
-    counts=st.dictionaries(st.text(max_size=30), COUNT, max_size=5),
+    state=st.sampled_from(STATES),
+    counts=st.dictionaries(st.sampled_from(sorted(COUNT_KEYS)), COUNT, max_size=5),
     latency=st.dictionaries(st.integers(0, MAX_BUCKET), COUNT, max_size=8),
     latency_sum_ms=st.floats(min_value=0, max_value=1e12, allow_nan=False),
     concurrency=COUNT,
@@ -73,6 +80,12 @@ def test_defaults_of_optional_fields() -> None:
     [sample] = report.samples
     assert (sample.kind, sample.group, sample.state) == ("command", "pay", "CLOSED")
     assert (dict(sample.counts), dict(sample.latency), sample.latency_sum_ms) == ({}, {}, 0.0)
+
+
+def test_unknown_count_keys_are_dropped_as_unknown_fields_are() -> None:
+    body = copy.deepcopy(GOOD)
+    body["samples"][0]["counts"] = {"success": 3, "<script>": 9, "retried": "x"}
+    assert dict(BreakerReport.from_json(body, now=NOW).samples[0].counts) == {"success": 3}
 
 
 def test_unknown_fields_are_ignored() -> None:
@@ -125,7 +138,9 @@ BAD = [
     (["samples", 0, "second"], 1_700_000_000.0, "samples[0].second: must be a non-negative integer"),
     (["samples", 0, "second"], 999_999_999, "samples[0].second: 999999999 is not a plausible epoch second"),
     (["samples", 0, "second"], int(NOW) + 86_401, f"samples[0].second: {int(NOW) + 86_401} is not a plausible"),
-    (["samples", 0, "state"], None, "samples[0].state: must be a string of 1–200 characters"),
+    (["samples", 0, "state"], None, "samples[0].state: must be one of CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, "),
+    (["samples", 0, "state"], "<script>", "samples[0].state: must be one of CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, "),
+    (["samples", 0, "state"], "closed", "samples[0].state: must be one of CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, "),
     (["samples", 0, "counts"], [1], "samples[0].counts: must be a JSON object"),
     (["samples", 0, "counts", "success"], -1, "samples[0].counts.success: must be a non-negative integer"),
     (["samples", 0, "counts", "success"], 2**63, "samples[0].counts.success: must be a non-negative integer"),

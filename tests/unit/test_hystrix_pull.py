@@ -252,6 +252,10 @@ def test_numbers_are_taken_in_any_form_and_nonsense_is_ignored() -> None:
         ({"isCircuitBreakerOpen": False}, "CLOSED"),
         ({"isCircuitBreakerOpen": True}, "OPEN"),
         ({"isCircuitBreakerOpen": "true"}, "OPEN"),
+        ({"isCircuitBreakerOpen": 3, "reportingHosts": 3}, "OPEN"),  # aggregated: every host open
+        ({"isCircuitBreakerOpen": 0, "reportingHosts": 3}, "CLOSED"),
+        ({"isCircuitBreakerOpen": {"true": 2, "false": 1}, "reportingHosts": 3}, "OPEN"),  # hosts disagree
+        ({"isCircuitBreakerOpen": {"true": 1, "false": 2}, "reportingHosts": 3}, "CLOSED"),
         ({"isCircuitBreakerOpen": True, "propertyValue_circuitBreakerForceOpen": True}, "FORCED_OPEN"),
         ({"isCircuitBreakerOpen": True, "propertyValue_circuitBreakerForceClosed": True}, "FORCED_CLOSED"),
         ({"isCircuitBreakerOpen": False, "propertyValue_circuitBreakerEnabled": False}, "DISABLED"),
@@ -508,6 +512,24 @@ def test_bad_targets_are_refused_with_the_reason(text: str, problem: str) -> Non
     with pytest.raises(ValueError, match="hystrix target") as error:
         parse_target(text)
     assert problem in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "shop=http://user:pw@10.0.0.5:8080/hystrix.stream",
+        "http://user:p@ss@a:1/x",
+        "shop=dns+http://user:pw@a:1/x",
+        "http://user:pw@a:port/x",  # refused for the port first: still no password shown
+    ],
+)
+def test_a_refused_target_never_shows_its_password(text: str) -> None:
+    with pytest.raises(ValueError, match="hystrix target") as error:
+        parse_target(text)
+    message = str(error.value)
+    assert "user:***@" in message
+    assert "pw" not in message
+    assert "p@ss" not in message
 
 
 def test_read_targets_file(tmp_path: Path) -> None:

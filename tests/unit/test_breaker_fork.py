@@ -1,0 +1,58 @@
+"""A forked worker (gunicorn, celery prefork, ``multiprocessing``) reports its own breaker stats: its
+own reporter thread, its own instance id (the one its spans get), and only the calls it made — not
+the counts it inherited from its parent's rolling windows.
+
+A real collector on loopback, the real set-up code, real forked processes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+from typing import Any
+
+import pytest
+
+from tests.unit.test_breaker_reporter import Collector, collector  # noqa: F401 - the fixture
+from tracehouse.instrumentation import InstrumentationConfig, _setup
+from tracehouse.instrumentation.breakers import REGISTRY, CircuitBreaker, reporter
+
+pytestmark = pytest.mark.usefixtures("clean_breakers")
+FORK = multiprocessing.get_context("fork")
+
+
+def calls_in_child(n: int) -> None:
+    running = reporter._global
+    assert running is not None
+    assert running._thread is not None
+    assert running._thread.is_alive()
+    assert running.instance == f"{socket.gethostname()}:{os.getpid()}"
+    found = REGISTRY.get("fork.inventory")
+    assert isinstance(found, CircuitBreaker)
+    for _ in range(n):
+        found.call(lambda: None)
+
+
+def successes(server: Collector, instance: str) -> int:
+    samples: list[dict[str, Any]] = [s for r in server.reports if r["instance"] == instance for s in r["samples"]]
+    return sum(s["counts"].get("success", 0) for s in samples if s["name"] == "fork.inventory")
+
+
+def test_a_forked_child_reports_its_own_calls_under_its_own_id(collector: Collector) -> None:  # noqa: F811
+    base = collector.url.removesuffix("/v1/breakers")
+    config = InstrumentationConfig(service_name="forking", endpoint=base, auto_breakers="off")
+    parent = CircuitBreaker("fork.inventory")
+    for _ in range(3):
+        parent.call(lambda: None)
+    _setup._start_breaker_reporting(config)
+    try:
+        child = FORK.Process(target=calls_in_child, args=(2,))
+        child.start()
+        child.join(30)
+        assert child.exitcode == 0
+        # The child flushed at exit (multiprocessing leaves through os._exit: no atexit hook).
+        assert successes(collector, f"{socket.gethostname()}:{child.pid}") == 2
+    finally:
+        reporter.stop_reporter()
+    assert successes(collector, f"{socket.gethostname()}:{os.getpid()}") == 3
