@@ -36,7 +36,7 @@ def mark_if_cut(attributes: Any, first: str = "") -> bool:
     resource's service.name past its 1,024th attribute). Whether it was marked."""
     if not _cut(attributes):
         return False
-    if first and len(attributes) > MAX_ATTRIBUTES:
+    if first and len(attributes) >= MAX_ATTRIBUTES:  # the mark takes one of the places kept
         index = next((i for i, kv in enumerate(attributes) if _text(kv.key) == first), None)
         if index is not None and index >= MAX_ATTRIBUTES - 1:
             attributes.insert(0, attributes.pop(index))
@@ -48,12 +48,24 @@ def mark_if_cut(attributes: Any, first: str = "") -> bool:
     return True
 
 
+def may_be_cut(message: Any) -> bool:
+    """A cheap test before `mark_if_cut` for an event or a link: whether its attributes may hold a
+    value the store cuts (none can, within `MAX_BYTES_VALUE` encoded bytes) or more than
+    `MAX_ATTRIBUTES` of them. One C call for the common case; looking at each attribute costs
+    ~0.6 µs, which every exception event would pay. A key over `MAX_KEY_CHARS` in a small event or
+    link is cut without the mark."""
+    size = message.ByteSize()
+    return bool(size > MAX_BYTES_VALUE or (size > 2 * MAX_ATTRIBUTES and len(message.attributes) > MAX_ATTRIBUTES))
+
+
 def _cut(attributes: Any) -> bool:
     """Whether the store cuts something of this `KeyValue` list (an array or key/value list
     value by the size of its encoding, which its JSON text is about as long as)."""
     if len(attributes) > MAX_ATTRIBUTES:
         return True
     for kv in attributes:
+        if kv.ByteSize() <= MAX_KEY_CHARS:  # nothing in it is long enough to be cut
+            continue
         if _chars(kv.key, MAX_KEY_CHARS) > MAX_KEY_CHARS:
             return True
         value = kv.value

@@ -80,8 +80,9 @@ def parse_target(text: str) -> PullTarget:
         raise ValueError(_CREDENTIALS.sub(r"\1:***@", str(exc))) from None
 
 
-#: ``user:password@`` after a scheme: the password is never echoed in an error.
-_CREDENTIALS = re.compile(r"(://[^/?#@\s:]*):[^/?#\s]*@")
+#: ``user:password@`` after a scheme, to the last ``@`` before the host (a password may hold ``/`` or
+#: spaces): the password is never echoed in an error.
+_CREDENTIALS = re.compile(r"(://[^/?#@\s:]*):[^@]*@")
 
 
 def _parse_target(text: str) -> PullTarget:

@@ -9,8 +9,16 @@ from typing import Any
 
 from tracehouse.query.critical_path import critical_path
 from tracehouse.query.skew import adjust_clock_skew
-from tracehouse.storage import CallStats, Dependencies, Operation, OperationStats, RedPoint, Span, TraceSummary
-from tracehouse.storage.model import covered_seconds
+from tracehouse.storage import (
+    CallStats,
+    Dependencies,
+    DependencyLink,
+    Operation,
+    OperationStats,
+    RedPoint,
+    Span,
+    TraceSummary,
+)
 
 
 def trace_json(trace_id: str, spans: list[Span]) -> dict[str, Any]:
@@ -147,6 +155,18 @@ def _elapsed_s(start_ns: int, step_s: int, now_ns: int) -> float:
     return max(1.0, elapsed) if 0 < elapsed < step_s else float(step_s)
 
 
+def covered_seconds(start_ns: int, end_ns: int, now_ns: int, since_s: int | None) -> float:
+    """The seconds a rate over [start_ns, end_ns) is over: from the later of the range's first
+    minute and `since_s` (the first minute with spans of the service; None: no spans) to the
+    earlier of its end and now; at least one. A service deployed (or a demo started) five minutes
+    ago reads its calls/s on a 1-hour range, not a twelfth of them — to within the rollup's minute,
+    while the service is new. Per service, not per operation: a rare operation is not a new one."""
+    first = start_ns // 60_000_000_000 * 60
+    if since_s is not None:
+        first = max(first, since_s)
+    return max(1.0, min(end_ns, now_ns) / 1e9 - first)
+
+
 def operation_stats_json(stats: OperationStats, start_ns: int, end_ns: int, now_ns: int) -> dict[str, Any]:
     """An operation over [start_ns, end_ns): its `rate` is over the seconds its service has sent spans
     (`covered_seconds`)."""
@@ -169,9 +189,17 @@ def node_ids(found: Dependencies) -> Callable[[str, str], str]:
     return node_id
 
 
+def _edge_seconds(found: Dependencies, link: DependencyLink, start_ns: int, end_ns: int, now_ns: int) -> float:
+    """The seconds an edge's rate is over: those of the later of its services' first minutes (a
+    database, queue or peer end has none; one named like a service is not that service)."""
+    ends = ((link.parent, link.parent_kind), (link.child, link.child_kind))
+    firsts = [found.since_s[name] for name, kind in ends if kind == "service" and name in found.since_s]
+    return covered_seconds(start_ns, end_ns, now_ns, max(firsts) if firsts else None)
+
+
 def dependencies_json(found: Dependencies, start_ns: int, end_ns: int, now_ns: int) -> dict[str, Any]:
     """The graph over [start_ns, end_ns); an edge's `rate` is over the seconds both its services have
-    sent spans (`Dependencies.covered_seconds`)."""
+    sent spans (`covered_seconds`)."""
     node_id = node_ids(found)
     nodes = {(name, "service") for name in found.services}
     for link in found.links:
@@ -184,7 +212,7 @@ def dependencies_json(found: Dependencies, start_ns: int, end_ns: int, now_ns: i
                 "parentKind": link.parent_kind,
                 "child": node_id(link.child, link.child_kind),
                 "childKind": link.child_kind,
-                "rate": link.calls / found.covered_seconds(start_ns, end_ns, now_ns, (link.parent, link.child)),
+                "rate": link.calls / _edge_seconds(found, link, start_ns, end_ns, now_ns),
                 **stats_json(link),
             }
             for link in found.links

@@ -151,7 +151,7 @@ class ClickHouseStore:
         window = {"start": start_ns, "end": end_ns}
         services = self._query("active_services", window)
         links = tuple(_link(row) for row in self._query("links", window))
-        return Dependencies(tuple(row[0] for row in services), links, tuple(int(row[1]) for row in services))
+        return Dependencies(tuple(row[0] for row in services), links, {row[0]: int(row[1]) for row in services})
 
     def link(self, from_ns: int, to_ns: int, spans_per_slice: int | None = None) -> None:
         """Run the dependency linker over the minutes of [from_ns, to_ns) (see `linker`), in
@@ -312,7 +312,7 @@ _IN_FILE = re.compile(r" ?\(in file/uri [^)]*\)")
 
 
 def _reason(exc: Exception) -> str:
-    """The engine's reason for refusing data, told to the sender: its first line, without the
+    """The engine's reason for refusing an insert, told to the sender: its first line, without the
     path of the temporary file the embedded engine read the data from (nor the stack trace)."""
     return _IN_FILE.sub("", str(exc).strip().split("\n", 1)[0])[:500]
 
@@ -349,8 +349,8 @@ def insert_error(exc: ClickHouseError, what: str) -> StorageError:
     if isinstance(exc, DatabaseError) and match and int(match[1]) not in _TRANSIENT_CODES:
         return StoreRejected(f"{what}: {_reason(exc)}")
     if match and int(match[1]) in _BUSY_CODES:
-        return StoreBusy(f"{what}: {exc}")
-    return StoreUnavailable(f"{what}: {exc}")
+        return StoreBusy(f"{what}: {_reason(exc)}")
+    return StoreUnavailable(f"{what}: {_reason(exc)}")
 
 
 def _span(row: Sequence[Any]) -> Span:

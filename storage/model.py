@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from tracehouse.storage.batch import Attributes
@@ -144,7 +144,8 @@ class RedPoint(CallStats):
 @dataclass(frozen=True, slots=True)
 class OperationStats(CallStats):
     """One operation (span name and kind) of a service over a range; `since_s`: the first minute
-    (epoch s) in the range with spans of the service, any operation (see `covered_seconds`)."""
+    (epoch s) in the range with spans of the service, any operation (rates are over the seconds from
+    there: `tracehouse.query.views.covered_seconds`)."""
 
     name: str
     kind: str
@@ -171,23 +172,4 @@ class Dependencies:
 
     services: tuple[str, ...]
     links: tuple[DependencyLink, ...]
-    since_s: tuple[int, ...] = ()  # by service, in the order of `services`
-
-    def covered_seconds(self, start_ns: int, end_ns: int, now_ns: int, ends: Sequence[str]) -> float:
-        """Seconds of [start_ns, end_ns) that hold spans of all the services among `ends` (see
-        `covered_seconds`); the whole range when none of them is a service."""
-        since = dict(zip(self.services, self.since_s, strict=True))
-        firsts = [since[end] for end in ends if end in since]
-        return covered_seconds(start_ns, end_ns, now_ns, max(firsts) if firsts else None)
-
-
-def covered_seconds(start_ns: int, end_ns: int, now_ns: int, since_s: int | None) -> float:
-    """The seconds a rate over [start_ns, end_ns) is over: from the later of the range's first
-    minute and `since_s` (the first minute with spans of the service; None: no spans) to the
-    earlier of its end and now; at least one. A service deployed (or a demo started) five minutes
-    ago reads its calls/s on a 1-hour range, not a twelfth of them — to within the rollup's minute,
-    while the service is new. Per service, not per operation: a rare operation is not a new one."""
-    first = start_ns // 60_000_000_000 * 60
-    if since_s is not None:
-        first = max(first, since_s)
-    return max(1.0, min(end_ns, now_ns) / 1e9 - first)
+    since_s: Mapping[str, int] = field(default_factory=dict)  # by service: its first minute (epoch s)

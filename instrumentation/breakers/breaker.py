@@ -316,6 +316,14 @@ class BreakerCore:
         self._lock = threading.Lock()
         self.window.forget_counts()
         self.created_second = int(clock.wall())
+        # Calls in flight were the parent's threads' and do not end here: no concurrency, no
+        # transition pending, and a half-open breaker's trial slots free again (a trial taken by a
+        # parent thread would otherwise keep the child refusing calls for good).
+        self._concurrency, self._pending = 0, None
+        if self._state is State.HALF_OPEN:
+            self._move(State.HALF_OPEN, "forked")
+        if isinstance(self.bulkhead, SemaphoreBulkhead):
+            self.bulkhead.after_fork_in_child()
 
 
 def _rate(part: int, whole: int) -> str:

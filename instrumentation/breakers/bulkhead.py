@@ -48,6 +48,12 @@ class SemaphoreBulkhead:
         with self._lock:
             self._active -= 1
 
+    def after_fork_in_child(self) -> None:
+        """In a forked child: a new lock, and no permit held (the parent's calls in flight do not
+        end here: their permits would be lost for good)."""
+        self._lock = threading.Lock()
+        self._active = 0
+
 
 class ThreadPoolBulkhead:
     """``core_size`` threads and a queue of ``queue_size``; a call beyond both is refused.

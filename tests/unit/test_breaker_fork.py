@@ -10,13 +10,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import threading
 from typing import Any
 
 import pytest
 
 from tests.unit.test_breaker_reporter import Collector, collector  # noqa: F401 - the fixture
 from tracehouse.instrumentation import InstrumentationConfig, _setup
-from tracehouse.instrumentation.breakers import REGISTRY, CircuitBreaker, reporter
+from tracehouse.instrumentation.breakers import REGISTRY, CallNotPermitted, CircuitBreaker, State, reporter
 
 pytestmark = pytest.mark.usefixtures("clean_breakers")
 FORK = multiprocessing.get_context("fork")
@@ -56,3 +57,26 @@ def test_a_forked_child_reports_its_own_calls_under_its_own_id(collector: Collec
     finally:
         reporter.stop_reporter()
     assert successes(collector, f"{socket.gethostname()}:{os.getpid()}") == 3
+
+
+def test_a_child_forked_while_a_parent_thread_held_the_trial_or_a_permit_can_call() -> None:
+    """Calls in flight at the fork belong to the parent's threads, which do not exist in the child:
+    their half-open trial slot and bulkhead permit are free there (else the child refuses for good)."""
+    breaker = CircuitBreaker("fork.trial", register=False, half_open_calls=1, bulkhead=1)
+    breaker._set(State.HALF_OPEN, "test")
+    inside, release = multiprocessing.Event(), multiprocessing.Event()
+
+    def trial() -> None:  # a parent thread holding the one trial slot and the one permit
+        breaker.call(lambda: (inside.set(), release.wait(30)))
+
+    holder = threading.Thread(target=trial)
+    holder.start()
+    try:
+        assert inside.wait(30)
+        with pytest.raises(CallNotPermitted):  # in the parent, the slot is taken
+            breaker.call(lambda: None)
+        breaker.after_fork_in_child()  # what the fork hook runs in the child
+        assert breaker.call(lambda: "called") == "called"
+    finally:
+        release.set()
+        holder.join(30)

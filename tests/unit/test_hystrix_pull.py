@@ -521,6 +521,8 @@ def test_bad_targets_are_refused_with_the_reason(text: str, problem: str) -> Non
         "http://user:p@ss@a:1/x",
         "shop=dns+http://user:pw@a:1/x",
         "http://user:pw@a:port/x",  # refused for the port first: still no password shown
+        "http://user:pw/ss@a:1/x",  # a slash in the password
+        "http://user:p wss@a:1/x",  # a space
     ],
 )
 def test_a_refused_target_never_shows_its_password(text: str) -> None:
@@ -530,6 +532,7 @@ def test_a_refused_target_never_shows_its_password(text: str) -> None:
     assert "user:***@" in message
     assert "pw" not in message
     assert "p@ss" not in message
+    assert "wss" not in message
 
 
 def test_read_targets_file(tmp_path: Path) -> None:

@@ -214,6 +214,11 @@ def test_json_in_the_names_before_scopes_decodes_like_protobuf() -> None:
     decoded = decode_json(json.dumps(document).encode())
     assert (decoded.payload.spans, decoded.rejected) == (2, 0)
     assert parse(decoded.payload) == request
+    # both names in one resource: every span is kept
+    both = json.loads(otlp_json(request))
+    legacy = document["resourceSpans"][0]["instrumentationLibrarySpans"]
+    both["resourceSpans"][0]["instrumentationLibrarySpans"] = legacy
+    assert decode_json(json.dumps(both).encode()).payload.spans == 4
 
 
 @pytest.mark.parametrize("encoding", ["protobuf", "json"])
