@@ -1,8 +1,8 @@
 """Context propagation: the service's propagator built from names, and a header getter.
 
-Extraction always reads every format Tracehouse supports, whatever is chosen: W3C ``traceparent``
-first, then the single ``b3`` header, then ``X-B3-*`` (the first that carries a caller wins), plus
-``baggage`` and any other chosen propagator. The names choose what is injected; ``none`` turns
+Extraction always reads every format Tracehouse supports, whatever is chosen: the chosen ones
+first, in their order, then W3C ``traceparent``, then B3 (the single ``b3`` header before
+``X-B3-*``); the first that carries a caller wins; then ``baggage``. The names choose what is injected; ``none`` turns
 propagation off both ways. Names resolve through the ``opentelemetry_propagator`` entry points, as
 ``OTEL_PROPAGATORS`` does, except ``b3`` and ``b3multi`` (see :mod:`.b3`). API only, never the SDK.
 """
@@ -63,10 +63,21 @@ def build_propagator(names: Iterable[str]) -> ServicePropagator:
     if not chosen:
         return ServicePropagator(readers=(), writers=())
     writers = [_load(name) for name in chosen]
-    # One B3 reader serves both forms; baggage is read after the caller's span is chosen.
-    callers = [TraceContextTextMapPropagator(), B3MultiHeader()]
-    others = [w for name, w in zip(chosen, writers, strict=True) if name not in _BUILT_IN]
-    return ServicePropagator(readers=(*callers, *others), writers=writers, extras=(W3CBaggagePropagator(),))
+    # The chosen formats are read first, in their order, then the others (a stale traceparent a
+    # proxy added must not win over the B3 a b3-only service chose). One B3 reader serves both
+    # forms; baggage is read after the caller's span is found.
+    readers: dict[str, TextMapPropagator] = {}
+    for name, writer in zip(chosen, writers, strict=True):
+        if name != "baggage":
+            readers.setdefault("b3" if name == "b3multi" else name, writer if name not in _BUILT_IN else _reader(name))
+    for name in ("tracecontext", "b3"):
+        readers.setdefault(name, _reader(name))
+    return ServicePropagator(readers=tuple(readers.values()), writers=writers, extras=(W3CBaggagePropagator(),))
+
+
+def _reader(name: str) -> TextMapPropagator:
+    """The reader of a built-in format: W3C's, or one B3 reader for both B3 forms."""
+    return TraceContextTextMapPropagator() if name == "tracecontext" else B3MultiHeader()
 
 
 def _load(name: str) -> TextMapPropagator:

@@ -212,10 +212,19 @@ def test_baggage_is_read_whatever_is_injected() -> None:
     assert baggage.get_all(extracted) == {"tenant": "acme"}
 
 
-def test_traceparent_wins_over_b3() -> None:
+@pytest.mark.parametrize(
+    ("chosen", "winner"),
+    [
+        (["tracecontext", "baggage", "b3multi"], TRACE_128),  # the default: W3C first
+        (["b3"], OTHER_TRACE),  # the chosen format first: a stale traceparent (a proxy's) does not win
+        (["b3multi", "tracecontext"], OTHER_TRACE),
+        (["baggage"], TRACE_128),  # no trace format chosen: W3C, then B3
+    ],
+)
+def test_the_chosen_formats_are_read_first_then_w3c_then_b3(chosen: list[str], winner: str) -> None:
     headers = {"traceparent": f"00-{TRACE_128}-{CALLER}-01", "b3": f"{OTHER_TRACE}-{OTHER_SPAN}-1"}
-    extracted = build_propagator(["b3"]).extract(headers, getter=HEADER_GETTER)
-    assert format_trace_id(trace.get_current_span(extracted).get_span_context().trace_id) == TRACE_128
+    extracted = build_propagator(chosen).extract(headers, getter=HEADER_GETTER)
+    assert format_trace_id(trace.get_current_span(extracted).get_span_context().trace_id) == winner
 
 
 def test_only_the_chosen_formats_are_injected() -> None:
