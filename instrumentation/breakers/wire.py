@@ -167,9 +167,11 @@ def _number(value: Any, path: str) -> float:
 
 
 def _state(value: Any, path: str) -> str:
-    if value not in STATES:
+    """One of `STATES`, in any case (`closed` is CLOSED)."""
+    state = value.upper() if isinstance(value, str) else value
+    if state not in STATES:
         raise ReportError(f"{path}: must be one of {', '.join(STATES)}")
-    return str(value)
+    return str(state)
 
 
 def _counts(value: Any, path: str) -> dict[str, int]:

@@ -82,6 +82,13 @@ def test_defaults_of_optional_fields() -> None:
     assert (dict(sample.counts), dict(sample.latency), sample.latency_sum_ms) == ({}, {}, 0.0)
 
 
+def test_a_state_is_read_in_any_case() -> None:
+    sample = {"name": "pay", "second": 1_700_000_000, "state": "open"}
+    body = {"service": "orders", "instance": "i-1", "samples": [sample]}
+    [sample] = BreakerReport.from_json(body, now=NOW).samples
+    assert sample.state == "OPEN"
+
+
 def test_unknown_count_keys_are_dropped_as_unknown_fields_are() -> None:
     body = copy.deepcopy(GOOD)
     body["samples"][0]["counts"] = {"success": 3, "<script>": 9, "retried": "x"}
@@ -140,7 +147,7 @@ BAD = [
     (["samples", 0, "second"], int(NOW) + 86_401, f"samples[0].second: {int(NOW) + 86_401} is not a plausible"),
     (["samples", 0, "state"], None, "samples[0].state: must be one of CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, "),
     (["samples", 0, "state"], "<script>", "samples[0].state: must be one of CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, "),
-    (["samples", 0, "state"], "closed", "samples[0].state: must be one of CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, "),
+    (["samples", 0, "state"], "shut", "samples[0].state: must be one of CLOSED, OPEN, HALF_OPEN, FORCED_OPEN, "),
     (["samples", 0, "counts"], [1], "samples[0].counts: must be a JSON object"),
     (["samples", 0, "counts", "success"], -1, "samples[0].counts.success: must be a non-negative integer"),
     (["samples", 0, "counts", "success"], 2**63, "samples[0].counts.success: must be a non-negative integer"),
