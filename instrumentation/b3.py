@@ -150,7 +150,18 @@ def _read_multi(getter: Getter[CarrierT], carrier: CarrierT) -> _Headers:
 
 class _B3(TextMapPropagator):
     """Extraction shared by both forms: the single ``b3`` header when present and well formed,
-    else the ``X-B3-*`` headers. Injection is each form's own."""
+    else the ``X-B3-*`` headers. Injection writes the current span in each form's own headers
+    (`_write`), nothing without a valid span."""
+
+    def inject(
+        self, carrier: CarrierT, context: Context | None = None, setter: Setter[CarrierT] = default_setter
+    ) -> None:
+        outgoing = _Outgoing.of(context)
+        if outgoing is not None:
+            self._write(carrier, outgoing, setter)
+
+    def _write(self, carrier: CarrierT, outgoing: _Outgoing, setter: Setter[CarrierT]) -> None:
+        raise NotImplementedError
 
     def extract(
         self, carrier: CarrierT, context: Context | None = None, getter: Getter[CarrierT] = default_getter
@@ -190,12 +201,7 @@ class B3MultiHeader(_B3):
     """``X-B3-TraceId``, ``X-B3-SpanId``, ``X-B3-ParentSpanId`` (when known), and ``X-B3-Sampled``,
     or ``X-B3-Flags: 1`` for debug, which implies sampled (the B3 specification: never both)."""
 
-    def inject(
-        self, carrier: CarrierT, context: Context | None = None, setter: Setter[CarrierT] = default_setter
-    ) -> None:
-        outgoing = _Outgoing.of(context)
-        if outgoing is None:
-            return
+    def _write(self, carrier: CarrierT, outgoing: _Outgoing, setter: Setter[CarrierT]) -> None:
         setter.set(carrier, TRACE_ID, outgoing.trace_id)
         setter.set(carrier, SPAN_ID, outgoing.span_id)
         if outgoing.parent_span_id is not None:
@@ -213,12 +219,7 @@ class B3MultiHeader(_B3):
 class B3SingleHeader(_B3):
     """``b3: {trace}-{span}-{1|0|d}[-{parent}]``."""
 
-    def inject(
-        self, carrier: CarrierT, context: Context | None = None, setter: Setter[CarrierT] = default_setter
-    ) -> None:
-        outgoing = _Outgoing.of(context)
-        if outgoing is None:
-            return
+    def _write(self, carrier: CarrierT, outgoing: _Outgoing, setter: Setter[CarrierT]) -> None:
         fields = [outgoing.trace_id, outgoing.span_id, outgoing.sampling]
         if outgoing.parent_span_id is not None:
             fields.append(outgoing.parent_span_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -131,11 +132,17 @@ def test_invalid_utf8_is_repaired_not_refused(store: ClickHouseStore) -> None:
     assert "\ufffd" in stored.attributes["k"]
 
 
+def new_span(spans: Any, name: str) -> Any:
+    """A span added to `spans` (a repeated field) with fresh ids, starting and ending now."""
+    span = spans.add()
+    span.trace_id, span.span_id, span.name = os.urandom(16), os.urandom(8), name
+    span.start_time_unix_nano = span.end_time_unix_nano = time.time_ns()
+    return span
+
+
 def test_huge_attributes_are_capped_and_the_cut_recorded(store: ClickHouseStore) -> None:
     request = ExportTraceServiceRequest()
-    span = request.resource_spans.add().scope_spans.add().spans.add()
-    span.trace_id, span.span_id, span.name = os.urandom(16), os.urandom(8), "big"
-    span.start_time_unix_nano = span.end_time_unix_nano = time.time_ns()
+    span = new_span(request.resource_spans.add().scope_spans.add().spans, "big")
     span.attributes.append(KeyValue(key="huge", value=AnyValue(string_value="x" * 1_000_000)))
     for i in range(5000):
         span.attributes.append(KeyValue(key=f"k{i}", value=AnyValue(int_value=i)))
@@ -195,9 +202,7 @@ def test_every_cut_map_records_it_and_the_service_name_survives_the_cap(store: C
     for i in range(1100):
         resource_spans.resource.attributes.append(KeyValue(key=f"r{i}", value=AnyValue(string_value="v")))
     resource_spans.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value="last")))
-    span = resource_spans.scope_spans.add().spans.add()
-    span.trace_id, span.span_id, span.name = os.urandom(16), os.urandom(8), "capped"
-    span.start_time_unix_nano = span.end_time_unix_nano = time.time_ns()
+    span = new_span(resource_spans.scope_spans.add().spans, "capped")
     many = [KeyValue(key=f"e{i}", value=AnyValue(string_value="v")) for i in range(2000)]
     span.events.add(time_unix_nano=span.start_time_unix_nano, name="many", attributes=many)
     link = span.links.add(trace_id=os.urandom(16), span_id=os.urandom(8))
@@ -218,9 +223,7 @@ def test_every_cut_map_records_it_and_the_service_name_survives_the_cap(store: C
 
 def test_a_value_long_in_bytes_but_within_the_cap_in_characters_is_not_marked(store: ClickHouseStore) -> None:
     request = ExportTraceServiceRequest()
-    span = request.resource_spans.add().scope_spans.add().spans.add()
-    span.trace_id, span.span_id, span.name = os.urandom(16), os.urandom(8), "wide"
-    span.start_time_unix_nano = span.end_time_unix_nano = time.time_ns()
+    span = new_span(request.resource_spans.add().scope_spans.add().spans, "wide")
     span.attributes.append(KeyValue(key="wide", value=AnyValue(string_value="é" * 40_000)))
     store.write_otlp(decode_protobuf(request.SerializeToString()).payload)
     (stored,) = store.get_trace(span.trace_id.hex())
