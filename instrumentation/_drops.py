@@ -17,13 +17,27 @@ from collections.abc import Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-__all__ = ["DROPS", "SDK_QUEUE_LOGGER", "DropCounter", "ReportingExporter", "count_queue_drops"]
+__all__ = [
+    "DROPS",
+    "EXIT_GRACE_S",
+    "EXPORTER_LOGGER",
+    "QUIET",
+    "SDK_QUEUE_LOGGER",
+    "DropCounter",
+    "QuietOutage",
+    "ReportingExporter",
+    "count_queue_drops",
+]
 
 _log = logging.getLogger("tracehouse.instrumentation")
 
 #: The logger of the SDK's batch processor, and the start of its message for each span dropped.
 SDK_QUEUE_LOGGER = "opentelemetry.sdk._shared_internal"
 _QUEUE_FULL = "Queue full, dropping"
+#: The logger of the SDK's OTLP/HTTP span exporter: its retries and failed exports.
+EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+#: How long a stopping process keeps trying to send its last spans once the first try failed.
+EXIT_GRACE_S = 1.0
 
 
 class DropCounter(logging.Filter):
@@ -64,23 +78,60 @@ def count_queue_drops() -> DropCounter:
     return DROPS
 
 
+class QuietOutage(logging.Filter):
+    """A filter on the exporter's logger: while :attr:`outage` is set (an export failed and none has
+    succeeded since), its records are dropped; the failed export that started the outage was told."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outage = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.outage
+
+
+#: The process's filter, like :data:`DROPS`: one exporter logger whatever the provider.
+QUIET = QuietOutage()
+
+
+def quiet_outages() -> QuietOutage:
+    """Put :data:`QUIET` on the SDK exporter's logger (once) and return it."""
+    logger = logging.getLogger(EXPORTER_LOGGER)
+    with _attach_lock:
+        if QUIET not in logger.filters:
+            logger.addFilter(QUIET)
+    return QUIET
+
+
 class ReportingExporter(SpanExporter):
     """Exports through ``exporter``; counts the spans of failed exports and, with the next export that
-    succeeds, logs how many spans were lost since the last success (failed exports and queue drops)."""
+    succeeds, logs how many spans were lost since the last success (failed exports and queue drops).
+    :meth:`closing` bounds the retries of a stopping process; :meth:`shutdown` tells what it could not send."""
 
-    def __init__(self, exporter: SpanExporter, destination: str, drops: DropCounter = DROPS) -> None:
+    def __init__(
+        self, exporter: SpanExporter, destination: str, drops: DropCounter = DROPS, quiet: QuietOutage = QUIET
+    ) -> None:
         self._exporter = exporter
         self._destination = destination
         self._drops = drops
+        self._quiet = quiet
         self._failed = 0
+        self._stop_lock = threading.Lock()
+        self._stopped = False
+        self._grace: threading.Timer | None = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         # The batch processor calls this from its one worker thread, under its export lock.
+        if self._stopped:
+            self._failed += len(spans)
+            return SpanExportResult.FAILURE
         result = self._exporter.export(spans)
         if result is SpanExportResult.SUCCESS:
+            self._quiet.outage = False
             self._report()
         else:
             self._failed += len(spans)
+            self._quiet.outage = True
         return result
 
     def _report(self) -> None:
@@ -96,8 +147,32 @@ class ReportingExporter(SpanExporter):
                 failed,
             )
 
-    def shutdown(self) -> None:
+    def closing(self) -> None:
+        """The process is stopping: after :data:`EXIT_GRACE_S`, an export still retrying gives up
+        (the exporter's shutdown wakes its back-off), and later exports fail at once."""
+        self._grace = threading.Timer(EXIT_GRACE_S, self._stop_exporting)
+        self._grace.daemon = True
+        self._grace.start()
+
+    def _stop_exporting(self) -> None:
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
         self._exporter.shutdown()
+
+    def shutdown(self) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+        self._stop_exporting()
+        lost = self._failed + self._drops.take()
+        if lost:
+            self._failed = 0
+            _log.warning(
+                "tracehouse: %d spans were not sent: %s did not take them before the process stopped",
+                lost,
+                self._destination,
+            )
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self._exporter.force_flush(timeout_millis)

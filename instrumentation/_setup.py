@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, TraceIdRatioBased
 
 from tracehouse.instrumentation import config as names
-from tracehouse.instrumentation._drops import ReportingExporter, count_queue_drops
+from tracehouse.instrumentation._drops import ReportingExporter, count_queue_drops, quiet_outages
 from tracehouse.instrumentation._exit import FLUSH_SECONDS, flush_on_sigterm
 from tracehouse.instrumentation._handle import TracingHandle
 from tracehouse.instrumentation.config import InstrumentationConfig
@@ -114,14 +114,29 @@ def build_provider(config: InstrumentationConfig, exporter: SpanExporter | None 
     Spans the processor drops (queue full) or fails to export are counted, not logged one by one,
     and reported in one line once exporting works again."""
     provider = TracerProvider(resource=build_resource(config), sampler=build_sampler(config))
-    reporting = ReportingExporter(exporter or build_exporter(config), config.traces_url, count_queue_drops())
-    provider.add_span_processor(BatchSpanProcessor(reporting))
+    reporting = ReportingExporter(
+        exporter or build_exporter(config), config.traces_url, count_queue_drops(), quiet_outages()
+    )
+    provider.add_span_processor(_ClosingBatchProcessor(reporting))
     if config.auto_breakers != "off":
         provider.add_span_processor(_auto_breakers(config.auto_breakers == "enforce"))
     if not config.service_instance_id:
         _renew_instance_after_fork(provider, config)
     _flush_at_multiprocessing_exit(provider)
     return provider
+
+
+class _ClosingBatchProcessor(BatchSpanProcessor):
+    """A batch processor whose shutdown (at exit, on SIGTERM, ``TracingHandle.shutdown``) gives an
+    absent collector :data:`~tracehouse.instrumentation._drops.EXIT_GRACE_S`, not the exporter's 10 s."""
+
+    def __init__(self, exporter: ReportingExporter) -> None:
+        super().__init__(exporter)
+        self._reporting = exporter
+
+    def shutdown(self) -> None:
+        self._reporting.closing()
+        super().shutdown()  # type: ignore[no-untyped-call]  # the SDK does not annotate it
 
 
 def _auto_breakers(enforce: bool) -> SpanProcessor:

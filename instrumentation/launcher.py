@@ -202,7 +202,9 @@ def _exec(command: Sequence[str], env: Mapping[str, str]) -> int:
     if executable is None:
         print(f"{PROG}: command not found: {command[0]}", file=sys.stderr)
         return EXIT_NOT_FOUND
-    _warn_if_untraced(executable, env)
+    if _cannot_boot(executable, env):
+        # Its sitecustomize would only fail ("Error in sitecustomize … No module named …"): leave it out.
+        env = {**env, "PYTHONPATH": _without_boot_dir(env)}
     try:
         os.execve(executable, [executable, *command[1:]], env)  # noqa: S606 - exec without a shell is the point
     except OSError as exc:
@@ -211,28 +213,38 @@ def _exec(command: Sequence[str], env: Mapping[str, str]) -> int:
         return EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE
 
 
-def _warn_if_untraced(executable: str, env: Mapping[str, str]) -> None:
-    """Warn in one line when the command is a Python interpreter other than ours that cannot import
-    OpenTelemetry and Tracehouse: its sitecustomize would fail and the program run untraced.
+def _cannot_boot(executable: str, env: Mapping[str, str]) -> bool:
+    """Whether the command is a Python interpreter other than ours that cannot import OpenTelemetry
+    and Tracehouse, said in one line: the program then runs untraced.
 
     One of ours (same directory) is not checked; another costs one short interpreter start."""
     if not _PYTHON.fullmatch(Path(executable).name):
-        return
+        return False
     if Path(executable).absolute().parent == Path(sys.executable).absolute().parent:
-        return
-    boot = auto_instrumentation_dir()
-    # Without the boot directory: the check must not start tracing.
-    path = os.pathsep.join(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != boot)
+        return False
     try:
+        # Without the boot directory: the check must not start tracing.
         check = subprocess.run(
-            [executable, "-c", _CAN_BOOT], env={**env, "PYTHONPATH": path}, capture_output=True, timeout=30, check=False
+            [executable, "-c", _CAN_BOOT],
+            env={**env, "PYTHONPATH": _without_boot_dir(env)},
+            capture_output=True,
+            timeout=30,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return
-    if check.returncode != 0:
-        print(
-            f"{PROG}: warning: {executable} cannot import opentelemetry or tracehouse, so the program runs untraced; "
-            f"activate the virtualenv of {PROG} ({sys.prefix}), run {sys.executable} instead, "
-            f"or install tracehouse into {executable}",
-            file=sys.stderr,
-        )
+        return False
+    if check.returncode == 0:
+        return False
+    print(
+        f"{PROG}: warning: {executable} cannot import opentelemetry or tracehouse, so the program runs untraced; "
+        f"activate the virtualenv of {PROG} ({sys.prefix}), run {sys.executable} instead, "
+        f"or install tracehouse into {executable}",
+        file=sys.stderr,
+    )
+    return True
+
+
+def _without_boot_dir(env: Mapping[str, str]) -> str:
+    """``PYTHONPATH`` without OpenTelemetry's sitecustomize directory."""
+    boot = auto_instrumentation_dir()
+    return os.pathsep.join(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != boot)

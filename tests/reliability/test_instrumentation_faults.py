@@ -11,19 +11,15 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from tests.reliability.harness import percentile
+from tests.stand_in_collectors import down_collector, http_collector, stalling_collector
 from tracehouse.demo.processes import StopRequest, wait_for_http
 
 pytestmark = pytest.mark.reliability
@@ -34,87 +30,6 @@ LOAD_SECONDS = 4.0
 P99_BOUND_S = 0.25
 MAX_BOUND_S = 1.5
 STOP_WITHIN_S = 10.0  # the launcher flushes for at most 5 s on SIGTERM
-
-
-@dataclass
-class Collector:
-    """A stand-in collector; `contacts` counts the connections or requests it saw."""
-
-    url: str
-    contacts: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def seen(self) -> None:
-        with self.lock:
-            self.contacts += 1
-
-
-@contextmanager
-def http_collector(status: int) -> Iterator[Collector]:
-    """Answers every POST with `status` (200: an empty OTLP answer; else Retry-After: 1)."""
-    collector = Collector("")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            collector.seen()
-            self.rfile.read(int(self.headers.get("content-length", "0")))
-            body = ExportTraceServiceResponse().SerializeToString() if status == 200 else b"busy"
-            self.send_response(status)
-            if status != 200:
-                self.send_header("retry-after", "1")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    collector.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="stand-in-collector")
-    thread.start()
-    try:
-        yield collector
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
-
-
-@contextmanager
-def down_collector() -> Iterator[Collector]:
-    """A port that is bound but does not listen: every connection is refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield Collector(f"http://127.0.0.1:{sock.getsockname()[1]}")
-
-
-@contextmanager
-def stalling_collector() -> Iterator[Collector]:
-    """Accepts every connection and never reads or answers."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    collector = Collector(f"http://127.0.0.1:{listener.getsockname()[1]}")
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                return  # the listener was closed
-            collector.seen()
-
-    thread = threading.Thread(target=accept, name="stalling-collector")
-    thread.start()
-    try:
-        yield collector
-    finally:
-        listener.shutdown(socket.SHUT_RDWR)
-        listener.close()
-        thread.join(10)
-        for sock in held:
-            sock.close()
 
 
 FAULTS = {

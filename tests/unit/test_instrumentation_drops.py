@@ -2,7 +2,8 @@
 counted, not logged one by one, and reported in one line with the first export that works again.
 
 Runs on the SDK's real tracer provider and batch processor, built by ``_setup.build_provider``; the
-exporter is a test exporter whose first export hangs (a frozen collector) and then fails.
+exporter is a test exporter whose first export hangs (a frozen collector) and then fails, or the SDK's
+OTLP/HTTP exporter sending to a stand-in collector on loopback (tests/stand_in_collectors.py).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import threading
 from collections.abc import Iterator, Sequence
 
 import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Tracer
 
+from tests.stand_in_collectors import down_collector, http_collector
 from tracehouse.instrumentation import InstrumentationConfig, _setup
-from tracehouse.instrumentation._drops import DROPS, SDK_QUEUE_LOGGER
+from tracehouse.instrumentation._drops import DROPS, EXPORTER_LOGGER, QUIET, SDK_QUEUE_LOGGER
 
 QUEUE = 8
 URL = "http://127.0.0.1:4318/v1/traces"
@@ -52,10 +55,11 @@ def small_queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     DROPS.take()
     yield
     DROPS.take()
+    QUIET.outage = False
 
 
-def provider_for(exporter: SpanExporter) -> TracerProvider:
-    return _setup.build_provider(InstrumentationConfig(auto_breakers="off"), exporter)
+def provider_for(exporter: SpanExporter, url: str = "http://127.0.0.1:4318") -> TracerProvider:
+    return _setup.build_provider(InstrumentationConfig(endpoint=url, auto_breakers="off"), exporter)
 
 
 def make_spans(tracer: Tracer, count: int) -> None:
@@ -126,3 +130,46 @@ def test_the_counter_comes_before_the_sdks_duplicate_filter() -> None:
     filters = logging.getLogger(SDK_QUEUE_LOGGER).filters
     assert filters.index(DROPS) == 0
     assert filters.count(DROPS) == 1
+
+
+def otlp_exporter(url: str, timeout_s: float = 10) -> OTLPSpanExporter:
+    return OTLPSpanExporter(endpoint=f"{url}/v1/traces", timeout=timeout_s)
+
+
+def test_a_stopping_process_gives_an_absent_collector_a_second_not_ten(caplog: pytest.LogCaptureFixture) -> None:
+    # The SDK's exporter retries a refused batch for up to 10 s (here: every second, as Retry-After
+    # asks); a short script under tracehouse-run waited that long at exit. Now one more try at most.
+    with http_collector(503) as collector, caplog.at_level(logging.WARNING):
+        provider = provider_for(otlp_exporter(collector.url), collector.url)
+        make_spans(provider.get_tracer("test"), 3)
+        provider.shutdown()
+    assert 1 <= collector.contacts <= 2
+    assert messages(caplog.records, "tracehouse.instrumentation") == [
+        f"tracehouse: 3 spans were not sent: {collector.url}/v1/traces did not take them before the process stopped"
+    ]
+
+
+def test_a_stopping_process_sends_its_last_spans_to_a_collector_that_answers() -> None:
+    with http_collector(200) as collector:
+        provider = provider_for(otlp_exporter(collector.url), collector.url)
+        make_spans(provider.get_tracer("test"), 3)
+        provider.shutdown()
+    assert collector.contacts == 1
+
+
+def test_the_exporters_complaints_are_told_once_per_outage(caplog: pytest.LogCaptureFixture) -> None:
+    # Before: three retries and a failure logged for every batch while the collector was down.
+    with down_collector() as collector, caplog.at_level(logging.WARNING):
+        provider = provider_for(otlp_exporter(collector.url, timeout_s=0.5), collector.url)
+        try:
+            for _ in range(3):
+                make_spans(provider.get_tracer("test"), QUEUE)
+                provider.force_flush()
+            told = messages(caplog.records, EXPORTER_LOGGER)
+        finally:
+            provider.shutdown()
+    assert len(told) == 1, told  # the first failed export's "due to timeout, max retries or shutdown"
+    assert messages(caplog.records, "tracehouse.instrumentation") == [
+        f"tracehouse: {3 * QUEUE} spans were not sent: {collector.url}/v1/traces did not take them before "
+        "the process stopped"
+    ]

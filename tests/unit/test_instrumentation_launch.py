@@ -57,6 +57,7 @@ def test_a_python_without_opentelemetry_is_named_with_what_to_do(tmp_path: Path)
     assert len(warnings) == 1, result.stderr
     assert f"activate the virtualenv of tracehouse-run ({sys.prefix})" in warnings[0]
     assert f"install tracehouse into {bare / 'bin' / 'python'}" in warnings[0]
+    assert "Error in sitecustomize" not in result.stderr  # the warning is the only line
 
 
 def test_tracehouse_runs_own_python_gets_no_warning() -> None:
