@@ -190,16 +190,19 @@ def node_ids(found: Dependencies) -> Callable[[str, str], str]:
 
 
 def _edge_seconds(found: Dependencies, link: DependencyLink, start_ns: int, end_ns: int, now_ns: int) -> float:
-    """The seconds an edge's rate is over: those of the later of its services' first minutes (a
-    database, queue or peer end has none; one named like a service is not that service)."""
+    """The seconds an edge's rate is over: from the later of its services' first minutes (a
+    database, queue or peer end has none; one named like a service is not that service) to where
+    the linker has read (`Dependencies.linked_until_s`), not to now: the calls since are not linked yet."""
     ends = ((link.parent, link.parent_kind), (link.child, link.child_kind))
     firsts = [found.since_s[name] for name, kind in ends if kind == "service" and name in found.since_s]
+    if found.linked_until_s:
+        now_ns = min(now_ns, int(found.linked_until_s * 1e9))
     return covered_seconds(start_ns, end_ns, now_ns, max(firsts) if firsts else None)
 
 
 def dependencies_json(found: Dependencies, start_ns: int, end_ns: int, now_ns: int) -> dict[str, Any]:
     """The graph over [start_ns, end_ns); an edge's `rate` is over the seconds both its services have
-    sent spans (`covered_seconds`)."""
+    sent spans and the linker has read (`_edge_seconds`)."""
     node_id = node_ids(found)
     nodes = {(name, "service") for name in found.services}
     for link in found.links:

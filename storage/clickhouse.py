@@ -151,7 +151,9 @@ class ClickHouseStore:
         window = {"start": start_ns, "end": end_ns}
         services = self._query("active_services", window)
         links = tuple(_link(row) for row in self._query("links", window))
-        return Dependencies(tuple(row[0] for row in services), links, {row[0]: int(row[1]) for row in services})
+        ((linked_until,),) = self._query("linked_until", window)
+        since = {row[0]: int(row[1]) for row in services}
+        return Dependencies(tuple(row[0] for row in services), links, since, float(linked_until))
 
     def link(self, from_ns: int, to_ns: int, spans_per_slice: int | None = None) -> None:
         """Run the dependency linker over the minutes of [from_ns, to_ns) (see `linker`), in

@@ -167,9 +167,11 @@ class DependencyLink(CallStats):
 @dataclass(frozen=True, slots=True)
 class Dependencies:
     """The service graph of a time range: every service that sent spans (linked or not), the
-    first minute (epoch s) of the range with its spans, and the links between them and to the
-    databases, queues and peers they call."""
+    first minute (epoch s) of the range with its spans, the links between them and to the
+    databases, queues and peers they call, and until when those links are complete."""
 
     services: tuple[str, ...]
     links: tuple[DependencyLink, ...]
     since_s: Mapping[str, int] = field(default_factory=dict)  # by service: its first minute (epoch s)
+    #: Until when the links are complete (epoch s; storage/sql/linked_until.sql); 0: up to now.
+    linked_until_s: float = 0.0

@@ -177,3 +177,24 @@ def test_the_dependencies_api_rates_an_edge_over_the_minutes_both_services_have_
     low, high = over(NEW_S * 2, (now - NEW_S * 10**9) // MINUTE_NS * MINUTE_NS, before, after)
     assert low <= rates[("gateway", "orders")] <= high
     assert 0.09 < rates[("legacy", "billing")] <= 0.1  # older than the hour: its calls over the hour
+
+
+def test_an_edge_is_rated_up_to_where_the_linker_has_read(seeded: tuple[ClickHouseStore, int]) -> None:
+    # The linker runs once a minute; a call it has not read is not a link yet, so the seconds since
+    # its run are not the edge's either (they were: a new service's edges read low, half at 2 minutes).
+    store, now = seeded
+    hour_ago = now - 3600 * 10**9
+    assert store.dependencies(hour_ago, now + MINUTE_NS).linked_until_s == 0  # every insert was read
+    read_before = time.time_ns()
+    late = SpanBatch()
+    add_trace(late, now, [S("gateway", "POST /orders", 0, 20, None), S("gateway", "POST", 1, 18, 0, kind="Client"),
+                          S("orders", "POST /orders", 2, 15, 1)])  # fmt: skip
+    store.write(late)
+    linked_until_s = store.dependencies(hour_ago, now + MINUTE_NS).linked_until_s
+    assert now / 1e9 <= linked_until_s <= read_before / 1e9  # the fixture's linking run
+
+    found, _, _ = api(store, "/api/v1/dependencies", {"start": str(hour_ago // 1000)})
+    (edge,) = [edge for edge in found["edges"] if (edge["parent"], edge["child"]) == ("gateway", "orders")]
+    assert edge["calls"] == NEW_S * 2  # the late call is not linked
+    first_s = (now - NEW_S * 10**9) // MINUTE_NS * MINUTE_NS / 1e9
+    assert edge["rate"] == pytest.approx(NEW_S * 2 / (linked_until_s - first_s), rel=1e-7)

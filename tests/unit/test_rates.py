@@ -36,3 +36,21 @@ def test_an_edge_is_rated_over_its_later_service_and_a_queue_is_not_the_service_
     rates = {edge["child"]: edge["rate"] for edge in edges}
     assert rates["billing"] == pytest.approx(600 / 600)  # both services: since billing's first minute
     assert rates["billing (queue)"] == pytest.approx(600 / 3600)  # the queue: legacy's whole hour
+
+
+def test_an_edge_is_rated_up_to_where_the_linker_has_read_not_to_now() -> None:
+    # The linker runs once a minute: calls of the last minute are not links yet. Before, they were
+    # counted in the seconds but not in the calls (a 2-minute-old service's edges at half rate).
+    first_s = (START_NS + 50 * MINUTE_NS) // 10**9
+    linked_until_s = first_s + 300  # 5 of the 10 minutes since the first linked
+    found = Dependencies(
+        services=("billing", "legacy"),
+        links=(link("legacy", "billing"),),
+        since_s={"billing": first_s, "legacy": first_s},
+        linked_until_s=linked_until_s,
+    )
+    (edge,) = dependencies_json(found, START_NS, START_NS + HOUR_NS, START_NS + HOUR_NS)["edges"]
+    assert edge["rate"] == pytest.approx(600 / 300)
+    everything_linked = Dependencies(found.services, found.links, found.since_s)
+    (edge,) = dependencies_json(everything_linked, START_NS, START_NS + HOUR_NS, START_NS + HOUR_NS)["edges"]
+    assert edge["rate"] == pytest.approx(600 / 600)
