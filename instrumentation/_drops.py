@@ -116,8 +116,10 @@ class ReportingExporter(SpanExporter):
         self._drops = drops
         self._quiet = quiet
         self._failed = 0
+        self._in_flight = 0
         self._stop_lock = threading.Lock()
         self._stopped = False
+        self._told = False
         self._grace: threading.Timer | None = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -125,7 +127,11 @@ class ReportingExporter(SpanExporter):
         if self._stopped:
             self._failed += len(spans)
             return SpanExportResult.FAILURE
-        result = self._exporter.export(spans)
+        self._in_flight = len(spans)
+        try:
+            result = self._exporter.export(spans)
+        finally:
+            self._in_flight = 0
         if result is SpanExportResult.SUCCESS:
             self._quiet.outage = False
             self._report()
@@ -162,12 +168,17 @@ class ReportingExporter(SpanExporter):
         self._exporter.shutdown()
 
     def shutdown(self) -> None:
+        """Stop exporting; say how many spans were not sent (an export still in flight counts: a
+        collector that accepts and never answers is given up at exit, not waited for)."""
         if self._grace is not None:
             self._grace.cancel()
         self._stop_exporting()
-        lost = self._failed + self._drops.take()
+        with self._stop_lock:
+            if self._told:
+                return  # once: an export given up may still fail later, in the worker left behind
+            self._told = True
+        lost = self._failed + self._in_flight + self._drops.take()
         if lost:
-            self._failed = 0
             _log.warning(
                 "tracehouse: %d spans were not sent: %s did not take them before the process stopped",
                 lost,

@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, TraceIdRatioBased
 
 from tracehouse.instrumentation import config as names
-from tracehouse.instrumentation._drops import ReportingExporter, count_queue_drops, quiet_outages
+from tracehouse.instrumentation._drops import EXIT_GRACE_S, ReportingExporter, count_queue_drops, quiet_outages
 from tracehouse.instrumentation._exit import FLUSH_SECONDS, flush_on_sigterm
 from tracehouse.instrumentation._handle import TracingHandle
 from tracehouse.instrumentation.config import InstrumentationConfig
@@ -136,7 +136,14 @@ class _ClosingBatchProcessor(BatchSpanProcessor):
 
     def shutdown(self) -> None:
         self._reporting.closing()
-        super().shutdown()  # type: ignore[no-untyped-call]  # the SDK does not annotate it
+        # The SDK's shutdown waits out an export in flight: a collector that accepts and never
+        # answers held a stopping process for the exporter's whole timeout (10 s). At most twice the
+        # grace here; then what was not sent is told, and the worker (a daemon thread) left behind.
+        closer = threading.Thread(target=super().shutdown, name="tracehouse-close", daemon=True)
+        closer.start()
+        closer.join(2 * EXIT_GRACE_S)
+        if closer.is_alive():
+            self._reporting.shutdown()
 
 
 def _auto_breakers(enforce: bool) -> SpanProcessor:

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Tracer
 
-from tests.stand_in_collectors import down_collector, http_collector
+from tests.stand_in_collectors import down_collector, http_collector, stalling_collector
 from tracehouse.instrumentation import InstrumentationConfig, _setup
 from tracehouse.instrumentation._drops import DROPS, EXPORTER_LOGGER, QUIET, SDK_QUEUE_LOGGER
 
@@ -172,4 +172,17 @@ def test_the_exporters_complaints_are_told_once_per_outage(caplog: pytest.LogCap
     assert messages(caplog.records, "tracehouse.instrumentation") == [
         f"tracehouse: {3 * QUEUE} spans were not sent: {collector.url}/v1/traces did not take them before "
         "the process stopped"
+    ]
+
+
+def test_a_stopping_process_gives_up_a_collector_that_never_answers(caplog: pytest.LogCaptureFixture) -> None:
+    # The export's own timeout is longer than the test's: waiting it out (as the SDK's shutdown
+    # does) fails the test; before, a short script hung the exporter's 10 s at exit.
+    with stalling_collector() as collector, caplog.at_level(logging.WARNING):
+        provider = provider_for(otlp_exporter(collector.url, timeout_s=3600), collector.url)
+        make_spans(provider.get_tracer("test"), 3)
+        provider.shutdown()
+        assert collector.contacts == 1
+    assert messages(caplog.records, "tracehouse.instrumentation") == [
+        f"tracehouse: 3 spans were not sent: {collector.url}/v1/traces did not take them before the process stopped"
     ]
