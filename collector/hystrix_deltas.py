@@ -12,20 +12,30 @@ clamp: an emitter that drops events earlier than assumed (opossum shows W − 1 
 otherwise have them counted a second time when they leave the belief. It must never emit a negative
 count, nor count an event twice; what it cannot know, it documents:
 
-* Events are counted in the second the collector *saw* them (its clock), not when they happened.
+* Events are counted in the second the collector *saw* them (its clock; or later, next point), not
+  when they happened.
 * Rolling sums only show ``events(t) − events(t − W)``: how a window's events were spread over its
-  seconds cannot be recovered. The first snapshot of a series (or the first after a gap of more than
-  :data:`MAX_GAP` seconds) counts everything its window shows as new, in that second — exact when
-  the series appeared on a stream already open (a command's first calls), a lump otherwise. Sums over any W
-  consecutive seconds still equal the emitter's rolling sums, but that lump repeats every W seconds
-  under steady load until traffic pauses for a whole window.
+  seconds cannot be recovered (steady load and one burst just before look alike for W seconds). A
+  series first seen on a stream open for more than :data:`MAX_GAP` seconds is new (a command's first
+  calls): its window is counted in that second, exactly. Otherwise — first seen near a (re)connect,
+  or after a gap of more than MAX_GAP seconds — what the window shows beyond the belief is believed
+  spread evenly over the seconds nobody watched (at most W − 1) and this one, and only this second's
+  share is counted. The rest is counted if the window still shows it once the belief let it go (a
+  burst just before: all of it, over the next W seconds); what rolls out as believed (steady load)
+  never is — unwatched seconds get no samples, and after a collector restart the old process stored
+  them. Counting the whole window at once, believed in one second, made a lump that repeated every W
+  seconds under steady load; counting it at once (or back-dated) *and* believing it spread would count
+  a burst just before the connect up to twice (events believed earlier than they came leave the belief
+  while still shown). Sums over W consecutive watched seconds, ending in one with a snapshot and
+  nothing clamped, equal the emitter's rolling sum; sums reaching into unwatched seconds read low.
 * An emitter whose events stay visible for less than W (opossum: W − 1) reads up to 1/W low under
   steady load; bursts are counted exactly whichever way it rolls.
 * Counter reset (the instance restarted): a count below what was surely attributed in the last
-  W − :data:`SURE_MARGIN` seconds (and only from stretches counted exactly: not from a lump, not
-  within W seconds of a clamp) resets that series' history, and the current count is taken as new.
-  A reset hidden by a lump or a clamp is absorbed instead (counted low, never negative).
-* Latency: the stream has only percentiles (of its own window), so the new calls of a snapshot are
+  W − :data:`SURE_MARGIN` seconds (and only from stretches counted exactly: not from a spread window, not
+  within W seconds of a clamp) resets that series' history, and the current count is taken as new
+  (spread as above when the reset came during a gap).
+  A reset hidden by a spread window or a clamp is absorbed instead (counted low, never negative).
+* Latency: the stream has only percentiles (of its own window), so the calls counted for a snapshot are
   spread over the percentile points as the ranks fall: the k-th of n at the point whose interval
   holds quantile (k − ½)/n (n = 4 → p25, p50, p75, p90). Read back, the histogram's percentiles are
   the stream's. ``latency_sum_ms`` = ``latencyExecute_mean`` × n.
@@ -64,7 +74,7 @@ _TIMED = ("success", "failure", "timeout")
 _KINDS = {"HystrixCommand": "command", "HystrixThreadPool": "threadpool"}
 _PREFIX = "propertyValue_"
 _MAX_NAME = 200
-#: Seconds without a snapshot after which the next one counts its whole window (a lump).
+#: Seconds without a snapshot after which the missed ones count as unwatched (see the module docstring).
 MAX_GAP = 2
 #: Attributions of the newest W − SURE_MARGIN seconds are surely still in the emitter's window
 #: (one second for the emitter's own bucketing, one for observing late, one for jitter).
@@ -165,27 +175,45 @@ class _Series:
         ``streaming``: the connection has been delivering for a while, so a series appearing now is
         new (Hystrix and Tracehouse list a command from its first call on) and its counts are exact.
         """
-        lump = not streaming if self.last_second is None else second - self.last_second > MAX_GAP
+        unwatched = self._unwatched(second, window, streaming)
         self.last_second = second
         self.history = {s: h for s, h in self.history.items() if s > second - window}
         self.reset = self.clamped = 0
+        lump = len(unwatched) > 0
         if self._reset_seen(totals, second, window):
             self.history.clear()
             self.reset, lump = 1, True
         believed = self._sum(self.history.values())
-        deltas: dict[str, int] = {}
-        for key, total in totals.items():
-            new = total - believed.get(key, 0)
-            if new < 0:
-                self.clamped += -new
-            deltas[key] = max(new, 0)
-        if self.clamped or (lump and any(deltas.values())):
+        new = {key: total - believed.get(key, 0) for key, total in totals.items()}
+        self.clamped = sum(-n for n in new.values() if n < 0)
+        if self.clamped or (lump and any(n > 0 for n in new.values())):
             self.dirty_until = second + window
+        return self._attribute({key: max(n, 0) for key, n in new.items()}, unwatched, second)
+
+    def _attribute(self, new: Mapping[str, int], unwatched: range, second: int) -> dict[str, int]:
+        """Believe ``new`` spread evenly over the ``unwatched`` seconds and ``second``; count ``second``'s
+        share only (the rest is counted if it is still in the window once the belief let it go)."""
+        deltas: dict[str, int] = {}
+        for key, n in new.items():
+            *earlier, deltas[key] = _spread(n, len(unwatched) + 1)
+            for past, share in zip(unwatched, earlier, strict=True):
+                self.history.setdefault(past, _Second(precise=False)).counts[key] = share
         slot = self.history.setdefault(second, _Second())
         for key, n in deltas.items():
             slot.counts[key] = slot.counts.get(key, 0) + n
         slot.precise = slot.precise and second > self.dirty_until
         return deltas
+
+    def _unwatched(self, second: int, window: int, streaming: bool) -> range:
+        """The seconds before ``second`` whose events the window may hold though no snapshot saw them
+        come: the window's other seconds for a series first seen near a (re)connect, else a gap's."""
+        if self.last_second is None:
+            start = second if streaming else second - window + 1
+        elif second - self.last_second > MAX_GAP:
+            start = max(self.last_second + 1, second - window + 1)
+        else:
+            start = second
+        return range(start, second)
 
     def _reset_seen(self, totals: Mapping[str, int], second: int, window: int) -> bool:
         sure = self._sum(h for s, h in self.history.items() if h.precise and s >= second - window + SURE_MARGIN)
@@ -264,6 +292,11 @@ class _Pending:
             gauges=self.gauges,
             properties=self.properties,
         )
+
+
+def _spread(count: int, seconds: int) -> list[int]:
+    """``count`` over ``seconds`` as evenly as whole numbers go, oldest first."""
+    return [count * (i + 1) // seconds - count * i // seconds for i in range(seconds)]
 
 
 def spread_latency(calls: int, points: list[tuple[int, float]]) -> dict[int, int]:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracehouse.collector.hystrix_deltas import SnapshotDeltas, spread_latency
+from tracehouse.collector.hystrix_deltas import MAX_GAP, SnapshotDeltas, spread_latency
 from tracehouse.collector.hystrix_pull import HystrixPuller, PullTarget, parse_target, read_targets_file
 from tracehouse.collector.sse import SseParser
 from tracehouse.instrumentation.breakers.histogram import bucket_of, merge, percentiles_ms
@@ -88,6 +88,51 @@ def test_steady_load_is_counted_second_by_second() -> None:
     assert all(got[s] == {"success": 4} for s in range(101, 131))
 
 
+def test_steady_load_joined_mid_flight_has_no_lump_that_repeats() -> None:
+    # 100 calls a second long before the collector connects: every snapshot shows a full window of 1000
+    converter = SnapshotDeltas()
+    converter.connected(100)
+    seen = dict.fromkeys(range(100, 135), 1000)
+    got = deltas(rolling(seen), converter)
+    per_second = [got[s].get("success", 0) for s in range(100, 135)]
+    assert per_second == [100] * 35  # from the first second on; neither 1000 at 100, nor at 110, 120, 130
+    # what was stored over any W seconds is what the emitter's window showed
+    assert all(sum(per_second[i : i + 10]) == 1000 for i in range(len(per_second) - 9))
+    assert converter.clamped == 0
+
+
+def test_a_window_that_came_in_one_burst_before_the_connect_is_not_counted_twice() -> None:
+    # Indistinguishable from steady load until the window turns: 1000 calls just before the connect,
+    # none after; counting the whole window at once *and* letting it roll out spread would count 1900
+    converter = SnapshotDeltas()
+    converter.connected(100)
+    got = deltas(rolling(dict.fromkeys(range(100, 110), 1000) | dict.fromkeys(range(110, 125), 0)), converter)
+    assert sum(c.get("success", 0) for c in got.values()) == 1000
+    assert all(got[s] == {} for s in range(110, 125))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 50), min_size=1, max_size=40),
+    st.lists(st.integers(1, 6), min_size=1, max_size=25),
+    st.integers(0, 15),
+)
+def test_joined_at_any_moment_nothing_is_counted_twice(calls: list[int], steps: list[int], joined: int) -> None:
+    """An exact 10-second emitter with any traffic, watched from any second with any gaps: what is
+    counted up to any second never exceeds the calls its window ever showed up to that second."""
+    made = dict.fromkeys(range(-10, 100), 0) | dict(enumerate(calls))
+    converter = SnapshotDeltas()
+    converter.connected(joined)
+    second = joined
+    for step in steps:
+        converter.observe(command(success=sum(made[s] for s in range(second - 9, second + 1))), second)
+        second += step
+    counted = 0
+    for sample in converter.take(2**62):
+        counted += sample.counts.get("success", 0)
+        assert counted <= sum(made[s] for s in range(joined - 9, sample.second + 1))
+
+
 def test_an_emitter_dropping_events_early_gets_nothing_counted_twice() -> None:
     # opossum shows W − 1 = 9 whole buckets: a burst seen at 101 is gone at 110, a second early
     seen = {100: 0, 101: 9} | dict.fromkeys(range(102, 110), 9) | {110: 0, 111: 0, 112: 2}
@@ -135,7 +180,9 @@ def test_a_series_appearing_on_an_open_stream_is_exact_evidence() -> None:
         converter.connected(100)
         deltas(rolling({104 if converter is appeared else 101: 10, 105: 10, 106: 2, 107: 3}), converter)
     assert (appeared.resets, appeared.clamped) == (1, 0)  # 10 + 2 + 1 counted
-    assert (at_connect.resets, at_connect.clamped) == (0, 8 + 7)  # its first 10 may be old: only they count
+    # its first 10 may be old (believed 1 a second from 92 to 101), and so are the 4 after its gap (102–105):
+    # 1 + 1 counted, the drops to 2 and 3 are clamps, not a reset
+    assert (at_connect.resets, at_connect.clamped) == (0, 7 + 5)
 
 
 def test_a_drop_that_roll_out_explains_is_not_a_reset() -> None:
@@ -147,16 +194,36 @@ def test_a_drop_that_roll_out_explains_is_not_a_reset() -> None:
     assert converter.resets == 0
 
 
-def test_the_first_snapshot_counts_its_window_and_is_no_evidence_of_a_reset() -> None:
+def test_the_first_snapshot_counts_its_seconds_share_and_is_no_evidence_of_a_reset() -> None:
+    # the window of 50 is believed 5 a second over 91–100: only 100's share is counted; the rest rolls
+    # out as believed (faster, even), so it was from before the collector watched
     converter = SnapshotDeltas()
     got = deltas(rolling({100: 50, 101: 40, 102: 30, 105: 0, 110: 0, 111: 0}), converter)
-    assert {s: c for s, c in got.items() if c} == {100: {"success": 50}}
+    assert {s: c for s, c in got.items() if c} == {100: {"success": 5}}
     assert converter.resets == 0
 
 
-def test_after_a_gap_what_the_window_shows_is_new() -> None:
+def test_the_rest_of_a_first_window_is_counted_once_it_outstays_the_belief() -> None:
+    # 1000 shown from 100 to 109: 100 at 100, and 100 each time a believed second leaves while the
+    # window still shows them — steady load (and then 110 shows 1000 again) or one burst just before
+    # 100 (then 110 shows 0): either way nothing is counted twice
+    assert deltas(rolling(dict.fromkeys(range(100, 110), 1000))) == {s: {"success": 100} for s in range(100, 110)}
+
+
+def test_after_a_gap_what_the_window_shows_is_believed_spread_over_the_gap() -> None:
     got = deltas(rolling({100: 0, 101: 5, 102: 5, 130: 2, 131: 6}))
-    assert {s: c for s, c in got.items() if c} == {101: {"success": 5}, 130: {"success": 2}, 131: {"success": 4}}
+    # the 2 are believed at 125 and 130 (1 a second spread over 121–130): 130's is counted
+    assert {s: c for s, c in got.items() if c} == {101: {"success": 5}, 130: {"success": 1}, 131: {"success": 4}}
+
+
+def test_steady_load_across_a_reconnect_gap_stays_steady() -> None:
+    converter = SnapshotDeltas()
+    converter.connected(90)
+    seen = {90: 0} | {90 + s: 10 * min(s, 10) for s in range(1, 21)} | dict.fromkeys(range(115, 140), 100)
+    got = deltas(rolling(seen), converter)
+    # 111–114 unwatched: what the window shows at 115 beyond the belief is believed 10 a second over them
+    assert [got[s] for s in range(115, 140)] == [{"success": 10}] * 25
+    assert converter.clamped == 0
 
 
 def test_a_shorter_window_rolls_out_sooner() -> None:
@@ -206,7 +273,9 @@ OPOSSUM = {  # as opossum-hystrix 0.0.1 sends it (trimmed): floats, keys in JS o
 
 
 def only_sample(event: dict[str, Any], second: int = 100) -> BreakerSample:
+    """The sample of a series first seen on a stream open for a while: its window counted at once."""
     converter = SnapshotDeltas()
+    converter.connected(second - MAX_GAP - 1)
     assert converter.observe(event, second)
     [sample] = converter.take(second + 1)
     return sample
@@ -286,6 +355,7 @@ def test_a_thread_pool_event() -> None:
         "reportingHosts": 1,
     }
     converter = SnapshotDeltas()
+    converter.connected(90)
     converter.observe(pool, 100)
     converter.observe({**pool, "rollingCountThreadsExecuted": 9, "currentActiveCount": 0}, 101)
     first, second = converter.take(102)
@@ -319,6 +389,7 @@ def test_an_aggregated_stream_is_divided_by_its_reporting_hosts() -> None:
     assert dict(sample.latency) == {bucket_of(10.0): 2, bucket_of(20.0): 2}
     assert sample.latency_sum_ms == pytest.approx(40.0)
     converter = SnapshotDeltas()
+    converter.connected(90)
     for second, n in {100: 4, 109: 4, 110: 5}.items():
         converter.observe({**event, "rollingCountSuccess": n}, second)
     assert [dict(s.counts) for s in converter.take(111)] == [{"success": 4}, {}, {"success": 5}]  # W = 10
@@ -352,6 +423,7 @@ def test_take_hands_out_finished_seconds_once() -> None:
 
 def test_a_series_gone_for_an_hour_is_forgotten() -> None:
     converter = SnapshotDeltas()
+    converter.connected(90)
     converter.observe(command(success=7), 100)
     assert len(converter.take(101)) == 1
     assert converter.series == 1
@@ -359,7 +431,7 @@ def test_a_series_gone_for_an_hour_is_forgotten() -> None:
     assert converter.series == 0
     converter.observe(command(success=7), 100 + 3602)
     [sample] = converter.take(2**62)
-    assert dict(sample.counts) == {"success": 7}  # a new series: its first snapshot counts its window
+    assert dict(sample.counts) == {"success": 7}  # a new series on an open stream: its window counts at once
 
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
