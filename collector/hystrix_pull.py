@@ -18,8 +18,8 @@ import re
 import socket
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,14 +58,18 @@ class PullTarget:
     port: int
     path: str
     resolve: bool = False
+    #: The path is part of the instance: another target of the cluster may be on the same host and port.
+    path_in_instance: bool = False
 
     def url(self, address: str | None = None) -> str:
         """The stream's URL; for a DNS target, that of one resolved ``address``."""
         return f"{self.scheme}://{_netloc(address or self.host, self.port)}{self.path}"
 
     def instance(self, address: str | None = None) -> str:
-        """``host:port`` (``[v6]:port``): the instance the samples are reported for."""
-        return _netloc(address or self.host, self.port)
+        """``host:port`` (``[v6]:port``), ``host:port/path`` beside another stream on that host and
+        port: the instance the samples are reported for."""
+        netloc = _netloc(address or self.host, self.port)
+        return f"{netloc}{self.path}" if self.path_in_instance else netloc
 
     def __str__(self) -> str:
         scheme = "dns+http" if self.resolve else self.scheme
@@ -135,6 +139,27 @@ def read_targets_file(path: str | Path) -> list[PullTarget]:
     return targets
 
 
+def distinct_instances(targets: Sequence[PullTarget]) -> tuple[PullTarget, ...]:
+    """The targets, each reporting as an instance of its own: two of one cluster that may be streams
+    on the same host and port (the same host, or a DNS name's addresses) with different paths report
+    as ``host:port/path`` (as ``host:port`` they would overwrite each other's seconds); a target listed
+    twice is refused."""
+    seen: set[PullTarget] = set()
+    for target in targets:
+        if target in seen:
+            raise ValueError(f"hystrix target {target} is listed twice")
+        seen.add(target)
+
+    def may_share(a: PullTarget, b: PullTarget) -> bool:
+        same_host = a.host == b.host or a.resolve or b.resolve
+        return a.cluster == b.cluster and a.port == b.port and a.path != b.path and same_host
+
+    return tuple(
+        replace(target, path_in_instance=True) if any(may_share(target, other) for other in targets) else target
+        for target in targets
+    )
+
+
 def _check_cluster(cluster: str, text: str) -> None:
     if not cluster or len(cluster) > 200 or any(c.isspace() for c in cluster):
         raise ValueError(f"hystrix target {text!r}: the cluster must be 1–200 characters without spaces")
@@ -185,7 +210,7 @@ class HystrixPuller:
         resolve_interval: float = 30.0,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self.targets = tuple(t if isinstance(t, PullTarget) else parse_target(t) for t in targets)
+        self.targets = distinct_instances([t if isinstance(t, PullTarget) else parse_target(t) for t in targets])
         if not min_backoff > 0:
             raise ValueError("hystrix puller setting min_backoff: must be > 0 seconds")
         if not max_backoff >= min_backoff:

@@ -356,13 +356,12 @@ def _check_ingest(config: IngestSettings) -> None:
         raise ConfigError(f"link_interval: must be between 0.1 and 3600 seconds (got {config.link_interval})")
     if config.hystrix_streams_file is not None and not config.hystrix_streams_file.is_file():
         raise ConfigError(f"hystrix_streams_file: {config.hystrix_streams_file} is not a readable file")
-    from tracehouse.collector.hystrix_pull import parse_target
+    from tracehouse.collector.hystrix_pull import distinct_instances, parse_target
 
-    for target in config.hystrix_streams:
-        try:
-            parse_target(target)
-        except ValueError as exc:
-            raise ConfigError(f"hystrix_streams: {exc}") from None
+    try:
+        distinct_instances([parse_target(target) for target in config.hystrix_streams])
+    except ValueError as exc:
+        raise ConfigError(f"hystrix_streams: {exc}") from None
 
 
 def _check_log_level(level: str) -> None:

@@ -663,3 +663,20 @@ def test_an_oversized_line_is_dropped_and_counted() -> None:
     assert parser.feed(b"x" * 150) == []
     assert parser.feed(b'xx\n\ndata: {"ok": 1}\n\n') == ['{"ok": 1}']
     assert parser.oversized == 1
+
+
+def test_two_streams_on_one_host_and_port_are_two_instances() -> None:
+    # As host:port both reported as one instance, and overwrote each other's seconds in the store.
+    targets = [parse_target(t) for t in ("http://app:8080/hystrix.stream", "http://app:8080/admin/hystrix.stream",
+                                         "http://other:8080/hystrix.stream", "shop=http://app:8080/x")]  # fmt: skip
+    puller = HystrixPuller(targets, lambda report: None)
+    assert [t.instance() for t in puller.targets] == [
+        "app:8080/hystrix.stream", "app:8080/admin/hystrix.stream", "other:8080", "app:8080"
+    ]  # fmt: skip
+    dns = HystrixPuller([parse_target(t) for t in ("shop=dns+http://app:8080/a", "shop=http://10.0.0.5:8080/b")], print)
+    assert [t.instance("10.0.0.5") for t in dns.targets] == ["10.0.0.5:8080/a", "10.0.0.5:8080/b"]
+
+
+def test_a_target_listed_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"hystrix target app=http://app:8080/hystrix.stream is listed twice"):
+        HystrixPuller([parse_target("http://app:8080/hystrix.stream")] * 2, print)
