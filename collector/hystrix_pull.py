@@ -18,7 +18,8 @@ import re
 import socket
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import httpx
 from tracehouse.collector.hystrix_deltas import SnapshotDeltas
 from tracehouse.collector.sse import SseParser
 from tracehouse.instrumentation.breakers.wire import BreakerReport, BreakerSample
+from tracehouse.storage.config import redacted_url
 
 __all__ = ["MAX_OUTBOX", "MAX_REDIRECTS", "HystrixPuller", "PullTarget", "Sink", "parse_target", "read_targets_file"]
 
@@ -73,7 +75,31 @@ class PullTarget:
 
     def __str__(self) -> str:
         scheme = "dns+http" if self.resolve else self.scheme
-        return f"{self.cluster}={scheme}://{_netloc(self.host, self.port)}{self.path}"
+        return redacted_url(f"{self.cluster}={scheme}://{_netloc(self.host, self.port)}{self.path}")
+
+
+@asynccontextmanager
+async def _opened(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> AsyncIterator[httpx.Response]:
+    """The stream's response, redirects followed within its origin (scheme, host and port), at most
+    :data:`MAX_REDIRECTS`: a target answering with a redirect elsewhere must not make the collector
+    send requests to hosts the operator did not list (an internal admin page, say)."""
+    request = client.build_request("GET", url, headers=headers, timeout=_TIMEOUT)
+    for _ in range(MAX_REDIRECTS + 1):
+        response = await client.send(request, stream=True, follow_redirects=False)
+        following = response.next_request
+        if following is None:
+            try:
+                yield response
+            finally:
+                await response.aclose()
+            return
+        await response.aclose()
+        there = (following.url.scheme, following.url.host, following.url.port)
+        if there != (request.url.scheme, request.url.host, request.url.port):
+            elsewhere = redacted_url(f"{following.url.scheme}://{following.url.netloc.decode()}")
+            raise httpx.HTTPError(f"redirected to another origin ({elsewhere}), not followed")
+        request = following
+    raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects", request=request)
 
 
 def parse_target(text: str) -> PullTarget:
@@ -81,12 +107,7 @@ def parse_target(text: str) -> PullTarget:
     try:
         return _parse_target(text)
     except ValueError as exc:
-        raise ValueError(_CREDENTIALS.sub(r"\1:***@", str(exc))) from None
-
-
-#: ``user:password@`` after a scheme, to the last ``@`` before the host (a password may hold ``/`` or
-#: spaces): the password is never echoed in an error.
-_CREDENTIALS = re.compile(r"(://[^/?#@\s:]*):[^@]*@")
+        raise ValueError(redacted_url(str(exc))) from None
 
 
 def _parse_target(text: str) -> PullTarget:
@@ -195,9 +216,9 @@ class HystrixPuller:
     ``sink(report)`` gets one report per instance per whole second that saw events, in order; when
     it raises, the report waits (at most :data:`MAX_OUTBOX` of them) and is offered again the next
     second. Counters: :attr:`frames`, :attr:`bad_frames`, :attr:`reconnects`, :attr:`sink_errors`,
-    :attr:`dropped_reports`, :attr:`counter_resets`. Redirects are followed (at most
-    :data:`MAX_REDIRECTS` per connection). A given ``client`` is used as is (its connection limit
-    bounds the number of streams, its ``max_redirects`` the redirects) and not closed; otherwise one is made.
+    :attr:`dropped_reports`, :attr:`counter_resets`. Redirects are followed within the target's
+    origin (at most :data:`MAX_REDIRECTS` per connection). A given ``client`` is used as is (its
+    connection limit bounds the number of streams) and not closed; otherwise one is made.
     """
 
     def __init__(
@@ -237,9 +258,7 @@ class HystrixPuller:
 
     async def run(self) -> None:
         """Pull every target until cancelled."""
-        client = self._client or httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=None), trust_env=False, max_redirects=MAX_REDIRECTS
-        )
+        client = self._client or httpx.AsyncClient(limits=httpx.Limits(max_connections=None), trust_env=False)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._report_every_second())
@@ -315,14 +334,13 @@ class HystrixPuller:
         parser = SseParser()
         problem = "the stream ended"
         try:
-            request = client.stream("GET", url, headers=stream.headers, timeout=_TIMEOUT, follow_redirects=True)
-            async with request as response:
+            async with _opened(client, url, stream.headers) as response:
                 if response.status_code != 200:
                     problem = f"HTTP {response.status_code}"
                 else:
                     stream.connected = True
                     stream.deltas.connected(int(time.time()))
-                    _log.info("hystrix pull: reading %s (cluster %s)", url, stream.target.cluster)
+                    _log.info("hystrix pull: reading %s (cluster %s)", redacted_url(url), stream.target.cluster)
                     async for chunk in response.aiter_bytes():
                         for data in parser.feed(chunk):
                             good += self._frame(stream, data)
@@ -331,13 +349,13 @@ class HystrixPuller:
         except httpx.HTTPError as exc:
             problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except Exception:
-            _log.exception("hystrix pull: reading %s failed", url)
+            _log.exception("hystrix pull: reading %s failed", redacted_url(url))
             problem = "an internal error"
         finally:
             stream.connected = False
         healthy = good > 0 or parser.keepalives > 0
         level = logging.DEBUG if quiet and not healthy else logging.WARNING
-        _log.log(level, "hystrix pull: %s: %s; reconnecting", url, problem)
+        _log.log(level, "hystrix pull: %s: %s; reconnecting", redacted_url(url), redacted_url(problem))
         return healthy
 
     def _frame(self, stream: _Stream, data: str) -> int:

@@ -12,6 +12,19 @@ from tracehouse.storage.errors import ConfigError
 MIN_MEMORY_LIMIT = 256 * 1024 * 1024
 MAX_MEMORY_LIMIT = 1024**4
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+#: ``user:password@`` after a scheme, to the last ``@`` (a password may hold ``@``, ``/`` or spaces).
+_PASSWORD = re.compile(r"(://[^/?#@\s:]*):.*@")
+#: A query parameter whose value is a secret by its name: clickhouse-connect's ``access_token``, an
+#: ``api_key`` in a hystrix.stream URL, ``password=``, a signature.
+_SECRET_PARAMETER = re.compile(
+    r"([?&][^=&#\s]*(?:pass|pwd|token|secret|key|auth|sig|credential)[^=&#\s]*=)[^&#\s]*", re.I
+)
+
+
+def redacted_url(text: str) -> str:
+    """``text`` with every URL's password and secret query values (by their names) as ``***``, for
+    logs and errors; text that is not a URL, or a malformed one, is redacted as well as it reads."""
+    return _SECRET_PARAMETER.sub(r"\1***", _PASSWORD.sub(r"\1:***@", text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +70,8 @@ class StoreConfig:
         return replace(self, dsn=dsn)
 
     def redacted_dsn(self) -> str:
-        """The DSN without its password, for logs."""
-        parsed = urlparse(self.dsn)
-        if parsed.password is None:
-            return self.dsn
-        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
-        return parsed._replace(netloc=netloc).geturl()
+        """The DSN without its password or tokens, for logs (`redacted_url`)."""
+        return redacted_url(self.dsn)
 
     def validate(self) -> None:
         """Raise `ConfigError` naming the bad setting."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import queue
 import shutil
 import subprocess
@@ -480,6 +481,32 @@ def test_a_redirect_is_followed(scripted: Callable[..., ScriptedStreams]) -> Non
         assert [r[":path"] for r in streams.requests] == ["/hystrix.stream", "/hystrix.stream/"]
 
     asyncio.run(main())
+
+
+def test_a_redirect_to_another_origin_is_not_followed(
+    scripted: Callable[..., ScriptedStreams], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Followed before: a target could send the collector to any host and port (an internal admin page).
+    elsewhere = scripted(Reply(chunks=calls_once_open(3), repeat=command_event(3)))
+    streams = scripted(Reply(status=307, location=f"http://127.0.0.1:{elsewhere.port}/admin?api_key=S3CRET"))
+
+    async def main() -> None:
+        url = f"http://127.0.0.1:{streams.port}/hystrix.stream?api_key=S3CRET"
+        puller = HystrixPuller([url], Recorder(), min_backoff=0.05)
+        with caplog.at_level(logging.DEBUG, logger="tracehouse.collector.hystrix_pull"):
+            async with pulling(puller):
+                await until(lambda: puller.reconnects >= 2, "reconnects after the refused redirect")
+        assert elsewhere.requests == []
+        assert puller.frames == 0
+
+    asyncio.run(main())
+    told = [r.getMessage() for r in caplog.records if "reconnecting" in r.getMessage()]
+    assert told
+    assert (
+        f"hystrix.stream?api_key=***: HTTPError: redirected to another origin (http://127.0.0.1:{elsewhere.port})"
+        in told[0]
+    )
+    assert not any("S3CRET" in r.getMessage() for r in caplog.records)
 
 
 def test_a_redirect_loop_is_cut_and_retried(scripted: Callable[..., ScriptedStreams]) -> None:
