@@ -52,7 +52,10 @@ class Spool:
             stale.unlink()  # never renamed: never acknowledged
         files = self._files()
         self._bytes = sum(f.stat().st_size for f in files)
-        self._next = int(files[-1].stem) + 1 if files else 1
+        # Past every numbered file, set-aside and corrupt ones too: numbering from the last batch
+        # alone overwrote the .rejected files of an earlier run (the only copy of their spans).
+        self._next = max((int(p.stem) for p in directory.iterdir() if p.stem.isdigit()), default=0) + 1
+        _tell_set_aside(directory)
         self._next_logged = 1
         self._logged: dict[Path, int] = {}  # logged, not yet forgotten or adopted: bytes
         left = sorted(p for p in self.ahead.iterdir() if p.suffix in _SUFFIXES)
@@ -156,6 +159,19 @@ class Spool:
 
     def _files(self) -> list[Path]:
         return sorted(p for p in self.directory.iterdir() if p.suffix in _SUFFIXES)
+
+
+def _tell_set_aside(directory: Path) -> None:
+    """At start, a warning naming what earlier runs set aside (never replayed, not in the bound)."""
+    for suffix, why in ((".rejected", "the store refused them as data"), (".corrupt", "they could not be read")):
+        kept = list(directory.glob(f"*{suffix}"))
+        if kept:
+            size = sum(p.stat().st_size for p in kept)
+            log.warning(
+                "spool %s holds %d %s files (%d bytes) set aside by earlier runs: %s; they are never replayed "
+                "(look, then delete them)",
+                directory, len(kept), suffix, size, why,
+            )  # fmt: skip
 
 
 def _suffix(batch: SpanBatch | OtlpPayload) -> str:

@@ -153,3 +153,27 @@ def test_a_batch_set_aside_is_kept_but_never_replayed(tmp_path: Path) -> None:
     assert spool.bytes == 0
     [kept] = tmp_path.glob("*.rejected")
     assert kept.read_bytes().endswith(payload.data)
+
+
+def test_what_was_set_aside_survives_the_next_runs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The next run numbered its files from the last *spooled* batch, and its .rejected and .corrupt
+    # files replaced the earlier ones of the same numbers: the only copy of those spans.
+    first = OtlpPayload.frame(b"\x0a\x00 first run", 1)
+    spool = Spool(tmp_path, max_bytes=10_000_000)
+    spool.set_aside(first)
+    spool.append(full_batch())
+    (tmp_path / "000000000002.batch").write_bytes(b"{not json")
+    assert spool.oldest() is None  # moved aside as .corrupt
+    kept = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert sorted(kept) == ["000000000001.rejected", "000000000002.corrupt"]
+
+    with caplog.at_level("WARNING"):
+        again = Spool(tmp_path, max_bytes=10_000_000)
+    again.set_aside(OtlpPayload.frame(b"\x0a\x00 second run", 2))
+    again.append(full_batch())
+    for name, data in kept.items():
+        assert (tmp_path / name).read_bytes() == data
+    assert len(list(tmp_path.glob("*.rejected"))) == 2
+    told = [r.getMessage() for r in caplog.records]
+    assert any("holds 1 .rejected files" in m and "never replayed" in m for m in told), told
+    assert any("holds 1 .corrupt files" in m for m in told), told
