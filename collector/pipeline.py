@@ -91,6 +91,12 @@ class Pipeline:
     def queued_spans(self) -> int:
         return self._queued_spans
 
+    @property
+    def store_failing(self) -> bool:
+        """The store refused a batch for a reason of its own (down, disk full, access) and has
+        written none since: new batches go to the spool."""
+        return self._store_failing
+
     def refuse_early(self) -> None:
         """Raise `Overloaded` now if `submit` would refuse a request as large as the last one
         queued. Receivers call it before decoding: under overload about half the requests are

@@ -296,6 +296,14 @@ class ClickHouseStore:
 #: ClickHouse error codes that say "not now" rather than "not this data": memory, too many
 #: parts, timeouts, network, read-only replicas, cancelled queries, Keeper, unknown insert status.
 _TRANSIENT_CODES = frozenset({3, 159, 202, 209, 210, 236, 241, 242, 252, 319, 394, 425, 999})
+#: Codes that say "not this store, as it is": the disk (full, unwritable, missing files), access
+#: (users, passwords, quotas, read-only), the schema (unknown table, column, format schema). Data
+#: would be refused the same way, so it is spooled (or answered 503), never set aside as bad data
+#: or answered 400 — a full disk made every acknowledged span a `.rejected` file (operator review).
+_STORE_CODES = frozenset({
+    8, 16, 24, 47, 60, 74, 75, 76, 81, 83, 88, 107, 164, 172, 173, 192, 193, 194, 201, 204, 214, 243,
+    291, 294, 400, 434, 458, 497, 516, 586, 700, 720, 734, 774,
+})  # fmt: skip
 _CODE = re.compile(r"Code: (\d+)\.")
 #: Of those, what passes in a moment: memory limit exceeded, too many parts, too many queries.
 _BUSY_CODES = frozenset({202, 241, 252})
@@ -346,9 +354,9 @@ def _summary(row: Sequence[Any]) -> TraceSummary:
 def insert_error(exc: ClickHouseError, what: str) -> StorageError:
     """`StoreRejected` when ClickHouse refused the data itself (a parse error, an overflow —
     it would refuse it again), `StoreBusy` when it lacked memory or parts for it just now, else
-    `StoreUnavailable` (connection lost ...)."""
+    `StoreUnavailable` (connection lost, disk full, access refused, schema missing ...)."""
     match = _CODE.search(str(exc))
-    if isinstance(exc, DatabaseError) and match and int(match[1]) not in _TRANSIENT_CODES:
+    if isinstance(exc, DatabaseError) and match and int(match[1]) not in _TRANSIENT_CODES | _STORE_CODES:
         return StoreRejected(f"{what}: {_reason(exc)}")
     if match and int(match[1]) in _BUSY_CODES:
         return StoreBusy(f"{what}: {_reason(exc)}")

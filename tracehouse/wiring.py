@@ -145,7 +145,12 @@ class Ingest:
         await self.grpc_server.start()
 
     def health(self) -> dict[str, Any]:
+        """Still 200 while the store fails (the spool takes the data; a restart would not help), but
+        `status` says so: it read "ok" while a full disk refused every insert (operator review)."""
+        failing = self.pipeline.store_failing
         return {
+            "status": "degraded: the store refuses writes, batches are spooled" if failing else "ok",
+            "storeWrites": "failing" if failing else "ok",
             "queuedSpans": self.pipeline.queued_spans,
             "storedSpans": self.pipeline.written_spans,
             "spooledBatches": len(self.spool),

@@ -101,8 +101,10 @@ def test_refused_batches_are_spooled_then_replayed_once(store: ClickHouseStore, 
             await pipeline.submit(batch)  # acknowledged (logged) although the store is down
         await until(lambda: len(spool) == 2)  # the inserts failed: spooled
         assert [stored(store, b) for b in batches] == [0, 0]
+        assert pipeline.store_failing  # what /healthz tells
         writer.down.clear()
         await until(lambda: len(spool) == 0)
+        assert not pipeline.store_failing
         late = full_batch(spans=2)
         await pipeline.submit(late)
         await until(lambda: stored(store, late) == 2)

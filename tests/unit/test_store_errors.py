@@ -17,6 +17,12 @@ from tracehouse.storage.clickhouse import insert_error
         ("Code: 202. DB::Exception: Too many simultaneous queries", StoreBusy),
         ("Code: 209. DB::Exception: Timeout exceeded while writing to socket", StoreUnavailable),
         ("Code: 27. DB::Exception: Cannot parse input", StoreRejected),
+        # The store as it is, not the data: was StoreRejected, so a full disk set every acknowledged
+        # batch aside as bad data (or answered 400, which exporters do not retry).
+        ("Code: 243. DB::Exception: Cannot reserve 1.00 MiB, not enough space. (NOT_ENOUGH_SPACE)", StoreUnavailable),
+        ("Code: 516. DB::Exception: default: Authentication failed. (AUTHENTICATION_FAILED)", StoreUnavailable),
+        ("Code: 60. DB::Exception: Table otel.otel_traces_otlp does not exist. (UNKNOWN_TABLE)", StoreUnavailable),
+        ("Code: 164. DB::Exception: Cannot execute query in readonly mode. (READONLY)", StoreUnavailable),
     ],
 )
 def test_insert_errors_say_whether_to_retry_now_later_or_never(message: str, kind: type[Exception]) -> None:
