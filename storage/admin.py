@@ -14,7 +14,7 @@ from tracehouse.storage.client import connect, ensure_database
 from tracehouse.storage.config import StoreConfig
 from tracehouse.storage.errors import ConfigError, StorageError
 from tracehouse.storage.lock import DataDirLock
-from tracehouse.storage.migrate import VERSION_TABLE_NAME, apply_migrations, recorded_versions
+from tracehouse.storage.migrate import VERSION_TABLE_NAME, apply_migrations, apply_retention, recorded_versions
 
 Progress = Callable[[str], None]
 
@@ -57,6 +57,7 @@ def _apply_single_node(config: StoreConfig, progress: Progress) -> list[str]:
         client = connect(config)
         try:
             applied = apply_migrations(client, config.ttl_days, progress)
+            apply_retention(client, config.ttl_days, progress)
         except ClickHouseError as exc:
             raise StorageError(f"schema apply on {config.redacted_dsn()} failed: {exc}") from exc
         finally:

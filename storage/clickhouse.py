@@ -25,7 +25,13 @@ from tracehouse.storage.config import StoreConfig
 from tracehouse.storage.errors import InvalidQuery, StorageError, StoreBusy, StoreRejected, StoreUnavailable
 from tracehouse.storage.linker import CONSUMER_KIND
 from tracehouse.storage.lock import DataDirLock
-from tracehouse.storage.migrate import apply_migrations, modified_views, recorded_versions, reload_views
+from tracehouse.storage.migrate import (
+    apply_migrations,
+    apply_retention,
+    modified_views,
+    recorded_versions,
+    reload_views,
+)
 from tracehouse.storage.model import (
     MAX_TRACE_SPANS,
     CallStats,
@@ -74,6 +80,7 @@ class ClickHouseStore:
             self._reader = connect(config)
             if migrate:
                 applied = apply_migrations(self._reader, config.ttl_days)
+                apply_retention(self._reader, config.ttl_days)
                 if config.embedded:  # no other writer: see `reload_views`
                     reload_views(self._reader, modified_views(applied))
             self._writers: queue.SimpleQueue[Client] = queue.SimpleQueue()

@@ -73,6 +73,9 @@ def apply_migrations(client: Client, ttl_days: int, progress: Callable[[str], No
     """Apply the migrations not yet recorded; returns those applied now. `progress` hears one
     line per migration, before it runs (the log hears it anyway)."""
     done = applied_versions(client)
+    newest, known = max(done, default=0), latest_version()
+    if newest > known:
+        log.warning("schema version %d is newer than this Tracehouse knows (%d); upgrade it", newest, known)
     pending = [m for m in migrations(ttl_days) if m.version not in done]
     for number, migration in enumerate(pending, 1):
         line = f"applying migration {migration.version:04d}_{migration.name} ({number} of {len(pending)})"
@@ -87,6 +90,53 @@ def apply_migrations(client: Client, ttl_days: int, progress: Callable[[str], No
             column_names=["Version", "Name"],
         )
     return pending
+
+
+#: An unlikely `ttl_days`, to find in the migrations' statements the tables created to keep it.
+_PROBE_DAYS = 987_654
+_RETAINED = re.compile(rf"^CREATE TABLE IF NOT EXISTS (\w+)\b.*\bTTL (.+?) \+ toIntervalDay\({_PROBE_DAYS}\)", re.S)
+_KEPT_DAYS = re.compile(r"\bTTL .*?toIntervalDay\((\d+)\)")
+
+
+def retained_tables() -> dict[str, str]:
+    """Every table the migrations create to keep `ttl_days`, with the time its TTL counts from."""
+    return {
+        found[1]: found[2].strip()
+        for migration in migrations(_PROBE_DAYS)
+        for statement in migration.statements
+        if (found := _RETAINED.match(statement))
+    }
+
+
+def kept_days(client: Client) -> dict[str, int]:
+    """The days each retained table of the current database keeps, as its TTL says now."""
+    rows = client.query("SELECT name, engine_full FROM system.tables WHERE database = currentDatabase()").result_rows
+    engines = {str(name): str(engine) for name, engine in rows}
+    return {
+        table: int(days[1])
+        for table in retained_tables()
+        if (days := _KEPT_DAYS.search(engines.get(table, ""))) is not None
+    }
+
+
+def apply_retention(client: Client, ttl_days: int, progress: Callable[[str], None] | None = None) -> list[str]:
+    """Make every retained table keep `ttl_days` (`ALTER TABLE … MODIFY TTL`) where it keeps another
+    number: a table's TTL was fixed when it was created, so a later `--ttl-days` only changed which
+    spans were accepted — 30 days asked, 7 kept, the rest acknowledged and dropped (operator review).
+    Spans already stored follow the new TTL too (the engine re-reads it in the background). Returns
+    the tables changed. Table names and TTL times come from the migrations; `ttl_days` is an int."""
+    expressions = retained_tables()
+    changed = []
+    for table, days in kept_days(client).items():
+        if days == ttl_days:
+            continue
+        line = f"retention of {table}: {days} -> {ttl_days} days"
+        log.info("schema: %s", line)
+        if progress is not None:
+            progress(line)
+        client.command(f"ALTER TABLE {table} MODIFY TTL {expressions[table]} + toIntervalDay({int(ttl_days)})")
+        changed.append(table)
+    return changed
 
 
 def modified_views(applied: list[Migration]) -> list[str]:

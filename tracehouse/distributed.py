@@ -18,7 +18,7 @@ from tracehouse.config import CollectorProcessConfig, QueryProcessConfig
 from tracehouse.storage import ClickHouseStore, StorageError, StoreConfig, open_store
 from tracehouse.storage.admin import recorded_version
 from tracehouse.storage.lock import DataDirLock
-from tracehouse.storage.migrate import latest_version
+from tracehouse.storage.migrate import kept_days, latest_version
 from tracehouse.wiring import Ingest, bind, http_server, port_of, run, ui_app
 
 log = logging.getLogger("tracehouse")
@@ -66,6 +66,16 @@ def _open(config: StoreConfig, writers: int) -> ClickHouseStore:
     if found > needed:
         log.warning("schema version %d is newer than this Tracehouse knows (%d); upgrade it", found, needed)
     store = open_store(config, migrate=False, writers=writers)
+    kept = kept_days(store.client()).get("otel_traces")  # None on a cluster: the TTL is on its _local tables
+    if kept is not None and kept != config.ttl_days:
+        log.warning(
+            "the store keeps spans %d days, this process was given --ttl-days %d: %s; run `tracehouse schema "
+            "apply --ttl-days %d` (or give every process the same value)",
+            kept, config.ttl_days,
+            "spans older than that are acknowledged, then dropped" if kept < config.ttl_days
+            else "spans older than that are refused",
+            config.ttl_days,
+        )  # fmt: skip
     log.info("store ready, schema version %d", found)
     return store
 

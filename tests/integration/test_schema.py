@@ -3,12 +3,16 @@ schema version recorded, and idempotence (applying again changes nothing)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from tracehouse.storage import ClickHouseStore
-from tracehouse.storage.migrate import apply_migrations, migrations
+from tests.spans import full_batch
+from tracehouse.storage import ClickHouseStore, SpanBatch, StoreConfig, open_store
+from tracehouse.storage.migrate import apply_migrations, kept_days, migrations, retained_tables
+
+DAY_NS = 86_400 * 10**9
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +103,42 @@ def test_span_table_writes_inserts_as_compact_parts(store: ClickHouseStore) -> N
         "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'otel_traces'"
     )
     assert "min_rows_for_wide_part = 100000" in str(engine)
+
+
+def ten_days_old_span() -> SpanBatch:
+    batch = full_batch(spans=1)
+    batch.timestamp_ns[0] -= 10 * DAY_NS
+    batch.event_timestamp_ns[0] = [t - 10 * DAY_NS for t in batch.event_timestamp_ns[0]]
+    return batch
+
+
+def spans_kept(store: ClickHouseStore, batch: SpanBatch) -> int:
+    """The batch's spans left once the TTL has been applied (a final merge)."""
+    store.client().command("OPTIMIZE TABLE otel_traces FINAL")
+    found = store.client().command(
+        "SELECT count() FROM otel_traces WHERE TraceId = {id:String}", parameters={"id": batch.trace_id[0]}
+    )
+    return int(str(found))
+
+
+@pytest.mark.parametrize("store_config", ["embedded"], indirect=True)
+def test_a_new_ttl_days_changes_what_the_store_keeps(store_config: StoreConfig) -> None:
+    # The TTL was fixed when the tables were made: a later --ttl-days 30 accepted spans 7 to 30 days
+    # old (the collector's age check follows it) and the store dropped them (operator review).
+    open_store(store_config).close()  # created keeping 7 days
+    longer = open_store(replace(store_config, ttl_days=30))
+    try:
+        assert set(kept_days(longer.client()).values()) == {30}
+        assert set(kept_days(longer.client())) == set(retained_tables()) - {"tracehouse_traces"}  # dropped by 0014
+        old = ten_days_old_span()
+        longer.write(old)
+        assert spans_kept(longer, old) == 1
+    finally:
+        longer.close()
+    shorter = open_store(store_config)  # back to 7: the span is past it now
+    try:
+        assert set(kept_days(shorter.client()).values()) == {7}
+        assert spans_kept(shorter, old) == 0
+    finally:
+        shorter.client().command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": store_config.database})
+        shorter.close()
