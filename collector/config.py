@@ -73,6 +73,8 @@ class CollectorConfig:
             )
         if self.max_concurrent_requests < 1:
             raise ConfigError(f"max_concurrent_requests: must be at least 1 (got {self.max_concurrent_requests})")
+        if self.max_queued_spans < 1:  # before flush_spans: serve derives it from this one
+            raise ConfigError(f"max_queued_spans: must be at least 1 (got {self.max_queued_spans})")
         if self.flush_spans < 1:
             raise ConfigError(f"flush_spans: must be at least 1 (got {self.flush_spans})")
         if self.flush_bytes < MiB:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tracehouse.collector import CollectorConfig
-from tracehouse.options import Option
+from tracehouse.options import Option, byte_size
 from tracehouse.query import QueryConfig
 from tracehouse.storage import ConfigError, StoreConfig
 
@@ -55,7 +55,7 @@ SERVE_OPTIONS = (
         "alone, then spooled, and queries answer 503; no new merge starts while merges hold 40 percent of it; "
         "0: the engine's default (0.9 of RAM). Ignored for a ClickHouse server",
         768 * 1024 * 1024,
-        int,
+        byte_size,
         "BYTES",
         "768 MiB",
     ),
@@ -65,7 +65,7 @@ SERVE_OPTIONS = (
         "--flush-bytes",
         "bytes of OTLP payload one insert carries at most (the embedded engine needs ~25 times that in memory)",
         12 * 1024 * 1024,
-        int,
+        byte_size,
         "BYTES",
         "12 MiB",
     ),
@@ -90,7 +90,7 @@ SERVE_OPTIONS = (
         "--max-inflight-bytes",
         "request bytes held at once (raw and inflated) before 503",
         256 * 1024 * 1024,
-        int,
+        byte_size,
         "BYTES",
         "256 MiB",
     ),
@@ -112,7 +112,7 @@ SERVE_OPTIONS = (
         "--spool-max-bytes",
         "on-disk spool bound for spans the store refuses",
         1024 * 1024 * 1024,
-        int,
+        byte_size,
         "BYTES",
         "1 GiB",
     ),
@@ -223,7 +223,7 @@ class ServeConfig:
             store=StoreConfig(dsn=v["clickhouse"], ttl_days=v["ttl_days"], memory_limit=v["store_memory_limit"]),
             collector=collector_config(v),
             query=QueryConfig(host=v["host"], ui_port=v["ui_port"], api_token=v["api_token"]),
-            log_level=v["log_level"],
+            log_level=v["log_level"].lower(),
             link_interval=v["link_interval"],
             hystrix_streams=_targets(v["hystrix_streams"]),
             hystrix_streams_file=v["hystrix_streams_file"],
@@ -238,6 +238,7 @@ class ServeConfig:
         ports = {
             "otlp_http_port": self.collector.otlp_http_port,
             "otlp_grpc_port": self.collector.otlp_grpc_port,
+            "zipkin_port": self.collector.zipkin_port,
             "ui_port": self.query.ui_port,
         }
         taken = [p for p in ports.values() if p]
@@ -264,7 +265,7 @@ class CollectorProcessConfig:
             data_dir=Path(v["data_dir"]).resolve(),
             store=StoreConfig(dsn=v["clickhouse"] or "", ttl_days=v["ttl_days"]),
             collector=collector_config(v),
-            log_level=v["log_level"],
+            log_level=v["log_level"].lower(),
             link_interval=v["link_interval"],
             hystrix_streams=_targets(v["hystrix_streams"]),
             hystrix_streams_file=v["hystrix_streams_file"],
@@ -301,7 +302,7 @@ class QueryProcessConfig:
         return cls(
             store=StoreConfig(dsn=v["clickhouse"] or ""),
             query=QueryConfig(host=v["host"], ui_port=v["ui_port"], api_token=v["api_token"]),
-            log_level=v["log_level"],
+            log_level=v["log_level"].lower(),
             header_timeout=v["header_timeout"],
             body_timeout=v["body_timeout"],
         )

@@ -31,6 +31,28 @@ class Option:
         return "TRACEHOUSE_" + self.dest.upper()
 
 
+_BYTE_UNITS = {
+    "": 1, "b": 1,
+    "k": 1024, "kib": 1024, "kb": 1000,
+    "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
+    "g": 1024**3, "gib": 1024**3, "gb": 1000**3,
+    "t": 1024**4, "tib": 1024**4, "tb": 1000**4,
+}  # fmt: skip
+
+
+def byte_size(text: str) -> int:
+    """A number of bytes: ``268435456``, or as ``--help`` shows them, ``256 MiB``, ``1GiB``, ``1.5 GB``
+    (KiB/MiB/GiB/TiB and a bare K/M/G/T are powers of 1024, kB/MB/GB/TB of 1000)."""
+    number = text.strip().rstrip("bBiI" + "kKmMgGtT" + " ")
+    unit = text.strip()[len(number) :].strip().lower()
+    if unit not in _BYTE_UNITS:
+        raise ValueError(f"{text!r} is not a size: a number of bytes, or one with KiB, MiB, GiB or TiB")
+    size = float(number) * _BYTE_UNITS[unit]
+    if not size.is_integer() or size < 0:
+        raise ValueError(f"{text!r} is not a whole, non-negative number of bytes")
+    return int(size)
+
+
 def add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
     for option in options:
         default = option.default_text or option.default

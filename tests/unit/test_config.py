@@ -8,7 +8,7 @@ import pytest
 
 from tracehouse.cli import build_parser
 from tracehouse.config import SERVE_OPTIONS, ServeConfig
-from tracehouse.options import resolve
+from tracehouse.options import byte_size, resolve
 from tracehouse.storage import ConfigError, StoreConfig
 
 
@@ -59,6 +59,8 @@ def test_bad_environment_value_names_the_variable() -> None:
         (["--api-token", "short"], "api_token"),
         (["--hystrix-streams", "not-a-url"], "hystrix_streams"),
         (["--store-memory-limit", "1000"], "store_memory_limit"),
+        (["--zipkin-port", "16686"], "ports"),  # was found only when the second listener failed to bind
+        (["--max-queued-spans", "0"], "max_queued_spans"),  # was told as flush_spans, a name of no flag
     ],
 )
 def test_validate_names_the_bad_key(argv: list[str], key: str) -> None:
@@ -87,6 +89,33 @@ def test_dsn_password_is_redacted() -> None:
 )
 def test_dsn_secrets_are_redacted(dsn: str, shown: str) -> None:
     assert StoreConfig(dsn=dsn).redacted_dsn() == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("268435456", 268435456),
+        ("256 MiB", 256 * 1024**2),
+        ("1GiB", 1024**3),
+        ("1.5 GB", 1_500_000_000),
+        ("64k", 65536),
+    ],
+)
+def test_byte_options_take_the_sizes_help_shows(text: str, size: int) -> None:
+    assert byte_size(text) == size  # "768 MiB" is how --help shows the default; it was refused
+    assert config_for(["--store-memory-limit", text]).store.memory_limit == size
+
+
+@pytest.mark.parametrize("text", ["MiB", "12 parsecs", "-1", "0.5"])
+def test_a_size_that_is_not_one_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=r"size|bytes|float"):
+        byte_size(text)
+
+
+def test_the_log_level_is_read_in_any_case() -> None:
+    config = config_for([], {"TRACEHOUSE_LOG_LEVEL": "DEBUG"})
+    config.validate()
+    assert config.log_level == "debug"
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
