@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from tracehouse.storage.errors import StoreLocked
+from tracehouse.storage.errors import StorageError, StoreLocked
 
 LOCK_NAME = "tracehouse.lock"
 
@@ -32,9 +32,15 @@ class DataDirLock:
             _held[self.directory] = (fd, refs + 1)
 
     def _acquire(self) -> int:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # read-only, not a directory, not ours: a bare "[Errno 30] …" before
+            reason = "it is a file" if self.directory.is_file() else exc.strerror
+            raise StorageError(
+                f"data directory {self.directory} cannot be used ({reason}): give --data-dir (or the "
+                "chdb:// path of --clickhouse) a directory this user can write"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -42,7 +48,7 @@ class DataDirLock:
             os.close(fd)
             raise StoreLocked(
                 f"data directory {self.directory} is in use by another Tracehouse process ({owner}). "
-                "Stop that process, or give this one another --data-dir."
+                "Stop that process, or give this one another --data-dir (or chdb:// path of --clickhouse)."
             ) from None
         os.ftruncate(fd, 0)
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tracehouse.storage import StoreConfig, StoreLocked, open_store
+from tracehouse.storage import StorageError, StoreConfig, StoreLocked, open_store
+from tracehouse.storage.lock import DataDirLock
 
 pytestmark = pytest.mark.integration
 
@@ -40,3 +41,13 @@ def test_second_process_gets_a_clear_error(tmp_path: Path) -> None:
     finally:
         holder.communicate("", timeout=60)
     assert holder.returncode == 0
+
+
+def test_a_data_dir_that_cannot_be_one_is_told_plainly(tmp_path: Path) -> None:
+    # Was a bare "[Errno 17] File exists: …" (a read-only one: "[Errno 30] Read-only file system").
+    taken = tmp_path / "a-file"
+    taken.write_text("not a directory")
+    with pytest.raises(StorageError, match=r"a-file/store cannot be used \(Not a directory\): give --data-dir"):
+        DataDirLock(taken / "store")
+    with pytest.raises(StorageError, match=r"cannot be used \(it is a file\)"):
+        DataDirLock(taken)
