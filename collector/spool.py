@@ -46,7 +46,8 @@ class Spool:
         self.directory = directory
         self.max_bytes = max_bytes
         self.ahead = directory / "ahead"
-        self.ahead.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # acknowledged spans: the owner's alone
+        self.ahead.mkdir(mode=0o700, exist_ok=True)
         self._lock = threading.Lock()
         for stale in [*directory.glob("*.tmp"), *self.ahead.glob("*.tmp")]:
             stale.unlink()  # never renamed: never acknowledged
@@ -199,7 +200,7 @@ def decode(data: bytes, suffix: str = ".batch") -> SpanBatch | OtlpPayload:
 
 def _write_durably(path: Path, data: bytes) -> None:
     temp = path.with_suffix(".tmp")
-    with open(temp, "wb") as file:
+    with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
         file.write(data)
         file.flush()
         os.fsync(file.fileno())

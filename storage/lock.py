@@ -33,8 +33,10 @@ class DataDirLock:
 
     def _acquire(self) -> int:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            # Spans hold what services put in them (SQL, URLs, user ids): a directory made here is its
+            # owner's alone (0700; it was 0755 under the usual umask). One that exists keeps its mode.
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:  # read-only, not a directory, not ours: a bare "[Errno 30] …" before
             reason = "it is a file" if self.directory.is_file() else exc.strerror
             raise StorageError(

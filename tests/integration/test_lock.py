@@ -51,3 +51,13 @@ def test_a_data_dir_that_cannot_be_one_is_told_plainly(tmp_path: Path) -> None:
         DataDirLock(taken / "store")
     with pytest.raises(StorageError, match=r"cannot be used \(it is a file\)"):
         DataDirLock(taken)
+
+
+def test_a_data_directory_made_here_is_its_owners_alone(tmp_path: Path) -> None:
+    # Spans hold SQL, URLs and user ids; the data directory was 0755, its files 0644 (security review).
+    lock = DataDirLock(tmp_path / "new" / "store")
+    try:
+        assert (tmp_path / "new" / "store").stat().st_mode & 0o777 == 0o700
+        assert (tmp_path / "new" / "store" / "tracehouse.lock").stat().st_mode & 0o777 == 0o600
+    finally:
+        lock.release()

@@ -177,3 +177,11 @@ def test_what_was_set_aside_survives_the_next_runs(tmp_path: Path, caplog: pytes
     told = [r.getMessage() for r in caplog.records]
     assert any("holds 1 .rejected files" in m and "never replayed" in m for m in told), told
     assert any("holds 1 .corrupt files" in m for m in told), told
+
+
+def test_spooled_spans_are_the_owners_alone(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", max_bytes=10_000_000)
+    spool.append(full_batch())
+    spool.set_aside(OtlpPayload.frame(b"\x0a\x00", 1))
+    assert (tmp_path / "spool").stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "spool").iterdir() if p.is_file()} == {0o600}
