@@ -50,6 +50,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._in_head = True
         self._refused = False
+        self._in_body = False
         self._timer: TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -78,7 +79,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._arm(self.limits.header_timeout, 408, "request headers not received in time")
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
+        self._in_head, self._in_body = False, True
         self._disarm()
         self._timer = self.loop.call_later(self.limits.body_timeout, self._body_overdue)
         super().on_headers_complete()
@@ -91,8 +92,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._refuse(408, "request body not received in time")
 
     def on_message_complete(self) -> None:
+        self._in_body = False
         self._disarm()
         super().on_message_complete()
+
+    def shutdown(self) -> None:
+        """The server stops: a request whose body is still coming is answered 503 and closed now.
+        Left to run, a client dripping its body held the stop for uvicorn's 5 s, which then cancelled
+        the request and logged a traceback for each (operator review)."""
+        if self._in_body:
+            self._refuse(503, "the server is shutting down; send the request again")
+            return
+        super().shutdown()
 
     def handle_websocket_upgrade(self) -> None:
         self._disarm()

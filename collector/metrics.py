@@ -104,5 +104,12 @@ class IngestMetrics:
                 registry=self.registry,
             ).set_function(lambda: spool.logged)  # fmt: skip
 
+    def watch_bytes_held(self, read: object) -> None:
+        """The request bytes held now (raw and inflated), against `--max-inflight-bytes`."""
+        Gauge(
+            "tracehouse_ingest_bytes_held", "Request bytes held now (raw and inflated), up to --max-inflight-bytes",
+            registry=self.registry,
+        ).set_function(read)  # type: ignore[arg-type]  # fmt: skip
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -128,6 +128,7 @@ class Ingest:
         self.pipeline.flush_observer = self.metrics.flush_seconds.observe
         self._pipeline_task = asyncio.create_task(self.pipeline.run(), name="pipeline")
         self.budget = ByteBudget(cc.max_inflight_bytes)  # shared by every ingest protocol
+        self.metrics.watch_bytes_held(lambda: self.budget.used)
         self.breakers = BreakerSink(store)
         self._breaker_task = asyncio.create_task(self.breakers.run(), name="breaker-sink")
         self._pullers = _pull_hystrix_streams(settings, self.breakers)

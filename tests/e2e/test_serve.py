@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -343,3 +344,25 @@ def test_trace_search(server: Server) -> None:
     regex = server.api("/api/v1/traces", params={"attr": "http.status=~(unclosed"})
     assert regex.status_code == 400
     assert "cannot evaluate" in regex.json()["error"]["message"]
+
+
+def test_a_body_still_coming_at_sigterm_is_answered_503_not_cancelled_with_a_traceback(tmp_path: Path) -> None:
+    # uvicorn waited 5 s for such a request, then cancelled it and logged a traceback per request.
+    server = start_server(tmp_path / "data")
+    host, port = server.otlp_http.removeprefix("http://").rsplit(":", 1)
+    dripping = socket.create_connection((host, int(port)))
+    dripping.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                     b"Content-Length: 1000\r\n\r\n\x0a")  # fmt: skip
+    try:
+        metrics = f"{server.otlp_http.removesuffix('/v1/traces')}/metrics"
+        while "tracehouse_ingest_bytes_held 1.0" not in httpx.get(metrics).text:  # its first body byte is in
+            pass
+        assert server.stop(signal.SIGTERM) == 0
+        dripping.settimeout(30)
+        answer = dripping.recv(4096)
+    finally:
+        dripping.close()
+    assert answer.startswith(b"HTTP/1.1 503"), answer
+    assert b"shutting down" in answer
+    assert "Traceback" not in server.text()
+    assert "timeout graceful shutdown exceeded" not in server.text()
