@@ -2,6 +2,7 @@
 
 Answers as a Zipkin server does: 202 with an empty body once the spans are durable, plain text
 400/401/413/415 for bad input, 503 with `Retry-After` when overloaded. Never 202 before durability.
+Never takes a browser's cross-site "simple" request (403): any web page could send one to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ from tracehouse.collector.zipkin import decode_zipkin_json, decode_zipkin_proto
 
 log = logging.getLogger(__name__)
 
+
+class CrossSiteRequest(IngestError):
+    """A browser request from a web page without a CORS preflight (an `Origin` and no, or a
+    safelisted, Content-Type): not a Zipkin reporter, which sends neither."""
+
+    http_status = 403
+
+
 JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
 _DECODERS: dict[str, Callable[[bytes], Decoded]] = {
@@ -34,6 +43,8 @@ _DECODERS: dict[str, Callable[[bytes], Decoded]] = {
     PROTOBUF: decode_zipkin_proto,
     "application/protobuf": decode_zipkin_proto,
 }
+# What a page's `fetch(..., {mode: "no-cors"})` or form may send without a CORS preflight.
+CORS_SAFELISTED = frozenset({"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
 V1_REFUSED = (
     "Zipkin v1 spans are not accepted: POST Zipkin v2 spans to /api/v2/spans "
     "(Content-Type application/json or application/x-protobuf)\n"
@@ -57,7 +68,9 @@ def build_zipkin_app(
     async def post_spans(request: Request) -> Response:
         try:
             check_bearer(request.headers.get("authorization"), config.ingest_token)
-            decode = _decoder(request.headers.get("content-type", ""))
+            content_type = request.headers.get("content-type", "")
+            _not_cross_site(request.headers.get("origin"), content_type)
+            decode = _decoder(content_type)
             with budget.lease() as lease:
                 body = await read_body(request, config.max_body_bytes, lease)
                 pipeline.refuse_early()
@@ -80,8 +93,21 @@ def build_zipkin_app(
     return app
 
 
+def _not_cross_site(origin: str | None, content_type: str) -> None:
+    """Zipkin reporters send no Origin; a body without Content-Type is read as JSON only from them."""
+    if origin is not None and _media(content_type) in CORS_SAFELISTED:
+        raise CrossSiteRequest(
+            f"a browser request with an Origin and Content-Type {_media(content_type) or 'missing'!r} is refused: "
+            f"any web page could send it; send {JSON} or {PROTOBUF}"
+        )
+
+
+def _media(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
+
+
 def _decoder(content_type: str) -> Callable[[bytes], Decoded]:
-    media = content_type.split(";")[0].strip().lower()
+    media = _media(content_type)
     decoder = _DECODERS.get(media)
     if decoder is None:
         raise UnsupportedMediaType(
