@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI, Query, Request
@@ -19,6 +19,7 @@ from tracehouse.query.auth import TokenGate
 from tracehouse.query.breakers import breaker_router
 from tracehouse.query.errors import ApiError, NotFound
 from tracehouse.query.guard import guarded
+from tracehouse.query.hosts import LoopbackHosts, allowed_hosts_from_env
 from tracehouse.query.ids import normalize_trace_id
 from tracehouse.query.jaeger_api import error_response as jaeger_error
 from tracehouse.query.jaeger_api import is_jaeger_path, jaeger_router
@@ -47,9 +48,12 @@ class Reader(TraceReader, MetricsReader, DependencyReader, BreakerStore, Protoco
     def breaker_clusters(self, since_s: int) -> list[tuple[str, int, int, int]]: ...
 
 
-def build_query_app(reader: Reader, health: Health) -> FastAPI:
+def build_query_app(reader: Reader, health: Health, *, allowed_hosts: Iterable[str] | None = None) -> FastAPI:
+    """The API app. On loopback without a token it answers only requests for the loopback's names and
+    `allowed_hosts` (default: `hosts.ALLOWED_HOSTS_ENV`'s), against DNS rebinding (`LoopbackHosts`)."""
     app = FastAPIOffline(title="Tracehouse query API", version="1")
     _install_error_handlers(app)
+    _guard_hosts(app, allowed_hosts)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, Any]:
@@ -197,9 +201,17 @@ def build_zipkin_read_app(reader: Reader, api_token: str | None) -> Any:
     query API's port — the ingest token guards only the receiver's POST."""
     app = FastAPI(title="Tracehouse Zipkin API", docs_url=None, redoc_url=None, openapi_url=None)
     _install_error_handlers(app)
+    _guard_hosts(app, None)
     app.include_router(zipkin_router(reader))
     _unknown_api_paths(app)
     return TokenGate(app, token=api_token) if api_token else app
+
+
+def _guard_hosts(app: FastAPI, allowed_hosts: Iterable[str] | None) -> None:
+    """Innermost middleware, so a token gate wrapped around the app later (`TokenGate`) runs first
+    and marks what it admitted: the Host check is for requests without a token."""
+    allowed = allowed_hosts_from_env() if allowed_hosts is None else tuple(allowed_hosts)
+    app.add_middleware(LoopbackHosts, allowed=allowed)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

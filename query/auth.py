@@ -2,8 +2,10 @@
 
 With a token set, every request must carry ``Authorization: Bearer <token>`` or the
 ``tracehouse_token`` cookie; a browser gets the cookie by opening any page once with
-``?token=<token>`` (then it is redirected to the same URL without it). Refusals are 401 and say
-nothing about the data. Compared in constant time; never logged or echoed.
+``?token=<token>`` (then it is redirected to the same path on this site without it; the cookie is
+``Secure`` when the request came over https). Refusals are 401 (a WebSocket: closed with 1008) and
+say nothing about the data. Compared in constant time; never logged or echoed. A request it admits
+is marked (`ADMITTED` in the scope): the DNS-rebinding guard (`hosts.py`) leaves those alone.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
-__all__ = ["COOKIE", "TokenGate"]
+__all__ = ["ADMITTED", "COOKIE", "TokenGate"]
 
 COOKIE = "tracehouse_token"
+#: Scope key set on every request the token admitted.
+ADMITTED = "tracehouse.token_admitted"
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -36,13 +40,15 @@ class TokenGate:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         offered = dict(query).get("token")
-        if offered is not None and self._valid(offered):
+        presented = (offered, _bearer(headers.get("authorization", "")), _cookie(headers.get("cookie", "")))
+        if scope["type"] == "http" and offered is not None and self._valid(offered):
             await _set_cookie_and_redirect(scope, send, offered, [(k, v) for k, v in query if k != "token"])
             return
-        if self._valid(_bearer(headers.get("authorization", ""))) or self._valid(_cookie(headers.get("cookie", ""))):
+        if any(self._valid(p) for p in presented):
+            scope[ADMITTED] = True
             await self.app(scope, receive, send)
             return
-        await _refuse(send)
+        await _refuse(scope, send)
 
     def _valid(self, presented: str | None) -> bool:
         if not presented:
@@ -66,8 +72,13 @@ def _cookie(header: str) -> str | None:
 
 
 async def _set_cookie_and_redirect(scope: Scope, send: Send, token: str, rest: list[tuple[str, str]]) -> None:
-    location = scope["path"] + (f"?{urlencode(rest)}" if rest else "")
-    cookie = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
+    # One leading slash only: `//host/...` (or `/\\host`) is another site's URL to a browser.
+    path = quote(scope["path"].lstrip("/\\"), safe="/!$&'()*+,;=:@-._~")
+    location = "/" + path + (f"?{urlencode(rest)}" if rest else "")
+    # https as the server saw it: uvicorn takes X-Forwarded-Proto from the proxies it trusts only
+    # (FORWARDED_ALLOW_IPS, loopback by default), never from whoever sends the header.
+    secure = "; Secure" if scope.get("scheme") == "https" else ""
+    cookie = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}"
     await send(
         {
             "type": "http.response.start",
@@ -78,7 +89,10 @@ async def _set_cookie_and_redirect(scope: Scope, send: Send, token: str, rest: l
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _refuse(send: Send) -> None:
+async def _refuse(scope: Scope, send: Send) -> None:
+    if scope["type"] == "websocket":  # no HTTP answer on a WebSocket: the handshake is refused
+        await send({"type": "websocket.close", "code": 1008, "reason": "an API token is required"})
+        return
     message = "this Tracehouse requires an API token: send 'Authorization: Bearer <token>', or open ?token=<token> once"
     body = json.dumps({"error": {"status": 401, "message": message}}).encode()
     await send(

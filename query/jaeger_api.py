@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from tracehouse.query.errors import BadRequest
 from tracehouse.query.guard import guarded
 from tracehouse.query.ids import compact_trace_id, normalize_trace_id
-from tracehouse.query.params import MAX_LIMIT, duration_bounds, parse_duration
+from tracehouse.query.params import MAX_LIMIT, checked_filters, duration_bounds, json_object, parse_duration
 from tracehouse.query.views import node_ids
 from tracehouse.storage import AttributeFilter, DependencyReader, Span, TraceQuery, TraceReader
 
@@ -92,7 +92,7 @@ def jaeger_router(reader: Reader) -> APIRouter:
             end_ns=end_us * 1000 + 1,
             service=service or None,
             operation=operation or None,
-            attributes=_tags(tags) + _tag_pairs(tag or []),
+            attributes=checked_filters("tags", _tags(tags) + _tag_pairs(tag or [])),
             errors_only=_errors_only(tags) or "error:true" in (tag or []),
             min_duration_ns=low,
             max_duration_ns=high,
@@ -151,12 +151,7 @@ def _lookback_us(text: str) -> int:
 def _tags(text: str | None) -> tuple[AttributeFilter, ...]:
     if not text:
         return ()
-    try:
-        tags = json.loads(text)
-    except ValueError:
-        raise BadRequest('tags: must be a JSON object, e.g. {"http.status_code":"500"}') from None
-    if not isinstance(tags, dict):
-        raise BadRequest('tags: must be a JSON object, e.g. {"http.status_code":"500"}')
+    tags = json_object("tags", text, '{"http.status_code":"500"}')
     if not all(isinstance(v, str) for v in tags.values()):
         raise BadRequest("tags: values must be strings, as Jaeger requires")
     return tuple(AttributeFilter(str(k), "=", v) for k, v in tags.items() if k != "error")
@@ -178,7 +173,7 @@ def _errors_only(text: str | None) -> bool:
     """Jaeger's error=true tag: the span's status is Error (stored as StatusCode, not a tag)."""
     try:
         tags = json.loads(text) if text else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # as `_tags` refuses it
         return False
     return isinstance(tags, dict) and tags.get("error") == "true"
 

@@ -3,7 +3,6 @@ and Grafana's newer Jaeger data source call. Shapes: ../shared/reference/query-a
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from tracehouse.query.errors import BadRequest, NotFound
 from tracehouse.query.guard import guarded
 from tracehouse.query.ids import normalize_trace_id
-from tracehouse.query.params import MAX_LIMIT, parse_duration
+from tracehouse.query.params import MAX_LIMIT, checked_filters, json_object, parse_duration
 from tracehouse.storage import AttributeFilter, Span, TraceQuery, TraceReader
 
 __all__ = ["jaeger_v3_router", "otlp_json"]
@@ -201,10 +200,7 @@ def _spans(reader: TraceReader, trace_id: str) -> list[Span]:
 def _attribute_filters(text: str | None) -> tuple[AttributeFilter, ...]:
     if not text:
         return ()
-    try:
-        pairs = json.loads(text)
-    except ValueError:
-        raise BadRequest('query.attributes: must be a JSON object, e.g. {"http.method":"GET"}') from None
-    if not isinstance(pairs, dict) or not all(isinstance(v, str) for v in pairs.values()):
+    pairs = json_object("query.attributes", text, '{"http.method":"GET"}')
+    if not all(isinstance(v, str) for v in pairs.values()):
         raise BadRequest('query.attributes: must be a JSON object of strings, e.g. {"http.method":"GET"}')
-    return tuple(AttributeFilter(k, "=", v) for k, v in pairs.items())
+    return checked_filters("query.attributes", [AttributeFilter(k, "=", v) for k, v in pairs.items()])

@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse, Response
 from tracehouse.query.errors import BadRequest
 from tracehouse.query.guard import guarded
 from tracehouse.query.ids import compact_trace_id, normalize_trace_id
-from tracehouse.query.params import MAX_LIMIT, check_durations
+from tracehouse.query.params import MAX_LIMIT, check_durations, checked_filters
 from tracehouse.query.views import node_ids
 from tracehouse.storage import AttributeFilter, DependencyReader, Span, TraceQuery, TraceReader
 
@@ -78,12 +78,14 @@ def zipkin_router(reader: Reader) -> APIRouter:
             known = [op.name for op in guarded(lambda: reader.operations(service))] if service else []
             operation = _stored(str(span_name), known)
         filters, errors_only = parse_annotation_query(annotation_query or "")
+        if remote_service:
+            filters += (AttributeFilter("peer.service", "=", remote_service),)
         query = TraceQuery(
             start_ns=(end_ms - lookback) * 10**6,
             end_ns=end_ms * 10**6 + 1,
             service=service,
             operation=operation,
-            attributes=filters + ((AttributeFilter("peer.service", "=", remote_service),) if remote_service else ()),
+            attributes=checked_filters("annotationQuery", filters),
             errors_only=errors_only,
             min_duration_ns=low,
             max_duration_ns=high,

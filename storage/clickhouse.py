@@ -62,6 +62,25 @@ _OTLP_SETTINGS = {
     "format_schema": f"{OTLP_SCHEMA}:ExportTraceServiceRequest",
     "input_format_protobuf_oneof_presence": 1,
 }
+#: Bounds of one read of the API (every `_run`; the linker and inserts are on the writers). Far
+#: above what a read needs — on `make bench-query`'s 10M spans searches answer in 0.2-0.9 s (p95),
+#: the slowest condition (`absent` of a key every span has, over all of them) in 2.5 s, a
+#: 100,000-span trace in 1.5 s and 64-128 MiB — so only a runaway query meets them, and it then
+#: fails alone (`StoreBusy`) rather than holding the reader and the engine's memory from the others.
+#: `readonly = 2`: a read can change no data or schema (it may still set its own settings).
+READ_SETTINGS: dict[str, Any] = {"max_execution_time": 30, "max_memory_usage": 512 * 2**20, "readonly": 2}
+#: The engine's codes for a query over its `max_execution_time` and over a memory limit.
+_TIMEOUT_CODE = 159
+_MEMORY_CODE = 241
+
+
+def read_settings(config: StoreConfig) -> dict[str, Any]:
+    """`READ_SETTINGS`; on the embedded engine a read takes at most half its memory cap (inserts
+    need the rest)."""
+    settings = dict(READ_SETTINGS)
+    if config.embedded and config.memory_limit:
+        settings["max_memory_usage"] = min(settings["max_memory_usage"], config.memory_limit // 2)
+    return settings
 
 
 class ClickHouseStore:
@@ -292,11 +311,18 @@ class ClickHouseStore:
         return self._run(sql.load(name), parameters, name)
 
     def _run(self, text: str, parameters: dict[str, Any], name: str = "search") -> Sequence[Sequence[Any]]:
+        settings = read_settings(self.config)
         try:
-            return self._reader.query(text, parameters=parameters).result_rows
+            return self._reader.query(text, parameters=parameters, settings=settings).result_rows
         except ClickHouseError as exc:
-            if _code(exc) in _INVALID_QUERY_CODES:
+            code = _code(exc)
+            if code in _INVALID_QUERY_CODES:
                 raise InvalidQuery(_first_line(exc)) from exc
+            if code == _TIMEOUT_CODE:
+                limit = settings["max_execution_time"]
+                raise StoreBusy(f"query {name} ran past the {limit} s a read may take: {exc}") from exc
+            if code == _MEMORY_CODE:
+                raise StoreBusy(f"query {name} ran out of memory: {exc}") from exc
             raise StorageError(f"query {name} failed: {exc}") from exc
 
 

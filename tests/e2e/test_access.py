@@ -1,9 +1,11 @@
 """Tokens on a real server: with --api-token every API route, the dashboard and /turbine.stream
 refuse a request without it (401, no data in the body); with --ingest-token so does every ingest
-route, breaker stats included."""
+route, breaker stats included. Without a token, on loopback, a request naming another host (a
+DNS-rebinding web page) is refused (421) unless the operator allowed the name."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +13,12 @@ import httpx
 import pytest
 
 from tests.e2e.server import Server, start_server
+from tracehouse.query.hosts import ALLOWED_HOSTS_ENV
 
 pytestmark = pytest.mark.e2e
 API_TOKEN = "api-secret-123"
 INGEST_TOKEN = "ingest-secret-456"
+ALLOWED = "tracehouse.lan"
 PATHS = ["/api/v1/services", "/api/v1/traces", "/api/v1/breakers", "/api/v2/services", "/api/services",
          "/turbine.stream?cluster=x", "/", "/map", "/healthz", "/docs", "/openapi.json"]  # fmt: skip
 
@@ -113,3 +117,57 @@ def test_the_dashboard_reads_its_api_with_the_token(guarded: Server) -> None:
     )
     assert layout.status_code == 200, layout.text[:300]
     assert "401" not in layout.text
+
+
+@pytest.fixture(scope="module")
+def open_on_loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """No token, on 127.0.0.1 (the default), one extra name allowed through the environment."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ALLOWED_HOSTS_ENV, ALLOWED)
+        running = start_server(tmp_path_factory.mktemp("open"))
+    yield running
+    running.stop()
+
+
+def _with_host(url: str, host: str) -> tuple[int, str]:
+    """Status and (of a refusal) body: /turbine.stream's 200 never ends, so it is not read."""
+    with httpx.stream("GET", url, headers={"host": host}, timeout=10) as answer:
+        return answer.status_code, "" if answer.status_code == 200 else answer.read().decode()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_without_a_token_a_foreign_host_on_loopback_is_refused(open_on_loopback: Server, path: str) -> None:
+    """What a DNS-rebinding page's requests look like: the page's name in Host (it read 200)."""
+    port = open_on_loopback.ui.rsplit(":", 1)[1]
+    status, body = _with_host(open_on_loopback.ui + path, f"rebind.attacker.example:{port}")
+    assert status == 421, (path, body[:200])
+    assert ALLOWED_HOSTS_ENV in json.loads(body)["error"]["message"]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"{ALLOWED}:{port}"):
+        assert _with_host(open_on_loopback.ui + path, host)[0] == 200, (path, host)
+
+
+def test_without_a_token_zipkins_read_api_refuses_a_foreign_host_too(open_on_loopback: Server) -> None:
+    zipkin = open_on_loopback.zipkin.removesuffix("/api/v2/spans")
+    assert _with_host(f"{zipkin}/api/v2/services", "rebind.attacker.example")[0] == 421
+    assert _with_host(f"{zipkin}/api/v2/services", "localhost")[0] == 200
+
+
+def test_without_a_token_the_dashboard_reads_its_api_on_loopback(open_on_loopback: Server) -> None:
+    """The dashboard's server-side calls to its own API name 127.0.0.1: a page renders, not a 421."""
+    page = httpx.post(
+        f"{open_on_loopback.ui}/_dash-update-component",
+        json={
+            "output": "page.children",
+            "outputs": {"id": "page", "property": "children"},
+            "inputs": [
+                {"id": "url", "property": "pathname", "value": "/"},
+                {"id": "url", "property": "search", "value": "?lookback=1h"},
+            ],
+            "changedPropIds": ["url.pathname"],
+            "state": [],
+        },
+        timeout=30,
+    )
+    assert page.status_code == 200, page.text[:300]
+    assert "421" not in page.text
+    assert "search-problem" not in page.text
