@@ -195,13 +195,13 @@ def build_query_app(reader: Reader, health: Health, *, allowed_hosts: Iterable[s
     return app
 
 
-def build_zipkin_read_app(reader: Reader, api_token: str | None) -> Any:
+def build_zipkin_read_app(reader: Reader, api_token: str | None, allowed_hosts: Iterable[str] | None = None) -> Any:
     """Zipkin's read API alone, for the Zipkin receiver's port (a Zipkin server answers both
     there: Lens, Grafana's Zipkin data source): the same routes, errors and API token as the
     query API's port — the ingest token guards only the receiver's POST."""
     app = FastAPI(title="Tracehouse Zipkin API", docs_url=None, redoc_url=None, openapi_url=None)
     _install_error_handlers(app)
-    _guard_hosts(app, None)
+    _guard_hosts(app, allowed_hosts)
     app.include_router(zipkin_router(reader))
     _unknown_api_paths(app)
     return TokenGate(app, token=api_token) if api_token else app

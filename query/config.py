@@ -14,6 +14,8 @@ class QueryConfig:
     host: str = "127.0.0.1"
     ui_port: int = 16686
     api_token: str | None = None
+    #: Host names answered on loopback without a token besides the loopback's (`query.hosts`).
+    allowed_hosts: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if self.api_token is not None and (len(self.api_token) < 8 or any(c.isspace() for c in self.api_token)):

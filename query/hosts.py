@@ -82,7 +82,8 @@ async def _refuse(scope: Scope, send: Send, host: str) -> None:
     message = (
         f"Host {host[:100]!r} refused: this Tracehouse listens on loopback without an API token, so it answers "
         "only requests for 127.0.0.1, localhost or [::1] (a guard against DNS rebinding). To open it under "
-        f"another name, set {ALLOWED_HOSTS_ENV}=name[,name...] or give it an API token (--api-token)"
+        f"another name, start it with --allowed-hosts name[,name...] ({ALLOWED_HOSTS_ENV}) or an API token "
+        "(--api-token)"
     )
     body = json.dumps({"error": {"status": 421, "message": message}}).encode()
     await send({"type": "http.response.start", "status": 421, "headers": [(b"content-type", b"application/json")]})

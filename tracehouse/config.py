@@ -133,6 +133,15 @@ SERVE_OPTIONS = (
         "TOKEN",
         "none (API and UI open to whoever reaches the port)",
     ),
+    Option(
+        "--allowed-hosts",
+        "host names the UI and API answer on a loopback address without --api-token, besides 127.0.0.1, "
+        "localhost and [::1] (comma-separated; * for any): other Host headers get 421, against DNS rebinding",
+        "",
+        str,
+        "NAMES",
+        "none",
+    ),
     Option("--link-interval", "seconds between runs of the dependency linker", 60.0, float, "SECONDS"),
     Option(
         "--hystrix-streams",
@@ -149,7 +158,7 @@ SERVE_OPTIONS = (
 
 
 #: The options of `tracehouse serve` that only the query API and UI use.
-_UI_OPTIONS = frozenset({"--ui-port", "--api-token"})
+_UI_OPTIONS = frozenset({"--ui-port", "--api-token", "--allowed-hosts"})
 #: Options of `serve` alone: the embedded store is only ever serve's.
 _EMBEDDED_OPTIONS = frozenset({"--store-memory-limit"})
 #: Options of every HTTP listener (connection deadlines), whichever side it is on.
@@ -222,7 +231,12 @@ class ServeConfig:
             data_dir=Path(v["data_dir"]).resolve(),
             store=StoreConfig(dsn=v["clickhouse"], ttl_days=v["ttl_days"], memory_limit=v["store_memory_limit"]),
             collector=collector_config(v),
-            query=QueryConfig(host=v["host"], ui_port=v["ui_port"], api_token=v["api_token"]),
+            query=QueryConfig(
+                host=v["host"],
+                ui_port=v["ui_port"],
+                api_token=v["api_token"],
+                allowed_hosts=tuple(v["allowed_hosts"].replace(",", " ").split()),
+            ),
             log_level=v["log_level"].lower(),
             link_interval=v["link_interval"],
             hystrix_streams=_targets(v["hystrix_streams"]),
@@ -301,7 +315,12 @@ class QueryProcessConfig:
     def from_values(cls, v: dict[str, Any]) -> QueryProcessConfig:
         return cls(
             store=StoreConfig(dsn=v["clickhouse"] or ""),
-            query=QueryConfig(host=v["host"], ui_port=v["ui_port"], api_token=v["api_token"]),
+            query=QueryConfig(
+                host=v["host"],
+                ui_port=v["ui_port"],
+                api_token=v["api_token"],
+                allowed_hosts=tuple(v["allowed_hosts"].replace(",", " ").split()),
+            ),
             log_level=v["log_level"].lower(),
             header_timeout=v["header_timeout"],
             body_timeout=v["body_timeout"],

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tracehouse.cli import build_parser
-from tracehouse.config import SERVE_OPTIONS, ServeConfig
+from tracehouse.config import QUERY_OPTIONS, SERVE_OPTIONS, ServeConfig
 from tracehouse.options import byte_size, resolve
 from tracehouse.storage import ConfigError, StoreConfig
 
@@ -110,6 +110,15 @@ def test_byte_options_take_the_sizes_help_shows(text: str, size: int) -> None:
 def test_a_size_that_is_not_one_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"size|bytes|float"):
         byte_size(text)
+
+
+def test_allowed_hosts_are_an_option_of_serve_and_query() -> None:
+    assert config_for(["--allowed-hosts", "tracehouse.lan, ops.example"]).query.allowed_hosts == (
+        "tracehouse.lan",
+        "ops.example",
+    )
+    assert config_for([], {"TRACEHOUSE_ALLOWED_HOSTS": "*"}).query.allowed_hosts == ("*",)
+    assert "--allowed-hosts" in {option.flag for option in QUERY_OPTIONS}
 
 
 def test_the_log_level_is_read_in_any_case() -> None:

@@ -59,8 +59,9 @@ def test_collector_and_query_options_are_the_serve_declarations() -> None:
             assert option is serve[option.flag]
     collector = {o.flag for o in COLLECTOR_OPTIONS}
     # serve alone: the UI (query's) and the embedded store (a collector needs a server)
-    assert collector == {o.flag for o in SERVE_OPTIONS} - {"--ui-port", "--api-token", "--store-memory-limit"}
-    assert {"--clickhouse", "--host", "--ui-port", "--api-token", "--log-level"} <= {o.flag for o in QUERY_OPTIONS}
+    ui = {"--ui-port", "--api-token", "--allowed-hosts"}
+    assert collector == {o.flag for o in SERVE_OPTIONS} - ui - {"--store-memory-limit"}
+    assert {"--clickhouse", "--host", "--log-level", *ui} <= {o.flag for o in QUERY_OPTIONS}
     assert not {"--otlp-grpc-port", "--data-dir", "--link-interval"} & {o.flag for o in QUERY_OPTIONS}
 
 
