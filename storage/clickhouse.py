@@ -264,8 +264,12 @@ class ClickHouseStore:
     # -- housekeeping -----------------------------------------------------------------
 
     def schema_version(self) -> int:
-        """The highest migration version the database records (read-only; 0: none)."""
-        return max(recorded_versions(self._reader, self.config.database), default=0)
+        """The highest migration version the database records (read-only; 0: none);
+        `StoreUnavailable` when the store does not answer."""
+        try:
+            return max(recorded_versions(self._reader, self.config.database), default=0)
+        except ClickHouseError as exc:
+            raise StoreUnavailable(f"reading the schema version failed: {_reason(exc)}") from exc
 
     def memory_limit(self) -> int:
         """The engine's memory limit in bytes, as it applies it (0: none)."""

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.spans import full_batch
-from tracehouse.storage import ClickHouseStore, SpanBatch, StoreConfig, open_store
+from tracehouse.storage import ClickHouseStore, SpanBatch, StoreConfig, StoreUnavailable, open_store
 from tracehouse.storage.migrate import apply_migrations, kept_days, migrations, retained_tables
 
 DAY_NS = 86_400 * 10**9
@@ -142,3 +142,15 @@ def test_a_new_ttl_days_changes_what_the_store_keeps(store_config: StoreConfig) 
     finally:
         shorter.client().command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": store_config.database})
         shorter.close()
+
+
+def test_a_store_that_does_not_answer_is_unavailable_not_an_engine_error(store_config: StoreConfig) -> None:
+    # The collector's /healthz read it raw: a 500 while ClickHouse was away, so a balancer dropped every
+    # collector just when their spools were to take the spans (operator review).
+    opened = open_store(store_config)
+    try:
+        opened.client().close()
+        with pytest.raises(StoreUnavailable, match="reading the schema version failed"):
+            opened.schema_version()
+    finally:
+        opened.close()
