@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tracehouse.collector.spool import Spool
+
+if TYPE_CHECKING:  # the puller (httpx) is imported only where streams are pulled
+    from tracehouse.collector.hystrix_pull import HystrixPuller
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -110,6 +114,18 @@ class IngestMetrics:
             "tracehouse_ingest_bytes_held", "Request bytes held now (raw and inflated), up to --max-inflight-bytes",
             registry=self.registry,
         ).set_function(read)  # type: ignore[arg-type]  # fmt: skip
+
+    def watch_puller(self, puller: HystrixPuller) -> None:
+        """The hystrix.stream puller's counters (is each stream delivering? what did it cost?)."""
+        for name, doc, read in (
+            ("tracehouse_hystrix_streams_connected", "Streams open now", lambda: len(puller.connected_instances)),
+            ("tracehouse_hystrix_frames", "Stream events read since start", lambda: puller.frames),
+            ("tracehouse_hystrix_bad_frames", "Stream events not readable, skipped", lambda: puller.bad_frames),
+            ("tracehouse_hystrix_reconnects", "Connections to a stream opened again", lambda: puller.reconnects),
+            ("tracehouse_hystrix_dropped_reports", "Per-second reports dropped while the store refused them",
+             lambda: puller.dropped_reports),
+        ):  # fmt: skip
+            Gauge(name, doc, registry=self.registry).set_function(read)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -131,7 +131,7 @@ class Ingest:
         self.metrics.watch_bytes_held(lambda: self.budget.used)
         self.breakers = BreakerSink(store)
         self._breaker_task = asyncio.create_task(self.breakers.run(), name="breaker-sink")
-        self._pullers = _pull_hystrix_streams(settings, self.breakers)
+        self._pullers = _pull_hystrix_streams(settings, self.breakers, self.metrics)
         self.grpc_server, self.grpc_port = build_grpc_server(self.pipeline, cc, self.metrics, self.budget)
         self.http = guarded_http_protocol(cc.header_timeout, cc.body_timeout)
         self._stopping = asyncio.Event()
@@ -261,8 +261,11 @@ def _awaiting(task: asyncio.Task[Any]) -> str:
 _ASYNCIO_DIR = asyncio.__file__.rsplit("/", 1)[0] + "/"
 
 
-def _pull_hystrix_streams(settings: IngestSettings, sink: BreakerSink) -> list[asyncio.Task[None]]:
-    """Turbine classic: read the configured hystrix.streams into the breaker store."""
+def _pull_hystrix_streams(
+    settings: IngestSettings, sink: BreakerSink, metrics: IngestMetrics
+) -> list[asyncio.Task[None]]:
+    """Turbine classic: read the configured hystrix.streams into the breaker store; their counters
+    in `/metrics`."""
     if not settings.hystrix_streams and settings.hystrix_streams_file is None:
         return []
     from tracehouse.collector.hystrix_pull import HystrixPuller, parse_target, read_targets_file
@@ -277,7 +280,9 @@ def _pull_hystrix_streams(settings: IngestSettings, sink: BreakerSink) -> list[a
         await sink.submit(report, "pull")
 
     log.info("pulling %d hystrix.stream target(s)", len(targets))
-    return [asyncio.create_task(HystrixPuller(targets, store_pulled).run(), name="hystrix-pull")]
+    puller = HystrixPuller(targets, store_pulled)
+    metrics.watch_puller(puller)
+    return [asyncio.create_task(puller.run(), name="hystrix-pull")]
 
 
 #: How often the embedded engine hands its freed pages back to the system (`_purge_forever`).
