@@ -57,7 +57,8 @@ def _apply_single_node(config: StoreConfig, progress: Progress) -> list[str]:
         client = connect(config)
         try:
             applied = apply_migrations(client, config.ttl_days, progress)
-            apply_retention(client, config.ttl_days, progress)
+            if config.retention_given:
+                apply_retention(client, config.ttl_days, progress)
         except ClickHouseError as exc:
             raise StorageError(f"schema apply on {config.redacted_dsn()} failed: {exc}") from exc
         finally:

@@ -99,7 +99,8 @@ class ClickHouseStore:
             self._reader = connect(config)
             if migrate:
                 applied = apply_migrations(self._reader, config.ttl_days)
-                apply_retention(self._reader, config.ttl_days)
+                if config.retention_given:
+                    apply_retention(self._reader, config.ttl_days)
                 if config.embedded:  # no other writer: see `reload_views`
                     reload_views(self._reader, modified_views(applied))
             self._writers: queue.SimpleQueue[Client] = queue.SimpleQueue()

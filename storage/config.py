@@ -11,6 +11,8 @@ from tracehouse.storage.errors import ConfigError
 
 MIN_MEMORY_LIMIT = 256 * 1024 * 1024
 MAX_MEMORY_LIMIT = 1024**4
+#: Days a new store keeps spans when no `--ttl-days` is given.
+DEFAULT_TTL_DAYS = 7
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 #: ``user:password@`` after a scheme, to the last ``@`` (a password may hold ``@``, ``/`` or spaces).
 _PASSWORD = re.compile(r"(://[^/?#@\s:]*):.*@")
@@ -31,15 +33,18 @@ def redacted_url(text: str) -> str:
 class StoreConfig:
     """`dsn`: `chdb:///abs/path[?database=db]` (embedded ClickHouse, one process owns the
     directory) or `http(s)://user:pass@host:port/db` (a ClickHouse server).
-    `ttl_days`: how long spans and derived tables are kept. `memory_limit`: bytes the embedded
+    `ttl_days`: how long spans and derived tables are kept; with `retention_given` (the operator
+    asked for it) an existing store's tables are changed to it, else they keep theirs (a process
+    started without `--ttl-days` must not shorten a store kept longer). `memory_limit`: bytes the embedded
     engine may use in all (its `max_server_memory_usage`; 0: its default, 90 % of RAM); past
     it ClickHouse refuses the query at hand (retryable: an insert is tried again alone, then
     spooled; merges are retried).
     A server's memory is its own configuration's."""
 
     dsn: str
-    ttl_days: int = 7
+    ttl_days: int = DEFAULT_TTL_DAYS
     memory_limit: int = 0
+    retention_given: bool = False
 
     @property
     def embedded(self) -> bool:

@@ -13,6 +13,7 @@ from tracehouse.collector import CollectorConfig
 from tracehouse.options import Option, byte_size
 from tracehouse.query import QueryConfig
 from tracehouse.storage import ConfigError, StoreConfig
+from tracehouse.storage.config import DEFAULT_TTL_DAYS
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -48,7 +49,14 @@ SERVE_OPTIONS = (
     Option("--otlp-http-port", "OTLP/HTTP receiver port, POST /v1/traces (0: any free port)", 4318, int, "PORT"),
     Option("--zipkin-port", "Zipkin v2 receiver port, POST /api/v2/spans (0: any free port)", 9411, int, "PORT"),
     Option("--ui-port", "query API and dashboard port (0: any free port)", 16686, int, "PORT"),
-    Option("--ttl-days", "days spans are kept", 7, int, "N"),
+    Option(
+        "--ttl-days",
+        "days spans are kept; given, an existing store's tables are changed to it (ALTER … MODIFY TTL)",
+        None,
+        int,
+        "N",
+        f"{DEFAULT_TTL_DAYS} for a new store; an existing store keeps its own",
+    ),
     Option(
         "--store-memory-limit",
         "bytes the embedded ClickHouse may use (max_server_memory_usage); past it an insert is tried again "
@@ -187,6 +195,19 @@ QUERY_OPTIONS = _server_options(
 )
 
 
+def ttl_days(v: dict[str, Any]) -> int:
+    """`--ttl-days`, or the days a new store keeps when it is not given."""
+    return DEFAULT_TTL_DAYS if v["ttl_days"] is None else int(v["ttl_days"])
+
+
+def kept_by_store(config: CollectorConfig, store: StoreConfig, kept: int | None) -> CollectorConfig:
+    """Without `--ttl-days`, spans are accepted as old as the store keeps them (`kept` days, its
+    spans table's TTL; None: unknown), not the default's 7."""
+    if store.retention_given or kept is None or kept == store.ttl_days:
+        return config
+    return replace(config, max_span_age=kept * 86400.0)
+
+
 def collector_config(v: dict[str, Any]) -> CollectorConfig:
     """The collector's settings from resolved option values (serve's or the collector's)."""
     return CollectorConfig(
@@ -204,7 +225,7 @@ def collector_config(v: dict[str, Any]) -> CollectorConfig:
         max_concurrent_requests=v["max_concurrent_requests"],
         spool_max_bytes=v["spool_max_bytes"],
         ingest_token=v["ingest_token"],
-        max_span_age=v["ttl_days"] * 86400.0,  # older spans would fall to the TTL at insert
+        max_span_age=ttl_days(v) * 86400.0,  # older spans would fall to the TTL at insert (see `kept_by_store`)
         header_timeout=v["header_timeout"],
         body_timeout=v["body_timeout"],
     )
@@ -229,7 +250,12 @@ class ServeConfig:
     def from_values(cls, v: dict[str, Any]) -> ServeConfig:
         return cls(
             data_dir=Path(v["data_dir"]).resolve(),
-            store=StoreConfig(dsn=v["clickhouse"], ttl_days=v["ttl_days"], memory_limit=v["store_memory_limit"]),
+            store=StoreConfig(
+                dsn=v["clickhouse"],
+                ttl_days=ttl_days(v),
+                memory_limit=v["store_memory_limit"],
+                retention_given=v["ttl_days"] is not None,
+            ),
             collector=collector_config(v),
             query=QueryConfig(
                 host=v["host"],
@@ -277,7 +303,9 @@ class CollectorProcessConfig:
     def from_values(cls, v: dict[str, Any]) -> CollectorProcessConfig:
         return cls(
             data_dir=Path(v["data_dir"]).resolve(),
-            store=StoreConfig(dsn=v["clickhouse"] or "", ttl_days=v["ttl_days"]),
+            store=StoreConfig(
+                dsn=v["clickhouse"] or "", ttl_days=ttl_days(v), retention_given=v["ttl_days"] is not None
+            ),
             collector=collector_config(v),
             log_level=v["log_level"].lower(),
             link_interval=v["link_interval"],

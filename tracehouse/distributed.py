@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from dataclasses import replace
 from typing import Any
 
 from tracehouse.collector.http_guard import guarded_http_protocol
-from tracehouse.config import CollectorProcessConfig, QueryProcessConfig
+from tracehouse.config import CollectorProcessConfig, QueryProcessConfig, kept_by_store
 from tracehouse.storage import ClickHouseStore, StorageError, StoreConfig, open_store
 from tracehouse.storage.admin import recorded_version
 from tracehouse.storage.lock import DataDirLock
@@ -34,6 +35,9 @@ def run_collector(config: CollectorProcessConfig) -> None:
     try:
         store = _open(config.store, writers=config.collector.flush_workers)
         try:
+            kept = kept_days(store.client()).get("otel_traces")  # None on a cluster: on its _local tables
+            _warn_if_retention_differs(config.store, kept)
+            config = replace(config, collector=kept_by_store(config.collector, config.store, kept))
             cc = config.collector
             otlp_http = bind(cc.host, cc.otlp_http_port, "--otlp-http-port")
             zipkin = bind(cc.host, cc.zipkin_port, "--zipkin-port")
@@ -66,18 +70,23 @@ def _open(config: StoreConfig, writers: int) -> ClickHouseStore:
     if found > needed:
         log.warning("schema version %d is newer than this Tracehouse knows (%d); upgrade it", found, needed)
     store = open_store(config, migrate=False, writers=writers)
-    kept = kept_days(store.client()).get("otel_traces")  # None on a cluster: the TTL is on its _local tables
-    if kept is not None and kept != config.ttl_days:
-        log.warning(
-            "the store keeps spans %d days, this process was given --ttl-days %d: %s; run `tracehouse schema "
-            "apply --ttl-days %d` (or give every process the same value)",
-            kept, config.ttl_days,
-            "spans older than that are acknowledged, then dropped" if kept < config.ttl_days
-            else "spans older than that are refused",
-            config.ttl_days,
-        )  # fmt: skip
     log.info("store ready, schema version %d", found)
     return store
+
+
+def _warn_if_retention_differs(config: StoreConfig, kept: int | None) -> None:
+    """A collector given `--ttl-days` other than what the store keeps acknowledges spans the store
+    drops, or refuses ones it would keep. Without `--ttl-days` it follows the store (`kept_by_store`)."""
+    if kept is None or not config.retention_given or kept == config.ttl_days:
+        return
+    log.warning(
+        "the store keeps spans %d days, this collector was given --ttl-days %d: %s; change the store with "
+        "`tracehouse schema apply --ttl-days %d`, or start collectors without --ttl-days to follow the store",
+        kept, config.ttl_days,
+        "spans older than that are acknowledged, then dropped" if kept < config.ttl_days
+        else "spans older than that are refused",
+        config.ttl_days,
+    )  # fmt: skip
 
 
 async def _collect(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tracehouse.config import SERVE_OPTIONS
+from tracehouse.config import SERVE_OPTIONS, ttl_days
 from tracehouse.options import Option, resolve
 from tracehouse.storage import ConfigError, StoreConfig
 from tracehouse.storage.admin import apply_schema
@@ -32,7 +32,9 @@ SCHEMA_OPTIONS = (
 
 def run_schema(args: argparse.Namespace) -> int:
     values = resolve(args, SCHEMA_OPTIONS)
-    store = StoreConfig(dsn=values["clickhouse"], ttl_days=values["ttl_days"])
+    store = StoreConfig(
+        dsn=values["clickhouse"], ttl_days=ttl_days(values), retention_given=values["ttl_days"] is not None
+    )
     if values["database"] is not None:
         store = store.with_database(values["database"])
     store.validate()

@@ -10,13 +10,14 @@ import asyncio
 import contextlib
 import logging
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from tracehouse.config import ServeConfig
+from tracehouse.config import ServeConfig, kept_by_store
 from tracehouse.query.app import build_zipkin_read_app
 from tracehouse.storage import ClickHouseStore, open_store
 from tracehouse.storage.lock import DataDirLock
+from tracehouse.storage.migrate import kept_days
 from tracehouse.wiring import Ingest, bind, http_server, port_of, run, ui_app
 
 log = logging.getLogger("tracehouse")
@@ -40,6 +41,8 @@ def serve(config: ServeConfig) -> None:
             store = open_store(config.store, writers=config.collector.flush_workers)
             try:
                 log.info("store ready, schema version %d", store.schema_version())
+                kept = kept_days(store.client()).get("otel_traces")
+                config = replace(config, collector=kept_by_store(config.collector, config.store, kept))
                 asyncio.run(_serve(config, store, sockets))
             finally:
                 store.close()

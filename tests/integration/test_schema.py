@@ -122,11 +122,12 @@ def spans_kept(store: ClickHouseStore, batch: SpanBatch) -> int:
 
 
 @pytest.mark.parametrize("store_config", ["embedded"], indirect=True)
-def test_a_new_ttl_days_changes_what_the_store_keeps(store_config: StoreConfig) -> None:
+def test_a_ttl_days_given_changes_what_the_store_keeps_and_none_given_keeps_it(store_config: StoreConfig) -> None:
     # The TTL was fixed when the tables were made: a later --ttl-days 30 accepted spans 7 to 30 days
-    # old (the collector's age check follows it) and the store dropped them (operator review).
+    # old (the collector's age check follows it) and the store dropped them (operator review). And a
+    # process started without --ttl-days must not shorten a store kept longer (review).
     open_store(store_config).close()  # created keeping 7 days
-    longer = open_store(replace(store_config, ttl_days=30))
+    longer = open_store(replace(store_config, ttl_days=30, retention_given=True))
     try:
         assert set(kept_days(longer.client()).values()) == {30}
         assert set(kept_days(longer.client())) == set(retained_tables()) - {"tracehouse_traces"}  # dropped by 0014
@@ -135,7 +136,13 @@ def test_a_new_ttl_days_changes_what_the_store_keeps(store_config: StoreConfig) 
         assert spans_kept(longer, old) == 1
     finally:
         longer.close()
-    shorter = open_store(store_config)  # back to 7: the span is past it now
+    unsaid = open_store(store_config)  # no --ttl-days: the store keeps its 30
+    try:
+        assert set(kept_days(unsaid.client()).values()) == {30}
+        assert spans_kept(unsaid, old) == 1
+    finally:
+        unsaid.close()
+    shorter = open_store(replace(store_config, retention_given=True))  # --ttl-days 7: the span is past it
     try:
         assert set(kept_days(shorter.client()).values()) == {7}
         assert spans_kept(shorter, old) == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tracehouse.cli import build_parser
-from tracehouse.config import QUERY_OPTIONS, SERVE_OPTIONS, ServeConfig
+from tracehouse.config import QUERY_OPTIONS, SERVE_OPTIONS, ServeConfig, kept_by_store
 from tracehouse.options import byte_size, resolve
 from tracehouse.storage import ConfigError, StoreConfig
 
@@ -119,6 +119,16 @@ def test_allowed_hosts_are_an_option_of_serve_and_query() -> None:
     )
     assert config_for([], {"TRACEHOUSE_ALLOWED_HOSTS": "*"}).query.allowed_hosts == ("*",)
     assert "--allowed-hosts" in {option.flag for option in QUERY_OPTIONS}
+
+
+def test_without_ttl_days_the_store_keeps_its_retention_and_the_collector_follows_it() -> None:
+    # --ttl-days defaulted to 7 and was applied: a store kept 30 days was cut to 7 by a plain restart.
+    unsaid = config_for([])
+    assert (unsaid.store.ttl_days, unsaid.store.retention_given) == (7, False)
+    assert kept_by_store(unsaid.collector, unsaid.store, 30).max_span_age == 30 * 86400
+    asked = config_for(["--ttl-days", "14"])
+    assert (asked.store.ttl_days, asked.store.retention_given) == (14, True)
+    assert kept_by_store(asked.collector, asked.store, 30).max_span_age == 14 * 86400  # the store is changed to 14
 
 
 def test_the_log_level_is_read_in_any_case() -> None:
