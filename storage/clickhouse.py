@@ -72,6 +72,8 @@ READ_SETTINGS: dict[str, Any] = {"max_execution_time": 30, "max_memory_usage": 5
 #: The engine's codes for a query over its `max_execution_time` and over a memory limit.
 _TIMEOUT_CODE = 159
 _MEMORY_CODE = 241
+#: SETTING_CONSTRAINT_VIOLATION: a user profile's bounds refuse a setting's value.
+_CONSTRAINT_CODE = 452
 
 
 def read_settings(config: StoreConfig) -> dict[str, Any]:
@@ -97,6 +99,7 @@ class ClickHouseStore:
             if migrate:
                 ensure_database(config)
             self._reader = connect(config)
+            self._fixed_settings: frozenset[str] | None = None  # read settings its user may not change
             if migrate:
                 applied = apply_migrations(self._reader, config.ttl_days)
                 if config.retention_given:
@@ -312,19 +315,34 @@ class ClickHouseStore:
         if self._lock is not None:
             self._lock.release()
 
+    def _read_settings(self) -> dict[str, Any]:
+        """`read_settings` less those the reader's user may not change: a read-only ClickHouse user
+        (the natural one for a query process) has limits of its own, and sending ours made
+        clickhouse-connect refuse every read ("Setting max_execution_time is readonly"; review)."""
+        wanted = read_settings(self.config)
+        if self._fixed_settings is None:
+            known = self._reader.server_settings
+            self._fixed_settings = frozenset(k for k in wanted if k in known and known[k].readonly)
+        return {k: v for k, v in wanted.items() if k not in self._fixed_settings}
+
     def _query(self, name: str, parameters: dict[str, Any]) -> Sequence[Sequence[Any]]:
         return self._run(sql.load(name), parameters, name)
 
     def _run(self, text: str, parameters: dict[str, Any], name: str = "search") -> Sequence[Sequence[Any]]:
-        settings = read_settings(self.config)
+        settings = self._read_settings()
         try:
             return self._reader.query(text, parameters=parameters, settings=settings).result_rows
         except ClickHouseError as exc:
             code = _code(exc)
+            if code == _CONSTRAINT_CODE and settings:
+                # The user's profile bounds these settings below ours: its limits hold instead.
+                log.warning("the ClickHouse user's profile refuses the read limits (%s); reading without them", exc)
+                self._fixed_settings = frozenset(settings)
+                return self._run(text, parameters, name)
             if code in _INVALID_QUERY_CODES:
                 raise InvalidQuery(_first_line(exc)) from exc
             if code == _TIMEOUT_CODE:
-                limit = settings["max_execution_time"]
+                limit = settings.get("max_execution_time", "the user's")
                 raise StoreBusy(f"query {name} ran past the {limit} s a read may take: {exc}") from exc
             if code == _MEMORY_CODE:
                 raise StoreBusy(f"query {name} ran out of memory: {exc}") from exc

@@ -147,3 +147,19 @@ def test_a_store_failure_is_told_without_the_engines_text_and_logged_once(
     assert "secret" not in answer.text
     assert "Code:" not in answer.text
     assert [r.getMessage().count("secret") for r in caplog.records] == [1]
+
+
+def test_a_read_only_clickhouse_user_reads_within_its_own_limits(store: ClickHouseStore) -> None:
+    # A read-only user (the natural one for `tracehouse query`) may not change these settings, and
+    # clickhouse-connect refused every read that sent them ("Setting max_execution_time is readonly"):
+    # every API read answered 503 (review). Here the client is told what such a user's server tells it.
+    known = store._reader.server_settings
+    for name in ch.READ_SETTINGS:
+        known[name] = known[name]._replace(readonly=1)
+    store._fixed_settings = None
+    try:
+        assert store.services() == []
+    finally:
+        for name in ch.READ_SETTINGS:
+            known[name] = known[name]._replace(readonly=0)
+        store._fixed_settings = None
