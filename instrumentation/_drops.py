@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -36,8 +37,8 @@ SDK_QUEUE_LOGGER = "opentelemetry.sdk._shared_internal"
 _QUEUE_FULL = "Queue full, dropping"
 #: The logger of the SDK's OTLP/HTTP span exporter: its retries and failed exports.
 EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
-#: How long a stopping process keeps trying to send its last spans once the first try failed.
-EXIT_GRACE_S = 1.0
+#: How long a stopping process goes on exporting without a success before it gives its last spans up.
+EXIT_GRACE_S = 2.0
 
 
 class DropCounter(logging.Filter):
@@ -120,7 +121,9 @@ class ReportingExporter(SpanExporter):
         self._stop_lock = threading.Lock()
         self._stopped = False
         self._told = False
-        self._grace: threading.Timer | None = None
+        self._closing_since: float | None = None
+        self._last_success = 0.0
+        self._closed = threading.Event()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         # The batch processor calls this from its one worker thread, under its export lock.
@@ -133,6 +136,7 @@ class ReportingExporter(SpanExporter):
         finally:
             self._in_flight = 0
         if result is SpanExportResult.SUCCESS:
+            self._last_success = time.monotonic()
             self._quiet.outage = False
             self._report()
         else:
@@ -154,11 +158,29 @@ class ReportingExporter(SpanExporter):
             )
 
     def closing(self) -> None:
-        """The process is stopping: after :data:`EXIT_GRACE_S`, an export still retrying gives up
-        (the exporter's shutdown wakes its back-off), and later exports fail at once."""
-        self._grace = threading.Timer(EXIT_GRACE_S, self._stop_exporting)
-        self._grace.daemon = True
-        self._grace.start()
+        """The process is stopping: exports go on while they succeed (a slow collector gets the rest of
+        the queue); once :data:`EXIT_GRACE_S` pass without one (a collector down, refusing or stalled),
+        an export still retrying gives up (the exporter's shutdown wakes its back-off) and later ones
+        fail at once. Once; :meth:`shutdown` ends the watch."""
+        with self._stop_lock:
+            if self._closing_since is not None:
+                return
+            self._closing_since = time.monotonic()
+        threading.Thread(target=self._watch_progress, name="tracehouse-exit-grace", daemon=True).start()
+
+    @property
+    def given_up(self) -> bool:
+        """Whether exporting stopped: at shutdown, or for want of progress while closing."""
+        return self._stopped
+
+    def _watch_progress(self) -> None:
+        assert self._closing_since is not None
+        while not self._closed.is_set():
+            idle = time.monotonic() - max(self._closing_since, self._last_success)
+            if idle >= EXIT_GRACE_S:
+                self._stop_exporting()
+                return
+            self._closed.wait(EXIT_GRACE_S - idle)
 
     def _stop_exporting(self) -> None:
         with self._stop_lock:
@@ -170,9 +192,9 @@ class ReportingExporter(SpanExporter):
     def shutdown(self) -> None:
         """Stop exporting; say how many spans were not sent (an export still in flight counts: a
         collector that accepts and never answers is given up at exit, not waited for)."""
-        if self._grace is not None:
-            self._grace.cancel()
+        self._closed.set()
         self._stop_exporting()
+        self._quiet.outage = False  # the process's filter: a later provider's first failure is told
         with self._stop_lock:
             if self._told:
                 return  # once: an export given up may still fail later, in the worker left behind

@@ -127,21 +127,29 @@ def build_provider(config: InstrumentationConfig, exporter: SpanExporter | None 
 
 
 class _ClosingBatchProcessor(BatchSpanProcessor):
-    """A batch processor whose shutdown (at exit, on SIGTERM, ``TracingHandle.shutdown``) gives an
-    absent collector :data:`~tracehouse.instrumentation._drops.EXIT_GRACE_S`, not the exporter's 10 s."""
+    """A batch processor whose shutdown (at exit, on SIGTERM, ``TracingHandle.shutdown``) goes on while
+    exports succeed and gives an absent collector
+    :data:`~tracehouse.instrumentation._drops.EXIT_GRACE_S`, not the exporter's 10 s per batch."""
 
     def __init__(self, exporter: ReportingExporter) -> None:
         super().__init__(exporter)
         self._reporting = exporter
+        self._shut = False
 
     def shutdown(self) -> None:
+        if self._shut:
+            return
+        self._shut = True
         self._reporting.closing()
         # The SDK's shutdown waits out an export in flight: a collector that accepts and never
-        # answers held a stopping process for the exporter's whole timeout (10 s). At most twice the
-        # grace here; then what was not sent is told, and the worker (a daemon thread) left behind.
+        # answers held a stopping process for the exporter's whole timeout (10 s). Waited for while
+        # exports make progress; once given up, the export in flight gets one more grace, then what
+        # was not sent is told and the worker (a daemon thread) left behind.
         closer = threading.Thread(target=super().shutdown, name="tracehouse-close", daemon=True)
         closer.start()
-        closer.join(2 * EXIT_GRACE_S)
+        while closer.is_alive() and not self._reporting.given_up:
+            closer.join(0.05)
+        closer.join(EXIT_GRACE_S)
         if closer.is_alive():
             self._reporting.shutdown()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,14 +31,16 @@ class Collector:
 
 
 @contextmanager
-def http_collector(status: int) -> Iterator[Collector]:
-    """Answers every POST with `status` (200: an empty OTLP answer; else Retry-After: 1)."""
+def http_collector(status: int, delay_s: float = 0.0) -> Iterator[Collector]:
+    """Answers every POST with `status` (200: an empty OTLP answer; else Retry-After: 1), after
+    `delay_s` (a slow link or a busy collector)."""
     collector = Collector("")
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             collector.seen()
             self.rfile.read(int(self.headers.get("content-length", "0")))
+            time.sleep(delay_s)
             body = ExportTraceServiceResponse().SerializeToString() if status == 200 else b"busy"
             self.send_response(status)
             if status != 200:
