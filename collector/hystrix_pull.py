@@ -11,6 +11,7 @@ of the URL (for DNS targets, of the address). How rolling sums become deltas: :m
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import random
@@ -172,13 +173,23 @@ def distinct_instances(targets: Sequence[PullTarget]) -> tuple[PullTarget, ...]:
         seen.add(target)
 
     def may_share(a: PullTarget, b: PullTarget) -> bool:
-        same_host = a.host == b.host or a.resolve or b.resolve
+        """The same host, or a DNS name's addresses and another DNS name or an address."""
+        dns, other = (a, b) if a.resolve else (b, a)
+        same_host = a.host == b.host or (dns.resolve and (other.resolve or _is_address(other.host)))
         return a.cluster == b.cluster and a.port == b.port and a.path != b.path and same_host
 
     return tuple(
         replace(target, path_in_instance=True) if any(may_share(target, other) for other in targets) else target
         for target in targets
     )
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_cluster(cluster: str, text: str) -> None:
@@ -207,7 +218,7 @@ class _Stream:
     def headers(self) -> dict[str, str]:
         if self.address is None:
             return _HEADERS
-        return {**_HEADERS, "Host": self.target.instance()}  # the name, not the address
+        return {**_HEADERS, "Host": _netloc(self.target.host, self.target.port)}  # the name, not the address
 
 
 class HystrixPuller:

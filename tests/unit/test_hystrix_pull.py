@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracehouse.collector.hystrix_deltas import MAX_GAP, SnapshotDeltas, spread_latency
-from tracehouse.collector.hystrix_pull import HystrixPuller, PullTarget, parse_target, read_targets_file
+from tracehouse.collector.hystrix_pull import HystrixPuller, PullTarget, _Stream, parse_target, read_targets_file
 from tracehouse.collector.sse import SseParser
 from tracehouse.instrumentation.breakers.histogram import bucket_of, merge, percentiles_ms
 from tracehouse.instrumentation.breakers.wire import BreakerReport, BreakerSample
@@ -676,6 +676,11 @@ def test_two_streams_on_one_host_and_port_are_two_instances() -> None:
     ]  # fmt: skip
     dns = HystrixPuller([parse_target(t) for t in ("shop=dns+http://app:8080/a", "shop=http://10.0.0.5:8080/b")], print)
     assert [t.instance("10.0.0.5") for t in dns.targets] == ["10.0.0.5:8080/a", "10.0.0.5:8080/b"]
+    # a DNS name and another named host cannot be one address (review: both got their paths)
+    named = HystrixPuller([parse_target(t) for t in ("c=http://a:1/x", "c=dns+http://b:1/y")], print)
+    assert [t.instance() for t in named.targets] == ["a:1", "b:1"]
+    # the Host header names the host alone (review: `Host: app:8080/a` — Tomcat answers 400)
+    assert _Stream(dns.targets[0], "10.0.0.5").headers["Host"] == "app:8080"
 
 
 def test_a_target_listed_twice_is_refused() -> None:
