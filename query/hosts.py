@@ -54,11 +54,12 @@ def _host(scope: Scope) -> str | None:
 
 
 def _name(host: str) -> str:
-    """The name of a ``Host`` value, without its port, lowercase: ``[::1]:80`` -> ``[::1]``."""
+    """The name of a ``Host`` value, without its port or a final dot, lowercase: ``[::1]:80`` ->
+    ``[::1]``, ``localhost.:80`` -> ``localhost``."""
     host = host.strip().lower()
     if host.startswith("["):
         return host.partition("]")[0] + "]"
-    return host.partition(":")[0]
+    return host.partition(":")[0].rstrip(".")
 
 
 def _loopback_literal(server: object) -> str | None:

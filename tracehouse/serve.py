@@ -78,7 +78,9 @@ async def _serve(config: ServeConfig, store: ClickHouseStore, sockets: Sockets) 
     # Zipkin's port answers Zipkin's read API too, as a Zipkin server does (Lens, Grafana),
     # behind the API token; the receiver's own routes come first.
     zipkin_app = ingest.zipkin_app()
-    zipkin_app.mount("/", build_zipkin_read_app(store, config.query.api_token, config.query.allowed_hosts))
+    zipkin_app.mount(
+        "/", build_zipkin_read_app(store, config.query.api_token, (*config.query.allowed_hosts, config.query.host))
+    )
     # The UI app needs its lifespan: Dash registers its catch-all page route at start-up.
     listeners = [
         (http_server(ingest.otlp_http_app(), ingest.http), sockets.otlp_http),

@@ -93,7 +93,9 @@ def http_server(app: Any, http: type[asyncio.Protocol], lifespan: Literal["on", 
 
 def ui_app(store: ClickHouseStore, config: QueryConfig, ui_port: int, health: Health) -> FastAPI:
     """The query API with the dashboard mounted at `/`, behind the API token if one is set."""
-    app = build_query_app(store, health, allowed_hosts=config.allowed_hosts)
+    # The name it was told to bind (`--host myhost`, 127.0.1.1 on Debian) is its own: the dashboard's
+    # client calls it by that name (`self_url`), and so does the operator (review: 421 for both).
+    app = build_query_app(store, health, allowed_hosts=(*config.allowed_hosts, config.host))
     mount_dashboard(app, self_url(config.host, ui_port), config.api_token)
     # Outside Dash's own middleware, which keeps the request it was handed for the callback;
     # inside the token gate, so strangers get a 401 first.

@@ -39,8 +39,9 @@ def _status(
 
 
 @pytest.mark.parametrize(
-    "host", ["127.0.0.1:16686", "127.0.0.1", "localhost:16686", "LOCALHOST", "[::1]:16686", "[::1]"]
-)
+    "host",
+    ["127.0.0.1:16686", "127.0.0.1", "localhost:16686", "LOCALHOST", "[::1]:16686", "[::1]", "localhost.:16686"],
+)  # a final dot is the same name (review: localhost. got 421)
 def test_the_loopbacks_names_are_answered(host: str) -> None:
     assert _status(host)[0] == 200
 
