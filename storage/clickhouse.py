@@ -361,6 +361,8 @@ _STORE_CODES = frozenset({
     291, 294, 400, 434, 458, 497, 516, 586, 700, 720, 734, 774,
 })  # fmt: skip
 _CODE = re.compile(r"Code: (\d+)\.")
+#: The same as a filesystem error of the engine (codes 1000/1001, POCO_/STD_EXCEPTION, name no cause).
+_STORE_ERRNO = re.compile(r"No space left on device|Read-only file system|Permission denied|Disk quota exceeded")
 #: Of those, what passes in a moment: memory limit exceeded, too many parts, too many queries.
 _BUSY_CODES = frozenset({202, 241, 252})
 
@@ -412,7 +414,13 @@ def insert_error(exc: ClickHouseError, what: str) -> StorageError:
     it would refuse it again), `StoreBusy` when it lacked memory or parts for it just now, else
     `StoreUnavailable` (connection lost, disk full, access refused, schema missing ...)."""
     match = _CODE.search(str(exc))
-    if isinstance(exc, DatabaseError) and match and int(match[1]) not in _TRANSIENT_CODES | _STORE_CODES:
+    store_side = _STORE_ERRNO.search(str(exc)) is not None  # the disk or the access, told as a C++ exception
+    if (
+        isinstance(exc, DatabaseError)
+        and match
+        and int(match[1]) not in _TRANSIENT_CODES | _STORE_CODES
+        and not store_side
+    ):
         return StoreRejected(f"{what}: {_reason(exc)}")
     if match and int(match[1]) in _BUSY_CODES:
         return StoreBusy(f"{what}: {_reason(exc)}")

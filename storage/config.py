@@ -14,19 +14,22 @@ MAX_MEMORY_LIMIT = 1024**4
 #: Days a new store keeps spans when no `--ttl-days` is given.
 DEFAULT_TTL_DAYS = 7
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-#: ``user:password@`` after a scheme, to the last ``@`` (a password may hold ``@``, ``/`` or spaces).
-_PASSWORD = re.compile(r"(://[^/?#@\s:]*):.*@")
+#: ``user:password@`` after a scheme, to the last ``@`` of the line (a password may hold ``@``, ``/``
+#: or spaces) — unless what follows the colon is a port (``host:8080/…?mail=a@b`` keeps its host).
+_PASSWORD = re.compile(r"(://[^/?#@\s:]*):(?!\d+(?:[/?#\s]|$)).*@")
+#: Userinfo without a password is a token more often than a name (``https://TOKEN@host``).
+_USER_ONLY = re.compile(r"(://)[^/?#@\s:]+@")
 #: A query parameter whose value is a secret by its name: clickhouse-connect's ``access_token``, an
 #: ``api_key`` in a hystrix.stream URL, ``password=``, a signature.
 _SECRET_PARAMETER = re.compile(
-    r"([?&][^=&#\s]*(?:pass|pwd|token|secret|key|auth|sig|credential)[^=&#\s]*=)[^&#\s]*", re.I
+    r"([?&;][^=&;#\s]*(?:pass|pwd|token|secret|key|auth|sig|credential|session|jwt)[^=&;#\s]*=)[^&;#\s]*", re.I
 )
 
 
 def redacted_url(text: str) -> str:
     """``text`` with every URL's password and secret query values (by their names) as ``***``, for
     logs and errors; text that is not a URL, or a malformed one, is redacted as well as it reads."""
-    return _SECRET_PARAMETER.sub(r"\1***", _PASSWORD.sub(r"\1:***@", text))
+    return _SECRET_PARAMETER.sub(r"\1***", _USER_ONLY.sub(r"\1***@", _PASSWORD.sub(r"\1:***@", text)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,11 @@ from tracehouse.storage.clickhouse import insert_error
         ("Code: 516. DB::Exception: default: Authentication failed. (AUTHENTICATION_FAILED)", StoreUnavailable),
         ("Code: 60. DB::Exception: Table otel.otel_traces_otlp does not exist. (UNKNOWN_TABLE)", StoreUnavailable),
         ("Code: 164. DB::Exception: Cannot execute query in readonly mode. (READONLY)", StoreUnavailable),
+        (
+            "Code: 1001. DB::Exception: std::__1::__fs::filesystem::filesystem_error: filesystem error: in "
+            'create_directories: No space left on device ["/data/store/tmp_insert"]. (STD_EXCEPTION)',
+            StoreUnavailable,
+        ),
     ],
 )
 def test_insert_errors_say_whether_to_retry_now_later_or_never(message: str, kind: type[Exception]) -> None:
